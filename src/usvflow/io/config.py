@@ -1,0 +1,128 @@
+"""Validation of the cohort config and the sessions sheet against the workflow's JSON schemas.
+
+Errors are one message naming the key (or the sheet row and column), the value found and what is
+expected, so that a user can fix their config without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import yaml
+
+from .atomic import InputError
+
+
+class ConfigError(InputError):
+    """The config or the sessions sheet does not match its schema."""
+
+
+def load_schema(path: str | os.PathLike) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _fill_defaults(instance: dict, schema: dict) -> None:
+    """Fill missing keys with schema defaults, recursing into objects (defaults of nested objects first)."""
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if isinstance(instance.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(instance[key], sub)
+
+
+def _describe(schema: dict) -> str:
+    parts = []
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(repr(v) for v in schema["enum"]))
+    elif "type" in schema:
+        t = schema["type"]
+        parts.append(" or ".join(t) if isinstance(t, list) else t)
+    for k, word in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if k in schema:
+            parts.append(f"{word} {schema[k]}")
+    if "minItems" in schema and schema.get("minItems") == schema.get("maxItems"):
+        parts.append(f"exactly {schema['minItems']} items")
+    elif "minItems" in schema:
+        parts.append(f"at least {schema['minItems']} items")
+    if "pattern" in schema:
+        parts.append(f"matching {schema['pattern']}")
+    text = ", ".join(parts) if parts else "a valid value"
+    if "description" in schema:
+        text += f" ({schema['description']})"
+    return text
+
+
+def _message(err: jsonschema.ValidationError, what: str) -> str:
+    path = ".".join(str(p) for p in err.absolute_path)
+    if err.validator == "additionalProperties":
+        known = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(known)) if isinstance(err.instance, dict) else []
+        where = f"{what} key '{path + '.' if path else ''}{extra[0] if extra else '?'}'"
+        return f"{where} is not a known setting; expected one of: {', '.join(known)}"
+    if err.validator == "required":
+        return f"{what}{' ' + repr(path) if path else ''}: {err.message}"
+    return f"{what} key '{path}': got {err.instance!r}; expected {_describe(err.schema)}"
+
+
+def validate_config(config: dict, schema_path: str | os.PathLike, source: str = "config") -> dict:
+    """Return a copy of ``config`` with defaults filled in; raise :class:`ConfigError` if invalid."""
+    schema = load_schema(schema_path)
+    cfg = copy.deepcopy(dict(config))
+    _fill_defaults(cfg, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), str(list(e.absolute_path))))
+    if errors:
+        raise ConfigError(source, _message(errors[0], "config"))
+    return cfg
+
+
+def read_sessions(path: str | os.PathLike, schema_path: str | os.PathLike) -> pd.DataFrame:
+    """Read and validate the sessions sheet; folders are resolved relative to the sheet's folder.
+
+    Returns a DataFrame indexed by ``session_id`` in sheet order (the ephys concatenation order).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, "sessions sheet not found")
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, comment="#", keep_default_na=False)
+    except Exception as exc:  # pandas raises many types for malformed text
+        raise ConfigError(path, f"cannot be read as a tab-separated sheet ({exc})") from None
+    schema = load_schema(schema_path)
+    known = list(schema["properties"])
+    unknown = [c for c in df.columns if c not in known]
+    if unknown:
+        raise ConfigError(path, f"unknown column {unknown[0]!r}; expected columns: {', '.join(known)}")
+    validator = jsonschema.Draft202012Validator(schema)
+    rows = []
+    for i, rec in enumerate(df.to_dict("records"), start=2):  # line 1 is the header
+        rec = {k: (v.strip() if isinstance(v, str) else v) for k, v in rec.items()}
+        _fill_defaults(rec, schema)
+        errs = list(validator.iter_errors(rec))
+        if errs:
+            e = errs[0]
+            col = ".".join(str(p) for p in e.absolute_path)
+            if e.validator == "required":
+                raise ConfigError(path, f"row {i}: {e.message}")
+            raise ConfigError(path, f"row {i}, column {col!r}: got {e.instance!r}; expected {_describe(e.schema)}")
+        folder = Path(rec["folder"]).expanduser()
+        rec["folder"] = str((folder if folder.is_absolute() else path.parent / folder).resolve())
+        rows.append(rec)
+    out = pd.DataFrame(rows, columns=known)
+    dup = out["session_id"][out["session_id"].duplicated()]
+    if len(dup):
+        raise ConfigError(path, f"session_id {dup.iloc[0]!r} appears more than once")
+    ids = set(out["session_id"])
+    kinds = dict(zip(out["session_id"], out["kind"]))
+    for i, rec in enumerate(rows, start=2):
+        cal = rec["calibration_session"]
+        if cal and cal not in ids:
+            raise ConfigError(path, f"row {i}, column 'calibration_session': {cal!r} is not a session_id of this sheet")
+        if cal and kinds[cal] != "calibration":
+            raise ConfigError(path, f"row {i}, column 'calibration_session': {cal!r} is of kind {kinds[cal]!r}, expected 'calibration'")
+    return out.set_index("session_id", drop=False)

@@ -1,0 +1,107 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from usvflow.io.config import ConfigError, read_sessions, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT / "workflow" / "schemas"
+CONFIG_SCHEMA = SCHEMAS / "config.schema.yaml"
+SHEET_SCHEMA = SCHEMAS / "sessions.schema.yaml"
+
+
+def shipped_config():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_shipped_config_is_valid_and_complete():
+    cfg = shipped_config()
+    validate_config(cfg, CONFIG_SCHEMA)
+    # every key of the shipped config is declared with a description and a default in the schema
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
+
+    def walk(node, sch, path):
+        for k, v in node.items():
+            assert k in sch.get("properties", {}), f"{path}{k} not in schema"
+            sub = sch["properties"][k]
+            assert "description" in sub and "default" in sub, f"{path}{k} lacks description/default"
+            if isinstance(v, dict) and "properties" in sub:
+                walk(v, sub, f"{path}{k}.")
+
+    walk(cfg, schema, "")
+
+
+def test_defaults_equal_shipped_values():
+    """The schema defaults are the values of config/config.yaml (except cohort-specific tables)."""
+    filled = validate_config({}, CONFIG_SCHEMA)
+    shipped = validate_config(shipped_config(), CONFIG_SCHEMA)
+    filled["sync"]["av"]["led_pixels"] = shipped["sync"]["av"]["led_pixels"]
+    filled["ephys"]["calibrated_sample_rates"] = shipped["ephys"]["calibrated_sample_rates"]
+    assert filled == shipped
+
+
+@pytest.mark.parametrize(
+    "patch, words",
+    [
+        ({"audio": {"hpss": {"power": "four"}}}, ["audio.hpss.power", "'four'", "number"]),
+        ({"audio": {"crop": {"trigger_device": "r"}}}, ["audio.crop.trigger_device", "'r'", "'both'"]),
+        ({"video": {"constant_rate_factor": 99}}, ["video.constant_rate_factor", "99", "<= 51"]),
+        ({"audio": {"hpss": {"powr": 4}}}, ["audio.hpss.powr", "not a known setting", "power"]),
+        ({"stages": ["vidoe"]}, ["stages.0", "'vidoe'", "'video'"]),
+    ],
+)
+def test_invalid_config_names_key_value_and_expectation(patch, words):
+    with pytest.raises(ConfigError) as exc:
+        validate_config(patch, CONFIG_SCHEMA)
+    msg = str(exc.value)
+    for w in words:
+        assert w in msg, msg
+    assert "\n" not in msg
+
+
+def write_sheet(tmp_path, rows, header="session_id\tfolder\tkind\tcalibration_session\texperimental_code\tephys_group"):
+    p = tmp_path / "sessions.tsv"
+    p.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return p
+
+
+def test_sheet_reads_in_order_and_resolves_folders(tmp_path):
+    p = write_sheet(
+        tmp_path,
+        [
+            "20250430_142017\tData/20250430_142017\tcalibration\t\t\t",
+            "# a comment line",
+            "20250430_155017\tData/20250430_155017\texperiment\t20250430_142017\tE2MF\tday1",
+            "20250430_145017\tData/20250430_145017\texperiment\t20250430_142017\tE2MF\tday1",
+        ],
+    )
+    df = read_sessions(p, SHEET_SCHEMA)
+    assert list(df.index) == ["20250430_142017", "20250430_155017", "20250430_145017"]
+    assert df.loc["20250430_145017", "folder"] == str((tmp_path / "Data" / "20250430_145017").resolve())
+
+
+@pytest.mark.parametrize(
+    "row, words",
+    [
+        ("2025043_145017\tx\texperiment\t\t\t", ["row 2", "session_id", "'2025043_145017'"]),
+        ("20250430_145017\tx\tlive\t\t\t", ["row 2", "kind", "'live'", "'experiment'"]),
+        ("20250430_145017\tx\texperiment\t20250430_000000\t\t", ["row 2", "calibration_session", "not a session_id"]),
+    ],
+)
+def test_invalid_sheet_names_row_column_value(tmp_path, row, words):
+    p = write_sheet(tmp_path, [row])
+    with pytest.raises(ConfigError) as exc:
+        read_sessions(p, SHEET_SCHEMA)
+    for w in words:
+        assert w in str(exc.value)
+    assert str(p) in str(exc.value)
+
+
+def test_sheet_duplicate_and_unknown_column(tmp_path):
+    p = write_sheet(tmp_path, ["20250430_145017\ta\texperiment\t\t\t", "20250430_145017\tb\texperiment\t\t\t"])
+    with pytest.raises(ConfigError, match="more than once"):
+        read_sessions(p, SHEET_SCHEMA)
+    p = write_sheet(tmp_path, ["20250430_145017\ta\texperiment"], header="session_id\tfolder\tkinds")
+    with pytest.raises(ConfigError, match="unknown column 'kinds'"):
+        read_sessions(p, SHEET_SCHEMA)
