@@ -1,0 +1,18 @@
+# usvflow: rodent social-experiment recordings -> synchronized, analysis-ready products.
+# Run from the repository root: snakemake --cores N [--configfile COHORT.yaml] (see README.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: workflow.source_path("config/config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/video.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

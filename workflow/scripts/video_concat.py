@@ -1,0 +1,13 @@
+"""Adapter: Loopbio mp4 chunks of one camera -> video/concatenated_temp_<serial>.mp4 (stream copy)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup  # noqa: E402
+
+log = setup(snakemake)
+from usvflow.video.stage import concatenate_chunks  # noqa: E402
+
+log.info("concatenating %d chunks", len(snakemake.input))
+concatenate_chunks(list(snakemake.input), snakemake.output[0])
