@@ -46,6 +46,20 @@ def _cmd_validate(a):
     print(f"{a.config}: valid; {len(sheet)} session(s) in {cfg['sessions']}")
 
 
+def _cmd_config_docs(a):
+    from .io.config import load_schema, render_config_readme
+
+    schemas = Path(a.schemas)
+    readme = Path(a.readme)
+    text = render_config_readme(
+        readme.read_text() if readme.exists() else "",
+        load_schema(schemas / "config.schema.yaml"),
+        load_schema(schemas / "sessions.schema.yaml"),
+    )
+    readme.write_text(text)
+    print(f"wrote {readme}")
+
+
 def _cmd_frame_counts(a):
     from .io.atomic import write_json
     from .io.loopbio import camera_dirs, read_store
@@ -93,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("--schemas", default=str(Path(__file__).resolve().parents[2] / "workflow" / "schemas"))
     s.set_defaults(func=_cmd_validate)
+
+    s = sub.add_parser("config-docs", help="regenerate the settings tables of config/README.md from the schemas")
+    s.add_argument("--readme", default=str(Path(__file__).resolve().parents[2] / "config" / "README.md"))
+    s.add_argument("--schemas", default=str(Path(__file__).resolve().parents[2] / "workflow" / "schemas"))
+    s.set_defaults(func=_cmd_config_docs)
 
     s = sub.add_parser("frame-counts", help="camera frame counts and empirical rates of a session's video/ folder")
     s.add_argument("video_dir")

@@ -126,3 +126,45 @@ def read_sessions(path: str | os.PathLike, schema_path: str | os.PathLike) -> pd
         if cal and kinds[cal] != "calibration":
             raise ConfigError(path, f"row {i}, column 'calibration_session': {cal!r} is of kind {kinds[cal]!r}, expected 'calibration'")
     return out.set_index("session_id", drop=False)
+
+
+def schema_table(schema: dict) -> str:
+    """A Markdown table of every setting (key, type, default, description) of a config schema."""
+    import json
+
+    lines = ["| key | type | default | description |", "|---|---|---|---|"]
+
+    def walk(sch, prefix):
+        for key, sub in sch.get("properties", {}).items():
+            path = f"{prefix}{key}"
+            t = sub.get("type", "")
+            t = " or ".join(t) if isinstance(t, list) else t
+            if "enum" in sub:
+                t += " (" + ", ".join(str(v) for v in sub["enum"]) + ")"
+            if "properties" in sub:
+                lines.append(f"| **`{path}`** | section | | {sub.get('description', '')} |")
+                walk(sub, path + ".")
+                continue
+            default = json.dumps(sub.get("default"))
+            desc = sub.get("description", "").replace("|", "\\|")
+            lines.append(f"| `{path}` | {t} | `{default}` | {desc} |")
+
+    walk(schema, "")
+    return "\n".join(lines) + "\n"
+
+
+BEGIN_MARK = "<!-- BEGIN GENERATED: usvflow config-docs -->"
+END_MARK = "<!-- END GENERATED -->"
+
+
+def render_config_readme(readme_text: str, config_schema: dict, sheet_schema: dict) -> str:
+    """Replace the generated block of config/README.md by the tables of both schemas."""
+    block = (
+        f"{BEGIN_MARK}\n\n### `config.yaml`\n\n{schema_table(config_schema)}\n"
+        f"### `sessions.tsv` columns\n\n{schema_table(sheet_schema)}\n{END_MARK}"
+    )
+    if BEGIN_MARK in readme_text and END_MARK in readme_text:
+        head, rest = readme_text.split(BEGIN_MARK, 1)
+        tail = rest.split(END_MARK, 1)[1]
+        return head + block + tail
+    return readme_text.rstrip("\n") + "\n\n" + block + "\n"
