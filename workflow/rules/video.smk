@@ -41,6 +41,9 @@ rule concatenate_video:
 rule reencode_video:
     input:
         video="{sroot}/video/concatenated_temp_{serial}.mp4",
+        # The raw chunks too: the concatenation is temp(), and Snakemake does not look upstream of a
+        # removed temp file, so without them a re-exported chunk would not trigger re-encoding.
+        chunks=camera_chunks,
         counts="{sroot}/video/{date_joint}_camera_frame_count_dict.json",
     output:
         "{sroot}/video/{date_joint}/{serial}/{serial}-{date_joint}.mp4",

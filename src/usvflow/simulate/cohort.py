@@ -1,0 +1,167 @@
+"""A simulated cohort: session folders in the real layouts, ground truth, config and sessions sheet.
+
+``simulate_cohort(out, sessions=K, seconds=S, seed=N)`` writes::
+
+    out/Data/<YYYYMMDD_HHMMSS>/                 K experiment sessions (+1 calibration session)
+    out/EPHYS/<YYYYMMDD>_imec0/kilosort4/        sorter output of the day's e-phys group
+    out/truth/<session_id>/ground_truth.json     what every stage must recover
+    out/config.yaml, out/sessions.tsv            so that `snakemake --configfile out/config.yaml` runs
+
+Sessions of one day form one e-phys group (concatenated in sheet order) sharing the same units.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..io.atomic import atomic_open, write_json
+from .audio import write_avisoft
+from .ephys import draw_units, write_sorter_output, write_spikeglx
+from .syncfiles import write_coolterm_log
+from .timeline import make_timeline
+from .video import write_calibration_cameras, write_loopbio_cameras
+
+CAMERA_SERIALS = ["21372315", "21372316", "21369048", "22085397", "21241563"]
+SYNC_SERIAL = "21372315"
+HEIGHT, WIDTH = 128, 160
+# LED pixels of the simulated sync camera ([row, col] in the small simulated frames).
+LED_PIXELS = {SYNC_SERIAL: {"LED_top": [60, 150], "LED_middle": [67, 150], "LED_bottom": [74, 150]}}
+HEADSTAGE_SN = "23280196"
+N_AP = 32
+SESSION_GAP = dt.timedelta(minutes=40)
+BASE_START = dt.datetime(2025, 4, 30, 14, 50, 17)
+
+
+def _stamp(t: dt.datetime) -> str:
+    return t.strftime("%Y%m%d_%H%M%S")
+
+
+def _write_metadata(folder: Path, sid: str, code: str, subjects: list[str]) -> None:
+    meta = {
+        "Session": {"session_id": sid, "session_experiment_code": code},
+        "Subjects": [{"subject_id": s} for s in subjects],
+    }
+    with atomic_open(folder / f"{sid}_metadata.yaml") as fh:
+        yaml.safe_dump(meta, fh, sort_keys=False)
+
+
+def simulate_session(
+    folder: Path, sid: str, start: dt.datetime, seconds: float, rng, units, calls_per_minute, frame_time_jitter_s
+):
+    """Write one experiment session; returns its ground truth."""
+    tl = make_timeline(rng, seconds, CAMERA_SERIALS)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sync").mkdir(exist_ok=True)
+    video_stamp = _stamp(start + dt.timedelta(seconds=18))
+    audio_truth = write_avisoft(folder, tl, rng, start_datetime=start, calls_per_minute=calls_per_minute)
+    video_truth = write_loopbio_cameras(
+        folder,
+        tl,
+        rng,
+        video_stamp=video_stamp,
+        led_pixels=LED_PIXELS,
+        height=HEIGHT,
+        width=WIDTH,
+        epoch0=start.replace(tzinfo=dt.timezone.utc).timestamp(),
+        sync_serials=(SYNC_SERIAL,),
+        frame_time_jitter_s=frame_time_jitter_s,
+    )
+    coolterm = write_coolterm_log(folder / "sync", tl, start - dt.timedelta(seconds=30))
+    ephys_truth = write_spikeglx(folder, sid, tl, rng, probe="imec0", n_ap=N_AP, headstage_sn=HEADSTAGE_SN, units=units)
+    _write_metadata(folder, sid, "E2MF", ["animal_0", "animal_1"])
+    return {
+        "session_id": sid,
+        "kind": "experiment",
+        "timeline": tl.to_json(),
+        "audio": audio_truth,
+        "video": video_truth,
+        "coolterm_log": coolterm,
+        "ephys": ephys_truth,
+    }
+
+
+def simulate_cohort(
+    out: str | Path,
+    sessions: int = 1,
+    seconds: float = 4.0,
+    seed: int = 0,
+    calibration: bool = True,
+    calls_per_minute: float = 90.0,
+    frame_time_jitter_s: float = 1e-4,
+) -> dict:
+    """Write a simulated cohort to ``out`` (see the module docstring); returns paths and session ids."""
+    if sessions < 1:
+        raise ValueError("sessions must be >= 1")
+    out = Path(out).resolve()
+    data, ephys_root = out / "Data", out / "EPHYS"
+    rng = np.random.default_rng(seed)
+    units = draw_units(rng, N_AP, 6)
+    rows, truths = [], {}
+    cal_id = ""
+    if calibration:
+        start = BASE_START - dt.timedelta(minutes=30)
+        cal_id = _stamp(start)
+        folder = data / cal_id
+        cal_truth = write_calibration_cameras(
+            folder, rng, video_stamp=_stamp(start + dt.timedelta(seconds=12)), serials=CAMERA_SERIALS,
+            height=HEIGHT, width=WIDTH,
+        )
+        _write_metadata(folder, cal_id, "", [])
+        truths[cal_id] = {"session_id": cal_id, "kind": "calibration", "video": cal_truth}
+        rows.append((cal_id, folder, "calibration", "", "", ""))
+    ephys_sessions = []
+    for i in range(sessions):
+        start = BASE_START + i * SESSION_GAP
+        sid = _stamp(start)
+        truth = simulate_session(data / sid, sid, start, seconds, rng, units, calls_per_minute, frame_time_jitter_s)
+        truths[sid] = truth
+        group = start.strftime("%Y%m%d")
+        rows.append((sid, data / sid, "experiment", cal_id, "E2MF", group))
+        ephys_sessions.append(truth["ephys"])
+
+    day = BASE_START.strftime("%Y%m%d")
+    sorter_truth = write_sorter_output(
+        ephys_root / f"{day}_imec0" / "kilosort4",
+        [(t["n_samples"], t["units"]) for t in ephys_sessions],
+        n_channels_saved=N_AP + 1,
+        units=units,
+        sample_rate=truths[rows[-1][0]]["ephys"]["rate_true"],
+        rng=rng,
+    )
+    for sid, t in truths.items():
+        if t["kind"] == "experiment":
+            t["sorter"] = {"folder": str(ephys_root / f"{day}_imec0" / "kilosort4")}
+        write_json(out / "truth" / sid / "ground_truth.json", t)
+    write_json(out / "truth" / f"{day}_imec0_sorter.json", sorter_truth)
+
+    sheet = out / "sessions.tsv"
+    with atomic_open(sheet) as fh:
+        fh.write("session_id\tfolder\tkind\tcalibration_session\texperimental_code\tephys_group\n")
+        for sid, folder, kind, cal, code, group in rows:
+            fh.write(f"{sid}\tData/{Path(folder).name}\t{kind}\t{cal}\t{code}\t{group}\n")
+    rate = truths[rows[-1][0]]["ephys"]["rate_true"]
+    cfg = {
+        "sessions": str(sheet),
+        "ephys_root": str(ephys_root),
+        "stages": ["video"],
+        "video": {"camera_serials": CAMERA_SERIALS},
+        "sync": {
+            "av": {
+                "sync_camera_serials": [SYNC_SERIAL],
+                "led_px_version": "simulated",
+                "led_px_dev": 3,
+                "led_pixels": {"simulated": LED_PIXELS},
+            }
+        },
+        "ephys": {"calibrated_sample_rates": {HEADSTAGE_SN: float(rate)}},
+    }
+    config = out / "config.yaml"
+    with atomic_open(config) as fh:
+        fh.write("# Config of a cohort simulated by `usvflow simulate`; keys not set here take the\n")
+        fh.write("# defaults of config/config.yaml (see config/README.md).\n")
+        yaml.safe_dump(cfg, fh, sort_keys=False)
+    return {"root": str(out), "config": str(config), "sheet": str(sheet), "sessions": [r[0] for r in rows]}
