@@ -1,0 +1,42 @@
+# usvflow: the two set-up commands of the README.
+#   make demo   simulate a cohort, run the whole workflow on it, show where the results are
+#   make test   install what the tests need, check formatting/lint, run the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO ?= demo
+CORES ?= 2
+
+.PHONY: demo test lint install bench rulegraph clean-demo
+
+$(BIN)/usvflow: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[workflow,dev]'
+	touch $@
+
+install: $(BIN)/usvflow
+
+demo: install
+	rm -rf $(DEMO)
+	$(BIN)/usvflow simulate $(DEMO) --sessions 1 --seconds 4 --seed 0
+	$(BIN)/snakemake --cores $(CORES) --configfile $(DEMO)/config.yaml
+	@echo
+	@echo "Demo products (inside each session folder, at the documented paths):"
+	@find $(DEMO)/Data -path '*/video/*' \( -name '*.json' -o -name '*-[0-9]*.mp4' \) | sort
+	@echo "Ground truth of the simulation: $(DEMO)/truth/"
+
+lint: install
+	$(BIN)/snakefmt --check Snakefile workflow/
+	$(BIN)/snakemake --lint --cores 1
+
+test: install lint
+	bash .ci/install-slurm.sh
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python bench/run.py
+
+rulegraph: install
+	$(BIN)/usvflow simulate /tmp/usvflow-rulegraph --sessions 1 --seconds 1 >/dev/null
+	$(BIN)/snakemake --workflow-profile none --configfile /tmp/usvflow-rulegraph/config.yaml --rulegraph --cores 1 | dot -Tsvg > docs/rulegraph.svg
