@@ -132,3 +132,23 @@ def test_malformed_session_folder_stops_with_clear_error(cohort_copy):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert f"malformed session {exp[2]}" in out and "000001.mp4" in out and "frame metadata" in out
+
+
+def test_output_root_mirrors_products_and_leaves_sessions_untouched(cohort_copy, tmp_path):
+    cfg = yaml.safe_load((cohort_copy / "config.yaml").read_text())
+    mirror = tmp_path / "mirror"
+    cfg["output_root"] = str(mirror)
+    exp = [s for s, (_, k) in sessions(cohort_copy).items() if k == "experiment"]
+    # one experiment session (and the calibration session it refers to) is enough
+    sheet = cohort_copy / "sessions.tsv"
+    lines = sheet.read_text().splitlines()
+    sheet.write_text("\n".join([lines[0]] + [line for line in lines[1:] if line.startswith(exp[0]) or "\tcalibration\t" in line]) + "\n")
+    path = cohort_copy / "mirror.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    before = snapshot(cohort_copy / "Data")
+    snakemake(cohort_copy, config=path)
+    assert snapshot(cohort_copy / "Data") == before, "session folder changed although output_root is set"
+    dj = truth(cohort_copy, exp[0])["video"]["date_joint"]
+    assert (mirror / exp[0] / "video" / f"{dj}_camera_frame_count_dict.json").is_file()
+    assert len(list((mirror / exp[0] / "video" / dj).glob("*/*.mp4"))) == 5
+    assert len(list(mirror.glob("*/video/*/*/calibration_images/*-calibration.mp4"))) == 5
