@@ -1,0 +1,401 @@
+"""Streamed 16-bit PCM WAV input and output.
+
+The audio chain never holds a whole recording in memory: a 20-minute session is 300 M samples per
+channel. This module reads WAV files block by block (consecutive files as one stream), reads sample
+ranges of a file at random positions, and writes WAV files block by block.
+
+* :func:`wav_info` reads the header (libsndfile must accept the file, and the RIFF chunks are
+  parsed here to find the sample data); a file whose ``data`` chunk is shorter than its header
+  claims (a truncated copy, an interrupted recording) is an :class:`~usvflow.io.atomic.InputError`
+  naming the file.
+* :func:`iter_blocks` yields ``(n, channels)`` int16 blocks of one or more files joined in time.
+* :class:`WavReader` reads ``[a, b)`` sample ranges, zero-filled outside the file.
+* :class:`WavWriter` writes int16 PCM_16 blockwise to a temporary name and renames it over the
+  target when closed without error (removed on error); :class:`OutputSet` does the same for a group
+  of outputs that must appear together or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import soundfile as sf
+
+from ..io.atomic import InputError, write_json
+
+BLOCK = 1 << 20  # samples per block (per channel) of the streamed readers
+#: ``fsync`` every finished output before it is renamed into place (durable atomic outputs). Costs
+#: the disk write time inside the step; the benchmark measures both settings.
+FSYNC = True
+_PCM, _EXTENSIBLE = 1, 0xFFFE
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    """What the header of a WAV file says (and where its samples are)."""
+
+    path: str
+    samplerate: int
+    channels: int
+    frames: int
+    subtype: str  # "PCM_16", "PCM_24", "FLOAT", ... (as soundfile names it)
+    data_offset: int  # byte offset of the first sample
+    block_align: int  # bytes per frame
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.samplerate
+
+
+def _subtype(tag: int, bits: int) -> str:
+    if tag == _PCM:
+        return {8: "PCM_U8", 16: "PCM_16", 24: "PCM_24", 32: "PCM_32"}.get(bits, f"PCM_{bits}")
+    if tag == 3:
+        return {32: "FLOAT", 64: "DOUBLE"}.get(bits, f"FLOAT_{bits}")
+    return f"FORMAT_0x{tag:04X}"
+
+
+def _parse_riff(path: Path, size: int) -> tuple[int, int, int, int, str, int, int]:
+    """(rate, channels, block_align, data_offset, subtype, declared_data_bytes, available_bytes)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RF64"):
+            raise InputError(path, "not a WAV file (no RIFF/WAVE header)")
+        rf64 = head[:4] == b"RF64"
+        ds64_data = None
+        fmt = None
+        pos = 12
+        while True:
+            fh.seek(pos)
+            ch = fh.read(8)
+            if len(ch) < 8:
+                break
+            cid, csize = ch[:4], struct.unpack("<I", ch[4:])[0]
+            body = pos + 8
+            if cid == b"ds64":
+                ds = fh.read(24)
+                if len(ds) == 24:
+                    ds64_data = struct.unpack("<Q", ds[8:16])[0]
+            elif cid == b"fmt ":
+                f = fh.read(min(csize, 40))
+                if len(f) < 16:
+                    raise InputError(path, "truncated WAV header: the fmt chunk is incomplete")
+                tag, nch, rate, _, align, bits = struct.unpack("<HHIIHH", f[:16])
+                if tag == _EXTENSIBLE and len(f) >= 26:
+                    tag = struct.unpack("<H", f[24:26])[0]
+                fmt = (tag, nch, rate, align, bits)
+            elif cid == b"data":
+                if fmt is None:
+                    raise InputError(path, "malformed WAV header: data chunk before the fmt chunk")
+                tag, nch, rate, align, bits = fmt
+                declared = csize
+                if rf64 and csize == 0xFFFFFFFF and ds64_data is not None:
+                    declared = ds64_data
+                available = max(0, size - body)
+                if not rf64 and csize == 0xFFFFFFFF:  # length never written (unfinished recording)
+                    declared = available
+                return rate, nch, align, body, _subtype(tag, bits), declared, available
+            pos = body + csize + (csize & 1)
+            if pos > size:
+                break
+        if fmt is None:
+            raise InputError(path, "truncated or malformed WAV header: no fmt chunk")
+        raise InputError(path, "truncated or malformed WAV file: no data chunk")
+
+
+def wav_info(path: str | os.PathLike) -> WavInfo:
+    """Header of a WAV file; :class:`InputError` naming the file if it is unreadable or truncated."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    rate, nch, align, offset, subtype, declared, available = _parse_riff(path, size)
+    if nch < 1 or align < 1 or rate < 1:
+        raise InputError(path, f"malformed WAV header ({nch} channels, block align {align}, rate {rate} Hz)")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile refuses it
+        raise InputError(path, f"cannot read the WAV header ({exc})") from None
+    if info.samplerate != rate or info.channels != nch:
+        raise InputError(path, f"inconsistent WAV header ({info.samplerate} Hz/{info.channels} ch by libsndfile, "
+                               f"{rate} Hz/{nch} ch in the fmt chunk)")  # fmt: skip
+    if declared > available:
+        raise InputError(
+            path,
+            f"truncated WAV: the header claims {declared // align} frames but the file holds only "
+            f"{available // align} ({available} of {declared} data bytes)",
+        )
+    return WavInfo(str(path), int(rate), int(nch), int(declared // align), subtype, int(offset), int(align))
+
+
+def require_pcm16(info: WavInfo) -> None:
+    if info.subtype != "PCM_16":
+        raise InputError(info.path, f"sample format {info.subtype}, expected 16-bit PCM")
+
+
+def _read_into(fh, out: np.ndarray, path) -> None:
+    view = memoryview(out).cast("B")
+    got = fh.readinto(view)
+    if got != view.nbytes:
+        raise InputError(path, f"unexpected end of file ({got} of {view.nbytes} bytes read)")
+
+
+def iter_blocks(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    channels: int | Sequence[int] | None = None,
+    block: int = BLOCK,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Stream int16 samples ``[start, stop)`` of consecutive files as one recording.
+
+    Yields ``(n, n_channels)`` arrays (all channels), ``(n, len(channels))`` for a list of
+    0-based ``channels``, or ``(n,)`` for one int channel; ``n <= block`` (blocks end at file
+    borders). Every file must be 16-bit PCM with the channel count of the first.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    infos = [wav_info(p) for p in paths]
+    for inf in infos:
+        require_pcm16(inf)
+        if inf.channels != infos[0].channels:
+            raise InputError(inf.path, f"{inf.channels} channels, but {infos[0].path} has {infos[0].channels}")
+    total = sum(i.frames for i in infos)
+    stop = total if stop is None else min(stop, total)
+    nch = infos[0].channels
+    if channels is not None and not isinstance(channels, (int, np.integer)):
+        channels = list(channels)
+    base = 0
+    for inf in infos:
+        a, b = max(start - base, 0), min(stop - base, inf.frames)
+        if a < b:
+            with open(inf.path, "rb") as fh:
+                fh.seek(inf.data_offset + a * inf.block_align)
+                for k in range(a, b, block):
+                    n = min(block, b - k)
+                    buf = np.empty((n, nch), dtype="<i2")
+                    _read_into(fh, buf, inf.path)
+                    if channels is None:
+                        yield buf
+                    elif isinstance(channels, (int, np.integer)):
+                        yield np.ascontiguousarray(buf[:, channels])
+                    else:
+                        yield buf[:, channels]
+        base += inf.frames
+        if base >= stop:
+            break
+
+
+class WavReader:
+    """Random access to int16 samples of one WAV file; ranges outside the file read as zeros."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.info = wav_info(path)
+        require_pcm16(self.info)
+        self.path = Path(path)
+        self._fh = open(self.path, "rb")
+
+    @property
+    def frames(self) -> int:
+        return self.info.frames
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        """Samples ``[a, b)``: ``(b - a,)`` for mono, ``(b - a, channels)`` otherwise."""
+        nch = self.info.channels
+        out = np.zeros((max(b - a, 0), nch), dtype="<i2")
+        lo, hi = max(a, 0), min(b, self.info.frames)
+        if lo < hi:
+            self._fh.seek(self.info.data_offset + lo * self.info.block_align)
+            _read_into(self._fh, out[lo - a : hi - a], self.path)
+        return out[:, 0] if nch == 1 else out
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _tmp_name(target: Path) -> Path:
+    return target.with_name(f".tmp-{os.getpid()}.{target.name}")
+
+
+class WavWriter:
+    """Write an int16 PCM_16 WAV block by block.
+
+    With ``atomic=True`` (default) the samples go to a temporary name beside ``path`` that is
+    renamed over ``path`` by :meth:`close` (or on leaving a ``with`` block without error) and
+    removed on error. With ``atomic=False`` ``path`` itself is written (used by :class:`OutputSet`,
+    which renames its temporary files itself).
+    """
+
+    MAX_DATA = 0xFFFFFFFF - 36
+
+    def __init__(self, path: str | os.PathLike, samplerate: int, channels: int = 1, atomic: bool = True):
+        self.target = Path(path)
+        self.samplerate, self.channels = int(samplerate), int(channels)
+        self.atomic = atomic
+        self.path = _tmp_name(self.target) if atomic else self.target
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.frames = 0
+        self._fh = open(self.path, "wb")
+        self._fh.write(self._header(0))
+        self.closed = False
+
+    def _header(self, data_bytes: int) -> bytes:
+        align = 2 * self.channels
+        return (
+            b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, _PCM, self.channels, self.samplerate,
+                                    self.samplerate * align, align, 16)
+            + b"data" + struct.pack("<I", data_bytes)
+        )  # fmt: skip
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append ``(n,)`` (mono) or ``(n, channels)`` samples; values must already be int16."""
+        a = np.asarray(samples)
+        if a.dtype != np.int16:
+            raise TypeError(f"WavWriter.write expects int16 samples, got {a.dtype}")
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.shape[1] != self.channels:
+            raise ValueError(f"{a.shape[1]} channels written to a {self.channels}-channel WAV")
+        a = np.ascontiguousarray(a, dtype="<i2")
+        if 2 * self.channels * (self.frames + len(a)) > self.MAX_DATA:
+            raise ValueError(f"{self.target}: more than 4 GiB of samples do not fit a RIFF WAV")
+        self._fh.write(memoryview(a).cast("B"))
+        self.frames += len(a)
+
+    def finish(self) -> None:
+        """Write the final header and close the file (no rename)."""
+        if self.closed:
+            return
+        self._fh.seek(0)
+        self._fh.write(self._header(2 * self.channels * self.frames))
+        self._fh.flush()
+        if FSYNC:
+            os.fsync(self._fh.fileno())
+        self._fh.close()
+        self.closed = True
+
+    def close(self) -> None:
+        """Finish the file and (atomic mode) rename it over the target."""
+        self.finish()
+        if self.atomic and self.path.exists():
+            os.replace(self.path, self.target)
+
+    def abort(self) -> None:
+        """Close and remove the temporary (or, non-atomic, the written) file."""
+        if not self.closed:
+            self._fh.close()
+            self.closed = True
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+class OutputSet:
+    """Outputs that appear together or not at all.
+
+    Every output is written to a temporary name beside its target; :meth:`commit` renames them all
+    (after every one was finished), :meth:`discard` removes them. As a context manager it commits on
+    success and discards on error::
+
+        with OutputSet() as out:
+            w = out.wav(target, 250000)
+            w.write(...)
+            write_json(out.path(json_target), data)
+    """
+
+    def __init__(self):
+        self._pending: list[tuple[Path, Path]] = []
+        self._writers: list[WavWriter] = []
+
+    def path(self, target: str | os.PathLike) -> Path:
+        """A temporary path for ``target``, renamed over it on commit."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(target)
+        self._pending.append((tmp, target))
+        return tmp
+
+    def wav(self, target: str | os.PathLike, samplerate: int, channels: int = 1) -> WavWriter:
+        w = WavWriter(self.path(target), samplerate, channels, atomic=False)
+        self._writers.append(w)
+        return w
+
+    def json(self, target: str | os.PathLike, data) -> None:
+        write_json(self.path(target), data)
+
+    def text(self, target: str | os.PathLike, text: str) -> None:
+        with open(self.path(target), "w") as fh:
+            fh.write(text)
+            fh.flush()
+            if FSYNC:
+                os.fsync(fh.fileno())
+
+    def commit(self) -> list[Path]:
+        for w in self._writers:
+            w.finish()
+        for tmp, target in self._pending:
+            os.replace(tmp, target)
+        done = [t for _, t in self._pending]
+        self._pending, self._writers = [], []
+        return done
+
+    def discard(self) -> None:
+        for w in self._writers:
+            if not w.closed:
+                w._fh.close()
+                w.closed = True
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending, self._writers = [], []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
+
+
+def check_same_format(
+    infos: Iterable[WavInfo], channels: int | None = None, samplerate: int | None = None
+) -> tuple[int, int]:
+    """All files 16-bit PCM with one rate and channel count (or the given ones): ``(rate, channels)``."""
+    infos = list(infos)
+    if not infos:
+        raise InputError(None, "no WAV files given")
+    rate = samplerate if samplerate is not None else infos[0].samplerate
+    nch = channels if channels is not None else infos[0].channels
+    first = Path(infos[0].path).name
+    for inf in infos:
+        require_pcm16(inf)
+        if inf.samplerate != rate:
+            why = "" if samplerate is not None else f" (as {first})"
+            raise InputError(inf.path, f"sample rate {inf.samplerate} Hz, expected {rate} Hz{why}")
+        if inf.channels != nch:
+            why = "" if channels is not None else f" (as {first})"
+            raise InputError(inf.path, f"{inf.channels} channels, expected {nch}{why}")
+    return rate, nch
