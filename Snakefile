@@ -10,9 +10,10 @@ configfile: workflow.source_path("config/config.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/video.smk"
+include: "workflow/rules/audio.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_targets(),
+        all_targets,

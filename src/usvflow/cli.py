@@ -84,6 +84,56 @@ def _cmd_reencode_video(a):
     reencode(a.input, a.output, a.fps, crf=a.crf, preset=a.preset)
 
 
+def _cmd_split_audio(a):
+    from .audio.split import split_device
+
+    paths, n = split_device(a.files, a.out_dir, a.device, a.stamp, channels=a.channels)
+    print(f"wrote {len(paths)} channels of {n} samples to {a.out_dir}")
+
+
+def _cmd_crop_audio(a):
+    from .audio.crop import crop_session
+    from .io.atomic import read_json
+
+    counts = read_json(a.frame_counts)
+    session = Path(a.session)
+    res = crop_session(
+        session / "audio" / "original",
+        session / "audio" / "cropped_to_video",
+        session / "sync",
+        session / "audio" / "audio_triggerbox_sync_info.json",
+        a.devices,
+        a.stamp,
+        int(counts["total_frame_number_least"]),
+        float(counts["total_video_time_least"]),
+        trigger_device=a.trigger_device,
+        triggerbox_channel=a.triggerbox_channel,
+    )
+    print(json.dumps(res["info"], indent=2))
+
+
+def _cmd_hpss(a):
+    from .audio.hpss import hpss_file
+
+    print(hpss_file(a.input, a.output, n_fft=a.n_fft, hop=a.hop, kernel=tuple(a.kernel), power=a.power,
+                    margin=tuple(a.margin)))  # fmt: skip
+
+
+def _cmd_highpass(a):
+    from .audio.highpass import design_sinc, highpass_file
+    from .audio.wav import wav_info
+
+    taps = design_sinc(wav_info(a.input).samplerate, hp_hz=a.freq_bounds[1], lp_hz=a.freq_bounds[0],
+                       atten_db=a.atten_db)  # fmt: skip
+    print(highpass_file(a.input, a.output, taps=taps))
+
+
+def _cmd_memmap(a):
+    from .audio.memmap import write_memmap
+
+    print(write_memmap(a.wavs, a.out_dir, a.stamp, kind=a.kind))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="usvflow", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -117,6 +167,47 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("video_dir")
     s.add_argument("-o", "--output", help="write <date_joint>_camera_frame_count_dict.json here")
     s.set_defaults(func=_cmd_frame_counts)
+
+    s = sub.add_parser("split-audio", help="split a device's Avisoft multichannel WAVs into mono channels")
+    s.add_argument("files", nargs="+", help="the device's multichannel files (joined in name order)")
+    s.add_argument("-o", "--out-dir", required=True)
+    s.add_argument("--device", required=True)
+    s.add_argument("--stamp", required=True, help="<YYMMDDHHMMSS> naming the outputs")
+    s.add_argument("--channels", type=int, default=12)
+    s.set_defaults(func=_cmd_split_audio)
+
+    s = sub.add_parser("crop-audio", help="crop a session's split audio to the video (sync info + cropped WAVs)")
+    s.add_argument("session", help="session folder (reads audio/original, writes audio/cropped_to_video)")
+    s.add_argument("--frame-counts", required=True, help="<date_joint>_camera_frame_count_dict.json")
+    s.add_argument("--stamp", required=True)
+    s.add_argument("--devices", nargs="+", default=["m", "s"])
+    s.add_argument("--trigger-device", default="both", choices=["both", "m", "s"])
+    s.add_argument("--triggerbox-channel", type=int, default=4)
+    s.set_defaults(func=_cmd_crop_audio)
+
+    s = sub.add_parser("hpss", help="harmonic part of a mono WAV (chunked, equal to the whole-file result)")
+    s.add_argument("input")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--n-fft", type=int, default=512)
+    s.add_argument("--hop", type=int, default=128)
+    s.add_argument("--kernel", type=int, nargs=2, default=[5, 60])
+    s.add_argument("--power", type=float, default=4.0)
+    s.add_argument("--margin", type=float, nargs=2, default=[4, 1])
+    s.set_defaults(func=_cmd_hpss)
+
+    s = sub.add_parser("highpass", help="linear-phase FIR filter of a mono WAV (SoX sinc semantics)")
+    s.add_argument("input")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--freq-bounds", type=float, nargs=2, default=[0, 30000], help="[low, high] as the config")
+    s.add_argument("--atten-db", type=float, default=120)
+    s.set_defaults(func=_cmd_highpass)
+
+    s = sub.add_parser("memmap", help="concatenate mono WAVs into one int16 samples x channels memmap")
+    s.add_argument("wavs", nargs="+", help="channels in column order")
+    s.add_argument("-o", "--out-dir", required=True)
+    s.add_argument("--stamp", required=True)
+    s.add_argument("--kind", default="hpss_filtered")
+    s.set_defaults(func=_cmd_memmap)
 
     s = sub.add_parser("concat-video", help="join Loopbio mp4 chunks by stream copy")
     s.add_argument("chunks", nargs="+")

@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from usvflow.io.atomic import InputError
+from usvflow.io.atomic import InputError, read_json
 from usvflow.io.config import read_sessions, validate_config
 from usvflow.io.session import discover
 
@@ -57,6 +57,11 @@ wildcard_constraints:
     sroot="|".join(re.escape(r) for r in SID_BY_ROOT) or "(?!)",
     serial=r"\d+",
     date_joint=r"\d{14}",
+    dev=r"[a-z]",
+    stamp=r"\d{12}",
+    ch=r"\d{2}",
+    name=r"[a-z]_\d{12}_ch\d{2}",
+    shape=r"\d+_\d+_\d+",
 
 
 def layout(wildcards):
@@ -109,6 +114,54 @@ def frame_count_json(wildcards):
     return f"{wildcards.sroot}/video/{lay.date_joint}_camera_frame_count_dict.json"
 
 
+# ---------------------------------------------------------------- audio inputs
+CHANNELS = [f"{c:02d}" for c in range(1, config["audio"]["channels_per_device"] + 1)]
+
+
+def device_files(wildcards):
+    lay = layout(wildcards)
+    return [raw(wildcards, "audio", "original_mc", f) for f in lay.audio[wildcards.dev].files]
+
+
+def channel_names(sid):
+    """<dev>_<stamp>_chNN of every channel of a session, in memmap column order (m first, then s)."""
+    lay = LAYOUTS[sid]
+    return [f"{d}_{lay.audio_stamp}_ch{c}" for d in config["audio"]["devices"] for c in CHANNELS]
+
+
+def trigger_channels(wildcards):
+    lay = layout(wildcards)
+    ch = f"{config['audio']['crop']['triggerbox_channel']:02d}"
+    return [
+        f"{wildcards.sroot}/audio/original/{d}_{lay.audio_stamp}_ch{ch}.wav"
+        for d in config["audio"]["devices"]
+    ]
+
+
+def filtered_channels(wildcards):
+    sid = SID_BY_ROOT[wildcards.sroot]
+    return [
+        f"{wildcards.sroot}/audio/hpss_filtered/{n}_cropped_to_video_hpss_filtered.wav"
+        for n in channel_names(sid)
+    ]
+
+
+def cropped_length(sid):
+    """Samples per channel after cropping (known once the checkpoint audio_sync_info has run)."""
+    root = product_root(sid)
+    info = read_json(checkpoints.audio_sync_info.get(sroot=root).output.info)
+    trig = config["audio"]["crop"]["trigger_device"]
+    devices = config["audio"]["devices"] if trig == "both" else [trig]
+    return min(int(info[d]["duration_samples"]) for d in devices)
+
+
+def memmap_path(sid, ext="mmap"):
+    lay = LAYOUTS[sid]
+    n = cropped_length(sid)
+    shape = f"{config['audio']['sample_rate']}_{n}_{len(channel_names(sid))}"
+    return f"{product_root(sid)}/audio/hpss_filtered/{lay.audio_stamp}_concatenated_audio_hpss_filtered_{shape}_int16.{ext}"
+
+
 # ---------------------------------------------------------------- targets
 def video_targets(sid):
     lay, root = LAYOUTS[sid], product_root(sid)
@@ -124,10 +177,17 @@ def video_targets(sid):
     return out
 
 
-STAGE_TARGETS = {"video": video_targets}
+def audio_targets(sid):
+    lay = LAYOUTS[sid]
+    if not (lay.audio and lay.cameras):
+        return []
+    return [memmap_path(sid), memmap_path(sid, "json")]
 
 
-def all_targets():
+STAGE_TARGETS = {"video": video_targets, "audio": audio_targets}
+
+
+def all_targets(wildcards):
     out = []
     for sid in LAYOUTS:
         for stage in config["stages"]:

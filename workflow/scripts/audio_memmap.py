@@ -1,0 +1,20 @@
+"""Adapter: 24 filtered channels -> one int16 samples x channels memmap + JSON sidecar (channel by channel)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup  # noqa: E402
+
+log = setup(snakemake)
+from usvflow.audio.memmap import write_memmap  # noqa: E402
+
+out = write_memmap(
+    list(snakemake.input),
+    Path(snakemake.output.mmap).parent,
+    snakemake.wildcards.stamp,
+    kind="hpss_filtered",
+)
+if str(out) != snakemake.output.mmap:
+    raise RuntimeError(f"memmap written as {out}, expected {snakemake.output.mmap}")
+log.info("memmap: %s", out)
