@@ -1,0 +1,546 @@
+"""Built-in, model-free USV detector (no GPU, no trained network).
+
+The detector looks for what distinguishes a rodent ultrasonic vocalisation from everything else on
+an ultrasonic microphone: a *narrow-band* ridge in the 30–120 kHz band that stands well above the
+*local* noise floor of its frequency and lasts several milliseconds. Design (``docs/detector.md``):
+
+1. **STFT** of each channel, Hann window of ~2 ms (512 samples at 250 kHz, the nearest power of
+   two at other rates), hop half a window; only the bins from ``f_lo_hz - guard_hz`` to ``f_hi_hz``
+   are kept (the upper edge is clipped below Nyquist).
+2. **Per-bin running noise floor**: the ``noise_quantile`` (20 %) quantile of each bin's power in
+   consecutive noise blocks of ``noise_block_s`` (0.5 s), then the median of those quantiles over
+   the ``2 * noise_context_blocks + 1`` blocks centred on a block (3.5 s), scaled so that it
+   estimates the mean noise power (quantile of an exponential distribution). Stationary tones and
+   noise bands become flat (whitened away); calls, which occupy a bin for a small fraction of the
+   time, do not raise it. The power divided by the floor is the per-bin SNR ``S`` (mean 1 in noise).
+3. **Ridge score** per frame: ``S`` max-filtered over ``± ridge_hz`` in frequency (a sweeping
+   contour stays in the filter from frame to frame), averaged over ``smooth_frames`` frames and
+   maximised over the band. About 6 dB in noise (99th percentile 8 dB), high on a call.
+4. **Concentration** per frame (on ``S`` averaged over the same frames, band plus guard band): the
+   excess energy ``sum(S - 1)`` within ``± conc_hz`` of the peak against the excess elsewhere, less
+   ``broad_z`` standard deviations of noise; a frame is *narrow-band* when the peak holds at least
+   ``conc_min`` of it. A whistle (with its harmonics) passes; broadband events - clicks, scratches,
+   rustle rising from below the band, the splatter of clipped samples - fail.
+5. **Hysteresis**: a segment is a maximal run of narrow-band frames with ridge score
+   ``>= thr_low_db`` that contains at least one *call-like* frame: score ``>= thr_high_db``,
+   narrow-band and free of clipped samples (``clip_level``; automatic for integer-PCM files).
+6. **DAS semantics** (``segment_fillgap`` / ``segment_minlen``): gaps shorter than ``fillgap_s``
+   are filled, then segments shorter than ``minlen_s`` are dropped.
+
+A segment spans from half a hop before the centre of its first frame to half a hop after the
+centre of its last one. Audio is read and processed in blocks (memory does not grow with the file
+length apart from the list of segments); every channel of a multichannel file is detected on its
+own in the same pass.
+
+Public API: :class:`DetectParams`, :func:`detect`, :func:`detect_file`, :func:`write_das_csv`,
+:func:`main_detect` (``usvflow detect-usvs``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import scipy.fft as sfft
+import soundfile as sf
+
+from ..io.atomic import InputError, atomic_path
+
+__all__ = [
+    "DetectParams",
+    "detect",
+    "detect_file",
+    "detect_array",
+    "write_das_csv",
+    "das_frame",
+    "main_detect",
+    "add_cli_arguments",
+    "run_cli",
+    "postprocess",
+    "MIN_SAMPLE_RATE",
+]
+
+MIN_SAMPLE_RATE = 192_000
+_NOISE_SUM_STD = 1.44  # std of sum(S - 1) over n bins of a 3-frame-smoothed white-noise frame, / sqrt(n / 3)
+DAS_COLUMNS = ["name", "start_seconds", "stop_seconds"]
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    """Detector settings (defaults: ``docs/detector.md``)."""
+
+    f_lo_hz: float = 30_000.0
+    f_hi_hz: float = 120_000.0
+    win_s: float = 0.002  # STFT window; the nearest power of two in samples (512 at 250 kHz)
+    noise_block_s: float = 0.5
+    noise_context_blocks: int = 3
+    noise_quantile: float = 0.2
+    ridge_hz: float = 1_500.0
+    smooth_frames: int = 3
+    thr_high_db: float = 12.0
+    thr_low_db: float = 8.0
+    conc_hz: float = 3_000.0
+    conc_min: float = 0.5
+    broad_z: float = 3.0
+    guard_hz: float = 10_000.0
+    minlen_s: float = 0.005
+    fillgap_s: float = 0.015
+    clip_level: float | None = None  # |x| at or above this is clipped; None: not checked
+    name: str = "USV"
+
+    def updated(self, **kw) -> "DetectParams":
+        """A copy with the given fields changed (unknown names raise)."""
+        known = {f.name for f in fields(self)}
+        bad = set(kw) - known
+        if bad:
+            raise ValueError(f"unknown detector parameter(s): {sorted(bad)}")
+        return replace(self, **kw)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------- engine
+
+
+def _max_filter_last(x: np.ndarray, width: int) -> np.ndarray:
+    """Running maximum of odd ``width`` along the last axis (edge values repeated), by doubling."""
+    if width <= 1:
+        return x
+    h = width // 2
+    n = x.shape[-1]
+    pad = [(0, 0)] * (x.ndim - 1) + [(h, h)]
+    m = np.pad(x, pad, mode="edge")
+    span = 1
+    while span * 2 <= width:
+        m = np.maximum(m[..., :-span], m[..., span:])
+        span *= 2
+    if span < width:
+        r = width - span
+        m = np.maximum(m[..., :-r], m[..., r:])
+    return m[..., :n]
+
+
+def _nfft_for(fs: float, win_s: float) -> int:
+    return int(2 ** round(math.log2(max(16.0, fs * win_s))))
+
+
+class _Engine:
+    """Streaming detector over ``n_ch`` channels; feed samples ``(n, n_ch)``, then :meth:`finish`."""
+
+    def __init__(self, fs: float, n_ch: int, p: DetectParams):
+        if fs < 2 * p.f_lo_hz * 1.05:
+            raise ValueError(f"sample rate {fs} Hz cannot carry the {p.f_lo_hz} Hz band edge")
+        self.fs, self.n_ch, self.p = float(fs), int(n_ch), p
+        self.nfft = _nfft_for(fs, p.win_s)
+        self.hop = self.nfft // 2
+        df = fs / self.nfft
+        self.b0 = int(math.ceil(p.f_lo_hz / df))
+        self.b1 = min(int(math.floor(p.f_hi_hz / df)), self.nfft // 2 - 2) + 1  # exclusive
+        if self.b1 - self.b0 < 8:
+            raise ValueError("detection band too narrow for the STFT resolution")
+        self.nb = self.b1 - self.b0
+        self.gb0 = max(1, int(math.ceil((p.f_lo_hz - max(0.0, p.guard_hz)) / df)))  # guard below the band
+        self.g = self.b0 - self.gb0  # index of the band's first bin in the computed bins
+        self.nx = self.b1 - self.gb0
+        # std of the summed whitened noise excess over all computed bins of a time-smoothed frame
+        # (Hann: neighbouring bins and 50 %-overlapping frames are correlated; measured on white noise)
+        self.out_sigma = _NOISE_SUM_STD * math.sqrt(self.nx / max(1, p.smooth_frames))
+        self.window = (np.hanning(self.nfft + 1)[:-1]).astype(np.float32)
+        self.ridge = max(1, 2 * int(round(p.ridge_hz / df)) + 1)
+        self.conc_w = max(0, int(round(p.conc_hz / df)))
+        self.smooth = max(1, int(p.smooth_frames))
+        if self.smooth % 2 == 0:
+            raise ValueError(f"smooth_frames must be odd, got {p.smooth_frames}")
+        self.block = max(32, int(round(p.noise_block_s * fs / self.hop)))  # frames per noise block
+        self.ctx = max(0, int(p.noise_context_blocks))
+        self.q = float(p.noise_quantile)
+        self.q_scale = 1.0 / -math.log1p(-self.q)  # exponential quantile -> mean
+        self.thr_hi = 10 ** (p.thr_high_db / 10)
+        self.thr_lo = 10 ** (min(p.thr_low_db, p.thr_high_db) / 10)
+        self.clip = p.clip_level
+        # sample buffer: samples from global index self.s0 on
+        self.buf = np.zeros((0, n_ch), dtype=np.float32)
+        self.s0 = 0
+        self.next_frame = 0  # global index of the next frame to compute
+        # spectra of computed blocks awaiting their floor: deque of (first_frame, P, clipped, pct)
+        self.blocks: deque = deque()
+        self.past_pct: deque = deque(maxlen=self.ctx)
+        self.prev_tail: np.ndarray | None = None  # last smooth//2 whitened rows of the previous block
+        # hysteresis state per channel: pending frames of an open run
+        self.run_start = [-1] * n_ch  # global frame index where the open lo-run began (-1: none)
+        self.run_has_hi = [False] * n_ch
+        self.segments: list[list[tuple[int, int]]] = [[] for _ in range(n_ch)]  # frame index ranges
+        self.frames_done = 0  # frames whose flags were consumed
+
+    # -- input ---------------------------------------------------------------------------------
+    def feed(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.shape[1] != self.n_ch:
+            raise ValueError(f"expected {self.n_ch} channels, got {x.shape[1]}")
+        self.buf = np.concatenate([self.buf, x]) if self.buf.size else x.copy()
+        self._compute_blocks(final=False)
+
+    def _compute_blocks(self, final: bool) -> None:
+        need = (self.block - 1) * self.hop + self.nfft
+        while True:
+            avail = self.buf.shape[0]
+            if avail >= need:
+                nfr = self.block
+            elif final and avail >= self.nfft:
+                nfr = 1 + (avail - self.nfft) // self.hop
+            else:
+                break
+            seg = self.buf[: (nfr - 1) * self.hop + self.nfft]
+            self._add_block(seg, nfr)
+            consumed = nfr * self.hop
+            self.buf = self.buf[consumed:]
+            self.s0 += consumed
+            self.next_frame += nfr
+            self._finalise(final=False)
+        if final:
+            self._finalise(final=True)
+
+    def _add_block(self, seg: np.ndarray, nfr: int) -> None:
+        frames = np.lib.stride_tricks.sliding_window_view(seg, self.nfft, axis=0)[:: self.hop][:nfr]
+        # frames: (nfr, n_ch, nfft)
+        w = frames * self.window
+        X = sfft.rfft(w, axis=-1, overwrite_x=True)[..., self.gb0 : self.b1]
+        P = np.square(X.real)
+        P += np.square(X.imag)
+        if self.n_ch > 1:
+            P = np.ascontiguousarray(np.moveaxis(P, 1, 0))  # (n_ch, nfr, nx)
+        else:
+            P = P.reshape(1, nfr, -1)
+        clipped = None
+        if self.clip is not None and (seg.max() >= self.clip or -seg.min() >= self.clip):
+            hit = np.abs(seg) >= self.clip  # (n, n_ch)
+            cs = np.concatenate([np.zeros((1, self.n_ch), np.int64), np.cumsum(hit, axis=0)])
+            st = np.arange(nfr) * self.hop
+            clipped = (cs[st + self.nfft] - cs[st]).T > 0  # (n_ch, nfr)
+        k = max(1, int(round(self.q * nfr)))
+        pct = np.partition(P, k - 1, axis=1)[:, k - 1, :]  # (n_ch, nb): the q-quantile per bin
+        self.blocks.append((self.next_frame, P, clipped, pct))
+
+    def _finalise(self, final: bool) -> None:
+        # block i (index 0 of self.blocks) can be finalised when ctx later blocks exist (or at end)
+        while self.blocks and (len(self.blocks) > self.ctx or final):
+            pcts = list(self.past_pct) + [b[3] for b in list(self.blocks)[: self.ctx + 1]]
+            floor = np.median(np.stack(pcts), axis=0) * self.q_scale  # (n_ch, nx)
+            np.maximum(floor, np.finfo(np.float32).tiny, out=floor)  # digital silence
+            f0, P, clipped, pct = self.blocks[0]
+            nxt = self.blocks[1][1] if len(self.blocks) > 1 else None
+            self._features(f0, P, clipped, floor, nxt)
+            self.blocks.popleft()
+            self.past_pct.append(pct)
+        if final:
+            self._close_runs()
+
+    # -- features --------------------------------------------------------------------------------
+    def _features(self, f0: int, P: np.ndarray, clipped, floor: np.ndarray, nxt) -> None:
+        inv = (1.0 / floor)[:, None, :].astype(np.float32)
+        S = P * inv  # (n_ch, F, nx) whitened power over guard + band
+        F = S.shape[1]
+        h = self.smooth // 2
+        if h > 0:
+            head = self.prev_tail if self.prev_tail is not None else np.repeat(S[:, :1], h, axis=1)
+            tail = nxt[:, :h] * inv if nxt is not None else np.repeat(S[:, -1:], h, axis=1)
+            if tail.shape[1] < h:
+                tail = np.concatenate([tail, np.repeat(tail[:, -1:], h - tail.shape[1], axis=1)], axis=1)
+            self.prev_tail = S[:, F - h :].copy() if F >= h else None
+            ext = np.concatenate([head, S, tail], axis=1)  # (n_ch, F + 2h, nx)
+        else:
+            ext = S
+        band = ext[:, :, self.g : self.g + self.nb]
+        R = _max_filter_last(band, self.ridge)
+        if self.smooth > 1:  # moving mean over frames by shifted sums (a cumsum would lose precision)
+            T = R[:, : F].copy()
+            for k in range(1, self.smooth):
+                T += R[:, k : k + F]
+            T *= 1.0 / self.smooth
+        else:
+            T = R
+        score = T.max(axis=2)  # (n_ch, F): ridge score (linear SNR)
+        lo = score >= self.thr_lo
+        hi = score >= self.thr_hi
+        if lo.any():
+            ci, fi = np.nonzero(lo)
+            # time-smoothed whitened spectrum of these frames (same frames as the score)
+            rows = ext[ci[:, None], fi[:, None] + np.arange(self.smooth)[None, :]].mean(axis=1)  # (k, nx)
+            pk = self.g + np.argmax(rows[:, self.g :], axis=1)
+            cs = np.concatenate([np.zeros((rows.shape[0], 1)), np.cumsum(rows - 1.0, axis=1, dtype=np.float64)], axis=1)
+            a = np.clip(pk - self.conc_w, 0, self.nx)
+            b = np.clip(pk + self.conc_w + 1, 0, self.nx)
+            k = np.arange(len(pk))
+            inside = cs[k, b] - cs[k, a]
+            out = cs[:, -1] - inside
+            sigma = self.out_sigma * np.sqrt((self.nx - (b - a)) / self.nx)
+            spread = np.maximum(out - self.p.broad_z * sigma, 0.0)
+            conc = inside / np.maximum(inside + spread, 1e-12)
+            narrow = (conc >= self.p.conc_min) & (inside > 0)
+            lo[ci, fi] = narrow
+            call_like = narrow & hi[ci, fi]
+            if clipped is not None:
+                call_like &= ~clipped[ci, fi]
+            hi[:] = False
+            hi[ci, fi] = call_like
+        else:
+            hi[:] = False
+        self._hysteresis(f0, lo, hi)
+
+    # -- hysteresis --------------------------------------------------------------------------------
+    def _hysteresis(self, f0: int, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Consume the flags of frames ``f0 .. f0 + F - 1``; closed runs with a call-like frame are kept."""
+        F = lo.shape[1]
+        for ch in range(self.n_ch):
+            l, hh = lo[ch], hi[ch]
+            was_open = self.run_start[ch] >= 0
+            if not l.any():
+                if was_open:
+                    self._emit(ch, self.run_start[ch], f0, self.run_has_hi[ch])
+                    self.run_start[ch], self.run_has_hi[ch] = -1, False
+                continue
+            d = np.diff(np.concatenate([[0], l.view(np.int8), [0]]))
+            starts = np.flatnonzero(d == 1)
+            stops = np.flatnonzero(d == -1)  # exclusive
+            chi = np.concatenate([[0], np.cumsum(hh, dtype=np.int64)])
+            for k, (a, b) in enumerate(zip(starts, stops)):
+                has = bool(chi[b] > chi[a])
+                ga = f0 + a
+                if k == 0 and was_open:
+                    if a == 0:  # the open run goes on
+                        ga = self.run_start[ch]
+                        has = has or self.run_has_hi[ch]
+                    else:  # it ended at the block edge
+                        self._emit(ch, self.run_start[ch], f0, self.run_has_hi[ch])
+                    self.run_start[ch], self.run_has_hi[ch] = -1, False
+                if b == F:
+                    self.run_start[ch], self.run_has_hi[ch] = ga, has
+                else:
+                    self._emit(ch, ga, f0 + b, has)
+        self.frames_done = f0 + F
+
+    def _emit(self, ch: int, a: int, b: int, has_hi: bool) -> None:
+        if has_hi:
+            self.segments[ch].append((a, b))
+
+    def _close_runs(self) -> None:
+        for ch in range(self.n_ch):
+            if self.run_start[ch] >= 0:
+                self._emit(ch, self.run_start[ch], self.frames_done, self.run_has_hi[ch])
+                self.run_start[ch], self.run_has_hi[ch] = -1, False
+
+    # -- output ----------------------------------------------------------------------------------
+    def finish(self) -> list[list[tuple[float, float]]]:
+        self._compute_blocks(final=True)
+        out = []
+        half = self.hop / 2
+        for ch in range(self.n_ch):
+            segs = [
+                ((a * self.hop + self.nfft / 2 - half) / self.fs, ((b - 1) * self.hop + self.nfft / 2 + half) / self.fs)
+                for a, b in self.segments[ch]
+            ]
+            out.append(postprocess(segs, self.p.fillgap_s, self.p.minlen_s))
+        return out
+
+
+def postprocess(segs: Iterable[tuple[float, float]], fillgap_s: float, minlen_s: float) -> list[tuple[float, float]]:
+    """DAS semantics: fill gaps shorter than ``fillgap_s``, then drop segments shorter than ``minlen_s``."""
+    merged: list[list[float]] = []
+    for a, b in sorted(segs):
+        if merged and a - merged[-1][1] < fillgap_s:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(float(a), float(b)) for a, b in merged if b - a >= minlen_s - 1e-9]
+
+
+# ---------------------------------------------------------------------------------------- API
+
+
+def _params(params: DetectParams | dict | None, **kw) -> DetectParams:
+    if params is None:
+        p = DetectParams()
+    elif isinstance(params, dict):
+        p = DetectParams().updated(**params)
+    else:
+        p = params
+    return p.updated(**kw) if kw else p
+
+
+def detect_array(x: np.ndarray, fs: float, params: DetectParams | dict | None = None,
+                 block_s: float = 1.0) -> list[list[tuple[float, float]]]:  # fmt: skip
+    """Detect on every column of ``x`` (``(n,)`` or ``(n, n_ch)``); one list of (start, stop) s per channel."""
+    p = _params(params)
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[:, None]
+    eng = _Engine(fs, x.shape[1], p)
+    step = max(1, int(block_s * fs))
+    for i in range(0, x.shape[0], step):
+        eng.feed(x[i : i + step])
+    return eng.finish()
+
+
+def detect(x: np.ndarray, fs: float, params: DetectParams | dict | None = None) -> list[tuple[float, float]]:
+    """Detect USVs in one channel ``x`` sampled at ``fs`` Hz; returns sorted (start_s, stop_s) pairs."""
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"detect() takes one channel (1-D), got shape {x.shape}; use detect_array")
+    return detect_array(x, fs, params)[0]
+
+
+def detect_file(wav: str | os.PathLike, params: DetectParams | dict | None = None, channel: int | None = None,
+                block_s: float = 2.0) -> pd.DataFrame:  # fmt: skip
+    """Detect USVs in a WAV file, streaming it in blocks.
+
+    Args:
+        wav: mono or multichannel audio file (any format soundfile reads), sample rate >= 192 kHz.
+        params: :class:`DetectParams` (or a dict of overrides); None: defaults.
+        channel: 0-based channel to detect on; None: every channel.
+        block_s: seconds read per block.
+
+    Returns:
+        DataFrame with columns ``channel`` (0-based), ``name``, ``start_seconds``, ``stop_seconds``,
+        sorted by channel then start.
+    """
+    wav = Path(wav)
+    p = _params(params)
+    if not wav.is_file():
+        raise InputError(wav, "file not found")
+    try:
+        fh = sf.SoundFile(str(wav))
+    except FileNotFoundError:
+        raise InputError(wav, "file not found") from None
+    except (RuntimeError, sf.LibsndfileError) as exc:  # type: ignore[attr-defined]
+        raise InputError(wav, f"not a readable audio file ({exc})") from None
+    with fh:
+        fs, n_ch = fh.samplerate, fh.channels
+        if fs < MIN_SAMPLE_RATE:
+            raise InputError(wav, f"sample rate {fs} Hz < {MIN_SAMPLE_RATE} Hz: no ultrasonic band to detect in")
+        if channel is not None and not (0 <= channel < n_ch):
+            raise InputError(wav, f"channel {channel} out of range (file has {n_ch})")
+        if p.clip_level is None and fh.subtype in ("PCM_16", "PCM_24", "PCM_32", "PCM_U8", "PCM_S8"):
+            # integer PCM read as float in [-1, 1): full scale is clipping
+            bits = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}.get(fh.subtype, 8)
+            p = p.updated(clip_level=1.0 - 2.0 ** (1 - bits))
+        chans = list(range(n_ch)) if channel is None else [channel]
+        eng = _Engine(fs, len(chans), p)
+        step = max(1, int(block_s * fs))
+        while True:
+            x = fh.read(step, dtype="float32", always_2d=True)
+            if x.shape[0] == 0:
+                break
+            eng.feed(x[:, chans] if channel is not None else x)
+        segs = eng.finish()
+    rows = [(c, p.name, a, b) for c, ss in zip(chans, segs) for a, b in ss]
+    return pd.DataFrame(rows, columns=["channel", *DAS_COLUMNS]).astype(
+        {"channel": "int64", "start_seconds": "float64", "stop_seconds": "float64"}
+    )
+
+
+# ---------------------------------------------------------------------------------------- output
+
+
+def das_frame(segments: Iterable[tuple[float, float]] | pd.DataFrame, name: str = "USV") -> pd.DataFrame:
+    """DAS's annotation table (``name, start_seconds, stop_seconds``, RangeIndex) from segments."""
+    if isinstance(segments, pd.DataFrame):
+        df = segments
+        if "name" not in df:
+            df = df.assign(name=name)
+        df = df[DAS_COLUMNS]
+    else:
+        df = pd.DataFrame([(name, float(a), float(b)) for a, b in segments], columns=DAS_COLUMNS)
+    df = df.astype({"start_seconds": "float64", "stop_seconds": "float64"})
+    df["name"] = df["name"].astype(object)
+    return df.reset_index(drop=True)
+
+
+def write_das_csv(df: pd.DataFrame | Iterable[tuple[float, float]], path: str | os.PathLike) -> Path:
+    """Write detections in DAS's exact CSV format, atomically.
+
+    ``pandas.DataFrame.to_csv`` *with* its index: header ``,name,start_seconds,stop_seconds``, one row
+    per segment ``i,USV,start,stop``; nothing detected: the header line only. Extra columns of ``df``
+    (e.g. ``channel``) are not written.
+    """
+    path = Path(path)
+    out = das_frame(df)
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp)
+    return path
+
+
+def main_detect(in_wav: str | os.PathLike, out_csv: str | os.PathLike | None = None,
+                params: DetectParams | dict | None = None, channel: int | None = None) -> list[Path]:  # fmt: skip
+    """``usvflow detect-usvs IN.wav [-o OUT.csv]``: detect and write DAS-format CSV(s).
+
+    Mono file (or one ``channel`` chosen): one CSV, ``out_csv`` or ``<stem>_annotations.csv`` beside
+    the WAV. Multichannel file: one CSV per channel ``<stem>_chNN_annotations.csv`` (NN 1-based, two
+    digits) in the folder of ``out_csv`` (taken as a folder when it does not end in ``.csv``) or beside
+    the WAV. Returns the written paths.
+    """
+    in_wav = Path(in_wav)
+    df = detect_file(in_wav, params, channel=channel)
+    info = sf.info(str(in_wav))
+    stem = in_wav.stem
+    if info.channels == 1 or channel is not None:
+        if out_csv is None:
+            target = in_wav.with_name(f"{stem}_annotations.csv")
+        else:
+            target = Path(out_csv)
+            if target.suffix.lower() != ".csv":
+                target = target / f"{stem}_annotations.csv"
+        return [write_das_csv(df, target)]
+    folder = in_wav.parent if out_csv is None else Path(out_csv)
+    if folder.suffix.lower() == ".csv":
+        folder = folder.parent
+    paths = []
+    for c in range(info.channels):
+        paths.append(write_das_csv(df[df["channel"] == c], folder / f"{stem}_ch{c + 1:02d}_annotations.csv"))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+
+_CLI_PARAMS = {  # option -> (DetectParams field, help)
+    "--minlen": ("minlen_s", "drop segments shorter than this (s, after gap filling)"),
+    "--fillgap": ("fillgap_s", "fill gaps shorter than this (s)"),
+    "--thr-high-db": ("thr_high_db", "ridge score (dB over the noise floor) that starts a call"),
+    "--thr-low-db": ("thr_low_db", "ridge score (dB) that continues a call"),
+    "--f-lo": ("f_lo_hz", "lower edge of the detection band (Hz)"),
+    "--f-hi": ("f_hi_hz", "upper edge of the detection band (Hz)"),
+}
+
+
+def add_cli_arguments(parser) -> None:
+    """Register the arguments of ``usvflow detect-usvs`` on an argparse (sub)parser."""
+    d = DetectParams()
+    parser.add_argument("input", help="mono or multichannel WAV, sample rate >= 192 kHz")
+    parser.add_argument("-o", "--output", help="output CSV (mono) or folder (multichannel); default beside the WAV")
+    parser.add_argument("--channel", type=int, help="detect on this 1-based channel only (one CSV)")
+    for opt, (field, text) in _CLI_PARAMS.items():
+        parser.add_argument(opt, type=float, default=None, help=f"{text} (default {getattr(d, field)})")
+
+
+def run_cli(args) -> list[Path]:
+    """Run ``usvflow detect-usvs`` from parsed arguments; prints and returns the written CSVs."""
+    over = {}
+    for opt, (field, _) in _CLI_PARAMS.items():
+        v = getattr(args, opt.lstrip("-").replace("-", "_"))
+        if v is not None:
+            over[field] = v
+    channel = None if args.channel is None else args.channel - 1
+    paths = main_detect(args.input, args.output, params=over or None, channel=channel)
+    for pth in paths:
+        n = sum(1 for _ in open(pth)) - 1
+        print(f"{pth}\t{n} USV(s)")
+    return paths

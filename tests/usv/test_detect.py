@@ -1,0 +1,313 @@
+"""Built-in USV detector: DAS output format, DAS segment semantics, robustness, simulated sessions."""
+
+import datetime as dt
+import json
+import math
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from usvflow.io.atomic import InputError
+from usvflow.usv.detect import (
+    DetectParams,
+    detect,
+    detect_array,
+    detect_file,
+    main_detect,
+    postprocess,
+    write_das_csv,
+)
+from usvflow.usv.score import (
+    evaluate_simulated,
+    match_intervals,
+    read_intervals,
+    score_intervals,
+)
+
+FS = 250_000
+
+
+def _noise(rng, seconds, rms=20.0, fs=FS):
+    return rng.standard_normal(int(seconds * fs)) * rms
+
+
+def _sweep(seconds, f0, f1, fs=FS):
+    """A Hann-windowed linear sweep f0 -> f1 of unit amplitude."""
+    n = int(seconds * fs)
+    t = np.arange(n) / fs
+    return np.sin(2 * np.pi * (f0 * t + 0.5 * (f1 - f0) / seconds * t**2)) * np.hanning(n)
+
+
+def _click(rng, seconds, fs=FS):
+    """A broadband click: Gaussian-windowed sum of 40 random sinusoids (1–110 kHz), peak 1."""
+    n = max(2, int(seconds * fs))
+    t = np.arange(n) / fs
+    s = sum(
+        rng.uniform(0.5, 1) * np.sin(2 * np.pi * rng.uniform(1e3, 110e3) * t + rng.uniform(0, 6.3)) for _ in range(40)
+    )
+    s = s * np.exp(-0.5 * ((t - t[-1] / 2) / (t[-1] / 6)) ** 2)
+    return s / np.abs(s).max()
+
+
+def _write_int16(path, x, fs=FS):
+    y = np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+    sf.write(path, y, fs, subtype="PCM_16")
+    return path
+
+
+# ------------------------------------------------------------------------------------ semantics
+
+
+def test_postprocess_das_semantics():
+    # gaps shorter than fillgap are filled first, then short segments dropped
+    segs = [(0.100, 0.103), (0.110, 0.113), (0.200, 0.203), (0.300, 0.340), (0.3549, 0.37)]
+    out = postprocess(segs, fillgap_s=0.015, minlen_s=0.010)
+    assert out == [(0.100, 0.113), (0.300, 0.37)]
+    # a gap of exactly fillgap is not filled (strictly shorter)
+    assert postprocess([(0.0, 0.02), (0.035, 0.06)], 0.015, 0.005) == [(0.0, 0.02), (0.035, 0.06)]
+    assert postprocess([], 0.015, 0.005) == []
+
+
+def test_single_call_timing_and_params():
+    rng = np.random.default_rng(0)
+    x = _noise(rng, 2.0)
+    a, d = int(0.8 * FS), 0.040
+    x[a : a + int(d * FS)] += 300 * _sweep(d, 55e3, 75e3)
+    segs = detect(x, FS)
+    assert len(segs) == 1
+    (s0, s1), = segs
+    # Hann envelope: the detected span lies within the call and covers most of it
+    assert 0.8 - 0.003 <= s0 <= 0.8 + 0.010 and 0.84 - 0.010 <= s1 <= 0.84 + 0.003
+    # a band that excludes the call: nothing
+    assert detect(x, FS, {"f_lo_hz": 80e3}) == []
+    with pytest.raises(ValueError, match="unknown"):
+        DetectParams().updated(no_such=1)
+    with pytest.raises(ValueError, match="odd"):
+        detect(x, FS, {"smooth_frames": 2})
+
+
+def test_short_and_silent_input():
+    assert detect(np.zeros(100), FS) == []
+    assert detect(np.zeros(FS), FS) == []
+    assert detect(np.random.default_rng(1).standard_normal(3000), FS) == []
+
+
+def test_streaming_is_block_invariant(tmp_path):
+    rng = np.random.default_rng(2)
+    x = _noise(rng, 4.0)
+    for k in range(12):
+        a = int((0.2 + 0.3 * k) * FS)
+        f0, f1 = rng.uniform(40e3, 80e3), rng.uniform(40e3, 90e3)
+        x[a : a + int(0.03 * FS)] += rng.uniform(60, 2000) * _sweep(0.03, f0, f1)
+    ref = detect_array(x, FS, block_s=10.0)[0]
+    assert len(ref) == 12
+    for b in (0.013, 0.25, 1.7):
+        assert detect_array(x, FS, block_s=b)[0] == ref
+    # file path (int16, streamed in blocks) gives the same segments as the array
+    wav = _write_int16(tmp_path / "a.wav", x)
+    got = detect_file(wav, block_s=0.3)
+    want = np.asarray(detect(np.rint(x).astype(np.int16).astype(np.float32), FS))
+    np.testing.assert_allclose(got[["start_seconds", "stop_seconds"]].to_numpy(), want, atol=1e-9)
+
+
+def test_multichannel_and_192k(tmp_path):
+    rng = np.random.default_rng(3)
+    fs = 192_000
+    x = np.stack([_noise(rng, 1.5, fs=fs) for _ in range(3)], axis=1)
+    n = int(0.03 * fs)
+    x[int(0.5 * fs) : int(0.5 * fs) + n, 1] += 500 * _sweep(0.03, 50e3, 70e3, fs=fs)
+    x[int(1.0 * fs) : int(1.0 * fs) + n, 2] += 500 * _sweep(0.03, 80e3, 60e3, fs=fs)
+    wav = _write_int16(tmp_path / "mc.wav", x, fs)
+    df = detect_file(wav)
+    assert list(df.columns) == ["channel", "name", "start_seconds", "stop_seconds"]
+    assert df["channel"].tolist() == [1, 2]
+    assert df.iloc[0]["start_seconds"] == pytest.approx(0.5, abs=0.01)
+    assert df.iloc[1]["start_seconds"] == pytest.approx(1.0, abs=0.01)
+    one = detect_file(wav, channel=2)
+    assert one["channel"].tolist() == [2]
+    with pytest.raises(InputError, match="out of range"):
+        detect_file(wav, channel=3)
+    # CLI naming: one CSV per channel, 1-based two-digit channel numbers
+    paths = main_detect(wav, tmp_path / "out")
+    assert [p.name for p in paths] == [f"mc_ch{c:02d}_annotations.csv" for c in (1, 2, 3)]
+    assert [len(pd.read_csv(p, index_col=0)) for p in paths] == [0, 1, 1]
+    # one channel chosen -> one CSV named like a mono file
+    (p,) = main_detect(wav, tmp_path / "one.csv", channel=1)
+    assert p.name == "one.csv" and len(pd.read_csv(p, index_col=0)) == 1
+
+
+def test_low_sample_rate_rejected(tmp_path):
+    wav = tmp_path / "audible.wav"
+    sf.write(wav, np.zeros(48000, np.int16), 48000, subtype="PCM_16")
+    with pytest.raises(InputError, match="192000"):
+        detect_file(wav)
+    with pytest.raises(InputError, match="not found"):
+        detect_file(tmp_path / "missing.wav")
+
+
+# ------------------------------------------------------------------------------------ DAS CSV
+
+
+def test_das_csv_exact_format(tmp_path):
+    p = write_das_csv([(0.5, 0.55), (1.25, 1.3125)], tmp_path / "x_annotations.csv")
+    assert p.read_text() == ",name,start_seconds,stop_seconds\n0,USV,0.5,0.55\n1,USV,1.25,1.3125\n"
+    back = pd.read_csv(p, index_col=0)
+    assert list(back.columns) == ["name", "start_seconds", "stop_seconds"]
+    assert back.index.tolist() == [0, 1] and back.index.name is None
+    assert back["name"].tolist() == ["USV", "USV"]
+    # nothing detected: the header only
+    e = write_das_csv([], tmp_path / "empty_annotations.csv")
+    assert e.read_text() == ",name,start_seconds,stop_seconds\n"
+    assert len(pd.read_csv(e, index_col=0)) == 0
+    # a detect_file frame (with its channel column) is written without it, reindexed from 0
+    df = pd.DataFrame({"channel": [3, 3], "name": ["USV", "USV"], "start_seconds": [1.0, 2.0],
+                       "stop_seconds": [1.1, 2.1]}, index=[7, 9])  # fmt: skip
+    t = write_das_csv(df, tmp_path / "c.csv").read_text()
+    assert t.splitlines()[0] == ",name,start_seconds,stop_seconds" and t.splitlines()[1] == "0,USV,1.0,1.1"
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["c.csv", "empty_annotations.csv", "x_annotations.csv"]
+    # read back by the scorer (DAS header)
+    assert read_intervals(p).tolist() == [[0.5, 0.55], [1.25, 1.3125]]
+
+
+def test_main_detect_mono_default_name(tmp_path):
+    rng = np.random.default_rng(4)
+    x = _noise(rng, 1.0)
+    x[FS // 2 : FS // 2 + 7500] += 1000 * _sweep(0.03, 60e3, 70e3)
+    wav = _write_int16(tmp_path / "m_250430_ch05_x.wav", x)
+    (p,) = main_detect(wav)
+    assert p == tmp_path / "m_250430_ch05_x_annotations.csv"
+    assert len(pd.read_csv(p, index_col=0)) == 1
+
+
+# ------------------------------------------------------------------------------------ robustness
+
+
+@pytest.mark.parametrize("amp", [5.0, 100.0, 5000.0])
+def test_stationary_tone_is_whitened_away(amp):
+    rng = np.random.default_rng(5)
+    x = _noise(rng, 6.0)
+    t = np.arange(x.size) / FS
+    x += amp * np.sin(2 * np.pi * 40e3 * t)
+    x += (t > 3.0) * 0.5 * amp * np.sin(2 * np.pi * 62.5e3 * t)  # a band that switches on
+    assert detect(x, FS) == []
+    # a call on the tone's frequency is still found
+    a = int(2.0 * FS)
+    x[a : a + int(0.03 * FS)] += 4 * (amp + 100) * _sweep(0.03, 39e3, 41e3)
+    segs = detect(x, FS)
+    assert len(segs) == 1 and abs(segs[0][0] - 2.0) < 0.01
+
+
+def test_clicks_rejected():
+    rng = np.random.default_rng(6)
+    x = _noise(rng, 8.0)
+    for tc in np.sort(rng.uniform(0.1, 7.8, 60)):
+        c = _click(rng, rng.uniform(1e-4, 1e-3))
+        a = int(tc * FS)
+        x[a : a + c.size] += rng.uniform(500, 20000) * c
+    assert detect(x, FS) == []
+    # a call next to clicks is found, once
+    a = int(4.0 * FS)
+    x[a : a + int(0.05 * FS)] += 400 * _sweep(0.05, 70e3, 50e3)
+    c = _click(rng, 5e-4)
+    x[a + 2000 : a + 2000 + c.size] += 15000 * c
+    segs = detect(x, FS)
+    assert len(segs) == 1 and abs(segs[0][0] - 4.0) < 0.01
+
+
+def test_clipping_makes_no_detections(tmp_path):
+    rng = np.random.default_rng(7)
+    x = _noise(rng, 6.0)
+    for k in range(5):  # loud low-frequency thumps, clipped at full scale
+        a, n = int((k + 0.3) * FS), int(0.05 * FS)
+        x[a : a + n] += 1e5 * np.sin(2 * np.pi * rng.uniform(200, 3000) * np.arange(n) / FS) * np.hanning(n)
+    for k in range(5):  # clipped broadband bursts
+        a, n = int((k + 0.7) * FS), int(0.02 * FS)
+        x[a : a + n] += rng.standard_normal(n) * 5e4
+    x[int(5.5 * FS) : int(5.51 * FS)] = 40000  # a rail step
+    wav = _write_int16(tmp_path / "clip.wav", x)
+    assert len(detect_file(wav)) == 0
+    # a loud call that clips is still a call
+    a, n = int(5.7 * FS), int(0.04 * FS)
+    x[a : a + n] += 1e5 * _sweep(0.04, 55e3, 63e3)
+    df = detect_file(_write_int16(tmp_path / "clip2.wav", x))
+    assert len(df) == 1 and df.iloc[0]["start_seconds"] == pytest.approx(5.7, abs=0.01)
+
+
+def test_memory_does_not_grow_with_length(tmp_path):
+    rng = np.random.default_rng(8)
+    peaks = []
+    for seconds in (4, 16):
+        wav = _write_int16(tmp_path / f"{seconds}.wav", _noise(rng, seconds))
+        tracemalloc.start()
+        detect_file(wav)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.3 * peaks[0] + 2e6, peaks
+
+
+# ------------------------------------------------------------------------------------ scoring
+
+
+def test_matching_greedy_best_overlap_first():
+    lab = [(0.0, 1.0), (1.1, 1.2)]
+    det = [(0.9, 1.15), (0.0, 0.5)]
+    # det 0 overlaps label 0 by 0.1 and label 1 by 0.05; det 1 overlaps label 0 by 0.5 -> taken first
+    assert match_intervals(det, lab) == [(1, 0), (0, 1)]
+    s = score_intervals(det, lab)
+    assert (s.tp, s.precision, s.recall, s.f1) == (2, 1.0, 1.0, 1.0)
+    assert s.tp_iou == 0  # best IoU is det 1 / label 0: 0.5 / 1.0 = 0.5, not > 0.5
+    s2 = score_intervals([(0.0, 0.6)], [(0.0, 1.0)])
+    assert s2.tp_iou == 1 and s2.median_onset_error_s == 0.0 and s2.median_offset_error_s == pytest.approx(-0.4)
+    empty = score_intervals([], [])
+    assert (empty.precision, empty.recall) == (1.0, 1.0)
+    assert score_intervals([(0, 1)], []).precision == 0.0
+
+
+def test_read_intervals_formats(tmp_path):
+    (tmp_path / "a.csv").write_text('"0,0775","0,0811"\n"1,0703","1,1021"\n')
+    assert read_intervals(tmp_path / "a.csv").tolist() == [[0.0775, 0.0811], [1.0703, 1.1021]]
+    (tmp_path / "b.csv").write_text("1.5,1.6\n0.1,0.2\n\n")
+    assert read_intervals(tmp_path / "b.csv").tolist() == [[0.1, 0.2], [1.5, 1.6]]
+    (tmp_path / "c.csv").write_text(",name,start_seconds,stop_seconds\n0,USV,0.1,0.2\n1,noise,0.3,0.4\n2,USV,,\n")
+    assert read_intervals(tmp_path / "c.csv").tolist() == [[0.1, 0.2]]
+    (tmp_path / "d.csv").write_text("onset;offset\n0,5;0,6\n")
+    assert read_intervals(tmp_path / "d.csv").tolist() == [[0.5, 0.6]]
+    (tmp_path / "e.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(InputError, match="start/stop"):
+        read_intervals(tmp_path / "e.csv")
+    (tmp_path / "f.csv").write_text("2,1\n")
+    with pytest.raises(InputError, match="stop < start"):
+        read_intervals(tmp_path / "f.csv")
+
+
+# ------------------------------------------------------------------------------------ simulated
+
+
+@pytest.fixture(scope="module")
+def sim_session(tmp_path_factory):
+    from usvflow.simulate.audio import write_avisoft
+    from usvflow.simulate.timeline import make_timeline
+
+    root = tmp_path_factory.mktemp("sim_usv")
+    rng = np.random.default_rng(11)
+    tl = make_timeline(rng, 2.5, ["21372315", "21241563"])
+    truth = write_avisoft(root, tl, rng, start_datetime=dt.datetime(2025, 4, 30, 14, 50, 17),
+                          calls_per_minute=600, clicks_per_minute=300)  # fmt: skip
+    return root, json.loads(json.dumps(truth))
+
+
+def test_simulated_session_per_channel(sim_session):
+    root, truth = sim_session
+    assert len(truth["usvs"]) >= 15 and len(truth["clicks"]) >= 10
+    df, s = evaluate_simulated(root, truth)
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}))
+    assert len(df) == 24
+    assert s["n_detectable"] >= 300
+    assert s["precision"] >= 0.95 and s["recall"] >= 0.95
+    assert abs(s["median_onset_error_s"]) <= 0.005 and abs(s["median_offset_error_s"]) <= 0.005
+    assert s["median_abs_onset_error_s"] <= 0.005 and s["median_abs_offset_error_s"] <= 0.005
+    assert s["fp_clicks"] == 0 and s["n_clicks"] > 0
+    assert math.isfinite(s["median_onset_error_s"])
