@@ -11,6 +11,7 @@ configfile: workflow.source_path("config/config.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/audio.smk"
+include: "workflow/rules/usv.smk"
 
 
 rule all:

@@ -134,6 +134,12 @@ def _cmd_memmap(a):
     print(write_memmap(a.wavs, a.out_dir, a.stamp, kind=a.kind))
 
 
+def _cmd_detect_usvs(a):
+    from .usv.detect import run_cli
+
+    run_cli(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="usvflow", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -208,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stamp", required=True)
     s.add_argument("--kind", default="hpss_filtered")
     s.set_defaults(func=_cmd_memmap)
+
+    s = sub.add_parser("detect-usvs", help="built-in USV detector on any WAV >= 192 kHz (DAS CSV format)")
+    from .usv.detect import add_cli_arguments
+
+    add_cli_arguments(s)
+    s.set_defaults(func=_cmd_detect_usvs)
 
     s = sub.add_parser("concat-video", help="join Loopbio mp4 chunks by stream copy")
     s.add_argument("chunks", nargs="+")

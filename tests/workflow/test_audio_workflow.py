@@ -1,4 +1,5 @@
-"""End-to-end: the audio chain (split, crop, HPSS, high-pass, memmap) on a simulated session."""
+"""End-to-end: the audio chain (split, crop, HPSS, high-pass, memmap) and per-channel USV detection
+on a simulated session."""
 
 import json
 
@@ -17,9 +18,9 @@ def audio_run(tmp_path_factory):
     from usvflow.simulate.cohort import simulate_cohort
 
     out = tmp_path_factory.mktemp("audio_cohort")
-    simulate_cohort(out, sessions=1, seconds=1.5, seed=11, calibration=False)
+    simulate_cohort(out, sessions=1, seconds=2.0, seed=11, calibration=False, calls_per_minute=400)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    cfg["stages"] = ["video", "audio"]
+    cfg["stages"] = ["video", "audio", "usv"]
     (out / "config.yaml").write_text(yaml.safe_dump(cfg))
     snakemake(out, config=out / "config.yaml")
     sid = (out / "sessions.tsv").read_text().splitlines()[1].split("\t")[0]
@@ -67,3 +68,26 @@ def test_memmap_round_trip(audio_run):
         assert np.array_equal(mm[:, j], x)
     side = json.loads(sorted(folder.glob("*_int16.json"))[0].read_text())
     assert side["shape"] == list(mm.shape)
+
+
+def test_detections_find_the_simulated_calls(audio_run):
+    import pandas as pd
+
+    out, sid, truth = audio_run
+    ann = out / "Data" / sid / "audio" / "das_annotations"
+    csvs = sorted(ann.glob("*_cropped_to_video_hpss_filtered_annotations.csv"))
+    assert len(csvs) == 24
+    assert csvs[0].read_text().splitlines()[0] == ",name,start_seconds,stop_seconds"
+    by_channel = {}
+    for c in csvs:
+        dev, _, ch = c.name.split("_")[:3]
+        by_channel[(dev, int(ch[2:]))] = pd.read_csv(c, index_col=0)
+    calls = [u for u in truth["audio"]["usvs"] if not u["outside_video"] and u["peak_amp"] >= 300]
+    assert calls, "the simulated session should hold loud calls inside the video"
+    found = 0
+    for u in calls:
+        j = u["loudest_mic"]
+        det = by_channel[("m", j + 1) if j < 12 else ("s", j - 11)]
+        a, b = u["t_start_video_s"], u["t_stop_video_s"] + 0.003  # + the propagation delay (< 3 ms)
+        found += bool(((det.start_seconds < b) & (det.stop_seconds > a)).any())
+    assert found / len(calls) >= 0.95, (found, len(calls))

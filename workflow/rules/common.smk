@@ -184,7 +184,17 @@ def audio_targets(sid):
     return [memmap_path(sid), memmap_path(sid, "json")]
 
 
-STAGE_TARGETS = {"video": video_targets, "audio": audio_targets}
+def usv_targets(sid):
+    if not audio_targets(sid):
+        return []
+    root = product_root(sid)
+    return [
+        f"{root}/audio/das_annotations/{n}_cropped_to_video_hpss_filtered_annotations.csv"
+        for n in channel_names(sid)
+    ]
+
+
+STAGE_TARGETS = {"video": video_targets, "audio": audio_targets, "usv": usv_targets}
 
 
 def all_targets(wildcards):

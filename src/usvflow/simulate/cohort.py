@@ -147,7 +147,7 @@ def simulate_cohort(
     cfg = {
         "sessions": str(sheet),
         "ephys_root": str(ephys_root),
-        "stages": ["video", "audio"],
+        "stages": ["video", "audio", "usv"],
         "video": {"camera_serials": CAMERA_SERIALS},
         "sync": {
             "av": {
