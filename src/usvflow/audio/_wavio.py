@@ -229,3 +229,25 @@ def read_wav(path: str | os.PathLike) -> tuple[int, np.ndarray]:
     """Read a whole file (tests and small files): ``(sample_rate, int16 samples)``."""
     with WavReader(path) as r:
         return r.sample_rate, r.read(0, r.n_samples)
+
+
+def stream_over_array(x, stream) -> np.ndarray:
+    """Run a streaming step on an in-memory int16 array (tests, small inputs).
+
+    ``stream(read, n)`` must yield ``(start, block)`` pairs like the file versions do; ``read(lo, hi)``
+    returns samples ``lo..hi`` of ``x``, zero outside it.
+    """
+    x = np.asarray(x, dtype=np.int16)
+    n = len(x)
+
+    def read(lo, hi):
+        buf = np.zeros(hi - lo, np.int16)
+        s, e = max(lo, 0), min(hi, n)
+        if e > s:
+            buf[s - lo: e - lo] = x[s:e]
+        return buf
+
+    out = np.empty(n, np.int16)
+    for a, blk in stream(read, n):
+        out[a: a + len(blk)] = blk
+    return out

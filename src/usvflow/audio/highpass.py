@@ -43,7 +43,7 @@ import os
 import numpy as np
 import scipy.fft
 
-from ._wavio import WavReader, WavWriter
+from ._wavio import WavReader, WavWriter, stream_over_array
 
 SOX_ATTEN_DB = 120.0
 DEFAULT_ATTEN_DB = SOX_ATTEN_DB + 2.0  # at least as deep as SoX's measured 120.8 dB
@@ -217,20 +217,7 @@ def fir_stream(read, n_samples: int, taps, block: int = 1 << 14):
 
 def fir_filter_array(x: np.ndarray, taps, block: int = 1 << 14) -> np.ndarray:
     """:func:`fir_stream` over an in-memory int16 array (tests)."""
-    x = np.asarray(x, dtype=np.int16)
-    n = len(x)
-
-    def read(lo, hi):
-        buf = np.zeros(hi - lo, np.int16)
-        s, e = max(lo, 0), min(hi, n)
-        if e > s:
-            buf[s - lo: e - lo] = x[s:e]
-        return buf
-
-    out = np.empty(n, np.int16)
-    for a, blk in fir_stream(read, n, taps, block):
-        out[a: a + len(blk)] = blk
-    return out
+    return stream_over_array(x, lambda read, n: fir_stream(read, n, taps, block))
 
 
 def highpass_file(in_wav: str | os.PathLike, out_wav: str | os.PathLike, taps=None,

@@ -46,7 +46,7 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
-from ._wavio import WavReader, WavWriter
+from ._wavio import WavReader, WavWriter, stream_over_array
 
 _TINY32 = float(np.finfo(np.float32).tiny)
 
@@ -358,20 +358,7 @@ def hpss_chunked(x: np.ndarray, params: HPSSParams | None = None, block_frames: 
                           kw.pop("power", 4.0), kw.pop("margin", (4, 1)))
     if kw:
         raise TypeError(f"unexpected arguments {sorted(kw)}")
-    x = np.asarray(x, dtype=np.int16)
-    n = len(x)
-
-    def read(lo, hi):
-        buf = np.zeros(hi - lo, np.int16)
-        s, e = max(lo, 0), min(hi, n)
-        if e > s:
-            buf[s - lo: e - lo] = x[s:e]
-        return buf
-
-    out = np.empty(n, np.int16)
-    for a, blk in hpss_stream(read, n, p, block_frames):
-        out[a: a + len(blk)] = blk
-    return out
+    return stream_over_array(x, lambda read, n: hpss_stream(read, n, p, block_frames))
 
 
 def hpss_file(in_wav: str | os.PathLike, out_wav: str | os.PathLike, n_fft: int = 512, hop: int = 128,
