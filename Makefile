@@ -24,6 +24,11 @@ demo: install
 	@echo
 	@echo "Demo products (inside each session folder, at the documented paths):"
 	@find $(DEMO)/Data -path '*/video/*' \( -name '*.json' -o -name '*-[0-9]*.mp4' \) | sort
+	@find $(DEMO)/Data \( -name 'audio_triggerbox_sync_info.json' -o -name '*_video_frames_in_audio_samples.txt' \
+		-o -name '*_concatenated_audio_*' \) | sort
+	@echo "24 channels each in: audio/original, audio/cropped_to_video, audio/hpss, audio/hpss_filtered"
+	@for f in $(DEMO)/Data/*/audio/das_annotations; do \
+		echo "$$f: $$(ls $$f | wc -l) per-channel USV detection CSVs, $$(cat $$f/*.csv | grep -c USV) detections"; done
 	@echo "Ground truth of the simulation: $(DEMO)/truth/"
 
 lint: install
