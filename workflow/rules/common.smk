@@ -162,6 +162,28 @@ def memmap_path(sid, ext="mmap"):
     return f"{product_root(sid)}/audio/hpss_filtered/{lay.audio_stamp}_concatenated_audio_hpss_filtered_{shape}_int16.{ext}"
 
 
+# ---------------------------------------------------------------- usv inputs
+def das_model_base():
+    das = config["usv_detection"]["das"]
+    return str(Path(das["model_directory"]).expanduser().resolve() / das["model_name_base"])
+
+
+def das_model_files():
+    """The DAS model's files, declared as inputs so that a new model re-runs detection."""
+    base = das_model_base()
+    return [f"{base}_model.h5", f"{base}_params.yaml"]
+
+
+def das_model_prefix(wildcards, input):
+    """The model stem `das predict` takes, derived from the declared model file."""
+    return input.model[0][: -len("_model.h5")]
+
+
+def das_csv_path(wildcards, input):
+    """Where `das predict` writes its CSV: beside the WAV, <stem>_annotations.csv."""
+    return str(Path(input.wav).with_suffix("")) + "_annotations.csv"
+
+
 # ---------------------------------------------------------------- targets
 def video_targets(sid):
     lay, root = LAYOUTS[sid], product_root(sid)

@@ -1,23 +1,62 @@
 # USV detection on every filtered channel (usv-playpen-spec.md step 12). The built-in detector needs
-# no model or GPU; DAS (usv_detection.method: das) is the cluster alternative.
+# no model or GPU; DAS (usv_detection.method: das) is the cluster alternative. Both write
+# audio/das_annotations/<stem>_annotations.csv in DAS's CSV format.
 
+if config["usv_detection"]["method"] == "builtin":
 
-rule detect_usvs:
-    input:
-        "{sroot}/audio/hpss_filtered/{name}_cropped_to_video_hpss_filtered.wav",
-    output:
-        "{sroot}/audio/das_annotations/{name}_cropped_to_video_hpss_filtered_annotations.csv",
-    log:
-        "{sroot}/logs/detect_usvs_{name}.log",
-    benchmark:
-        "{sroot}/benchmarks/detect_usvs_{name}.tsv"
-    conda:
-        "../envs/usvflow.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=60,
-    params:
-        **config["usv_detection"]["builtin"],
-    script:
-        "../scripts/usv_detect.py"
+    rule detect_usvs:
+        input:
+            "{sroot}/audio/hpss_filtered/{name}_cropped_to_video_hpss_filtered.wav",
+        output:
+            "{sroot}/audio/das_annotations/{name}_cropped_to_video_hpss_filtered_annotations.csv",
+        log:
+            "{sroot}/logs/detect_usvs_{name}.log",
+        benchmark:
+            "{sroot}/benchmarks/detect_usvs_{name}.tsv"
+        conda:
+            "../envs/usvflow.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=60,
+        params:
+            **config["usv_detection"]["builtin"],
+        script:
+            "../scripts/usv_detect.py"
+
+else:
+
+    rule das_predict:
+        input:
+            wav="{sroot}/audio/hpss_filtered/{name}_cropped_to_video_hpss_filtered.wav",
+            model=das_model_files(),
+        output:
+            "{sroot}/audio/das_annotations/{name}_cropped_to_video_hpss_filtered_annotations.csv",
+        log:
+            "{sroot}/logs/das_predict_{name}.log",
+        benchmark:
+            "{sroot}/benchmarks/das_predict_{name}.tsv"
+        conda:
+            "../envs/das.yaml"
+        threads: 2
+        resources:
+            gpu=1,
+            mem_mb=16000,
+            runtime=240,
+        params:
+            das=config["usv_detection"]["das"]["executable"],
+            model_base=das_model_prefix,
+            thres=config["usv_detection"]["das"]["segment_confidence_threshold"],
+            minlen=config["usv_detection"]["das"]["segment_minlen"],
+            fillgap=config["usv_detection"]["das"]["segment_fillgap"],
+            # DAS writes <wav stem>_annotations.csv beside the WAV; it is moved into das_annotations/.
+            das_csv=das_csv_path,
+        shell:
+            # DAS logs and swallows per-file errors and may exit 0 without writing its CSV: check it.
+            "rm -f '{params.das_csv}'; "
+            "'{params.das}' predict '{input.wav}' '{params.model_base}'"
+            " --segment-thres {params.thres} --segment-minlen {params.minlen}"
+            " --segment-fillgap {params.fillgap} --save-format csv > '{log}' 2>&1; "
+            "if [ ! -s '{params.das_csv}' ]; then"
+            " echo 'das predict exited 0 but wrote no {params.das_csv}' >> '{log}'; exit 1; fi; "
+            "mv '{params.das_csv}' '{output}'"
