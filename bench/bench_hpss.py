@@ -49,7 +49,7 @@ def synth_block(start: int, n: int, seed: int = 0) -> np.ndarray:
 
 
 def write_synth(path: Path, seconds: float, block_s: float = 10.0) -> int:
-    from usvflow.audio._wavio import WavWriter
+    from usvflow.audio.wav import WavWriter
 
     n = int(round(seconds * FS))
     blk = int(block_s * FS)
@@ -81,7 +81,7 @@ def _reference(in_wav, out_wav):
 def run(seconds: float = 30.0, long: float | None = None) -> dict:
     from threadpoolctl import threadpool_limits
 
-    from usvflow.audio._wavio import read_wav
+    from usvflow.audio.wav import read_wav
     from usvflow.audio.highpass import design_highpass, highpass_file
     from usvflow.audio.hpss import hpss_file
 

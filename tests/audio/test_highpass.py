@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from usvflow.audio._wavio import read_wav, write_wav
+from usvflow.audio.wav import read_wav, write_wav
 from usvflow.audio.highpass import (
     design_bandpass, design_highpass, design_lowpass, fir_filter_array, freq_bounds_taps, freq_response,
     highpass_file,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from usvflow.audio._wavio import WavWriter, read_wav, write_wav
+from usvflow.audio.wav import WavWriter, read_wav, write_wav
 from usvflow.audio.hpss import HPSSParams, hpss_array, hpss_chunked, hpss_file
 from usvflow.io.atomic import InputError
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from usvflow.audio._wavio import write_wav
+from usvflow.audio.wav import write_wav
 from usvflow.audio.memmap import channel_name, open_memmap, parse_memmap_name, write_memmap
 from usvflow.io.atomic import InputError
 

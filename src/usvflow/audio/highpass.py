@@ -43,7 +43,7 @@ import os
 import numpy as np
 import scipy.fft
 
-from ._wavio import WavReader, WavWriter, stream_over_array
+from .wav import WavReader, WavWriter, stream_over_array
 
 SOX_ATTEN_DB = 120.0
 DEFAULT_ATTEN_DB = SOX_ATTEN_DB + 2.0  # at least as deep as SoX's measured 120.8 dB

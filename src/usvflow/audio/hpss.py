@@ -46,7 +46,7 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
-from ._wavio import WavReader, WavWriter, stream_over_array
+from .wav import WavReader, WavWriter, stream_over_array
 
 _TINY32 = float(np.finfo(np.float32).tiny)
 

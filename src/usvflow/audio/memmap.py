@@ -29,7 +29,7 @@ import numpy as np
 
 from usvflow.io.atomic import InputError, atomic_path, read_json, write_json
 
-from ._wavio import WavReader, wav_info
+from .wav import WavReader, require_pcm16, wav_info
 
 _CH_RE = re.compile(r"^(?P<dev>[a-z]+)_.*?_ch(?P<ch>\d+)(?:_|$)")
 
@@ -65,15 +65,17 @@ def write_memmap(wavs_in_column_order, out_dir: str | os.PathLike, stamp: str, k
     if not wavs:
         raise ValueError("write_memmap needs at least one WAV")
     infos = [wav_info(p) for p in wavs]
+    for info in infos:
+        require_pcm16(info)
     first = infos[0]
     for info in infos:
         if info.n_channels != 1:
             raise InputError(info.path, f"expected a mono WAV, found {info.n_channels} channels")
         if info.sample_rate != first.sample_rate:
             raise InputError(info.path, f"sample rate {info.sample_rate} Hz differs from "
-                                        f"{first.sample_rate} Hz of {first.path.name}")
+                                        f"{first.sample_rate} Hz of {Path(first.path).name}")
         if info.n_samples != first.n_samples:
-            raise InputError(info.path, f"{info.n_samples} samples, but {first.path.name} has "
+            raise InputError(info.path, f"{info.n_samples} samples, but {Path(first.path).name} has "
                                         f"{first.n_samples} (all channels must have equal length)")
     names = [channel_name(p) for p in wavs]
     if len(set(names)) != len(names):

@@ -9,10 +9,17 @@ ranges of a file at random positions, and writes WAV files block by block.
   claims (a truncated copy, an interrupted recording) is an :class:`~usvflow.io.atomic.InputError`
   naming the file.
 * :func:`iter_blocks` yields ``(n, channels)`` int16 blocks of one or more files joined in time.
-* :class:`WavReader` reads ``[a, b)`` sample ranges, zero-filled outside the file.
+* :class:`WavReader` reads ``[a, b)`` sample ranges, zero-filled outside the file (optionally
+  checking the channel count and sample rate the caller expects), with plain ``seek`` + ``read``
+  (no ``mmap``, so resident memory stays the size of a block).
 * :class:`WavWriter` writes int16 PCM_16 blockwise to a temporary name and renames it over the
   target when closed without error (removed on error); :class:`OutputSet` does the same for a group
   of outputs that must appear together or not at all.
+* :func:`read_wav`, :func:`write_wav` and :func:`stream_over_array` handle whole in-memory arrays
+  (tests, small inputs).
+
+Both attribute vocabularies are accepted: ``samplerate``/``channels``/``frames`` (soundfile names)
+and ``sample_rate``/``n_channels``/``n_samples``.
 """
 
 from __future__ import annotations
@@ -50,6 +57,23 @@ class WavInfo:
     @property
     def seconds(self) -> float:
         return self.frames / self.samplerate
+
+    # aliases (sample_rate / n_channels / n_samples vocabulary)
+    @property
+    def sample_rate(self) -> int:
+        return self.samplerate
+
+    @property
+    def n_channels(self) -> int:
+        return self.channels
+
+    @property
+    def n_samples(self) -> int:
+        return self.frames
+
+    @property
+    def duration_s(self) -> float:
+        return self.seconds
 
 
 def _subtype(tag: int, bits: int) -> str:
@@ -139,6 +163,15 @@ def require_pcm16(info: WavInfo) -> None:
         raise InputError(info.path, f"sample format {info.subtype}, expected 16-bit PCM")
 
 
+def check_format(info: WavInfo, *, sample_rate: int | None = None, n_channels: int | None = None) -> None:
+    """InputError naming the file if its rate or channel count is not the expected one."""
+    if n_channels is not None and info.channels != n_channels:
+        raise InputError(info.path, f"expected {n_channels} channel(s), found {info.channels}")
+    if sample_rate is not None and info.samplerate != sample_rate:
+        raise InputError(info.path,
+                         f"expected a sample rate of {sample_rate} Hz, found {info.samplerate} Hz")
+
+
 def _read_into(fh, out: np.ndarray, path) -> None:
     view = memoryview(out).cast("B")
     got = fh.readinto(view)
@@ -193,11 +226,17 @@ def iter_blocks(
 
 
 class WavReader:
-    """Random access to int16 samples of one WAV file; ranges outside the file read as zeros."""
+    """Random access to int16 samples of one WAV file; ranges outside the file read as zeros.
 
-    def __init__(self, path: str | os.PathLike):
+    ``with WavReader(p) as r: r.read(a, b)``. ``n_channels``/``sample_rate``, when given, are checked
+    (InputError naming the file otherwise).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, n_channels: int | None = None,
+                 sample_rate: int | None = None):
         self.info = wav_info(path)
         require_pcm16(self.info)
+        check_format(self.info, sample_rate=sample_rate, n_channels=n_channels)
         self.path = Path(path)
         self._fh = open(self.path, "rb")
 
@@ -205,23 +244,64 @@ class WavReader:
     def frames(self) -> int:
         return self.info.frames
 
-    def read(self, a: int, b: int) -> np.ndarray:
-        """Samples ``[a, b)``: ``(b - a,)`` for mono, ``(b - a, channels)`` otherwise."""
+    @property
+    def n_samples(self) -> int:
+        return self.info.frames
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.samplerate
+
+    @property
+    def samplerate(self) -> int:
+        return self.info.samplerate
+
+    @property
+    def channels(self) -> int:
+        return self.info.channels
+
+    @property
+    def n_channels(self) -> int:
+        return self.info.channels
+
+    def read(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Samples ``[a, b)`` as int16: ``(b - a,)`` for mono, ``(b - a, channels)`` otherwise.
+
+        Zeros where the range lies outside the file. ``out`` (int16, that shape) avoids an
+        allocation per block.
+        """
         nch = self.info.channels
-        out = np.zeros((max(b - a, 0), nch), dtype="<i2")
+        n = max(b - a, 0)
+        shape = (n,) if nch == 1 else (n, nch)
+        if out is None:
+            out = np.empty(shape, np.int16)
+        elif out.shape != shape or out.dtype != np.int16:
+            raise ValueError(f"out must be int16 of shape {shape}")
         lo, hi = max(a, 0), min(b, self.info.frames)
-        if lo < hi:
-            self._fh.seek(self.info.data_offset + lo * self.info.block_align)
-            _read_into(self._fh, out[lo - a : hi - a], self.path)
-        return out[:, 0] if nch == 1 else out
+        if hi <= lo:
+            out[...] = 0
+            return out
+        out[: lo - a] = 0
+        out[hi - a:] = 0
+        dest = out[lo - a: hi - a]
+        self._fh.seek(self.info.data_offset + lo * self.info.block_align)
+        _read_into(self._fh, dest.reshape(-1).view(np.uint8), self.path)
+        if not np.little_endian:  # pragma: no cover - WAV is little-endian
+            dest.byteswap(inplace=True)
+        return out
+
+    def blocks(self, block: int = BLOCK):
+        """Yield ``(start, samples)`` for consecutive blocks covering the file."""
+        for a in range(0, self.info.frames, block):
+            yield a, self.read(a, min(a + block, self.info.frames))
 
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "WavReader":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.close()
 
 
@@ -235,12 +315,27 @@ class WavWriter:
     With ``atomic=True`` (default) the samples go to a temporary name beside ``path`` that is
     renamed over ``path`` by :meth:`close` (or on leaving a ``with`` block without error) and
     removed on error. With ``atomic=False`` ``path`` itself is written (used by :class:`OutputSet`,
-    which renames its temporary files itself).
+    which renames its temporary files itself). The finished file is ``fsync``'ed before the rename
+    when :data:`FSYNC` is set (the default).
+
+    ``WavWriter(path, rate, channels)`` positionally, or with the keywords ``samplerate``/``channels``
+    or ``sample_rate``/``n_channels``.
     """
 
     MAX_DATA = 0xFFFFFFFF - 36
 
-    def __init__(self, path: str | os.PathLike, samplerate: int, channels: int = 1, atomic: bool = True):
+    def __init__(self, path: str | os.PathLike, samplerate: int | None = None, channels: int | None = None,
+                 atomic: bool = True, *, sample_rate: int | None = None, n_channels: int | None = None):
+        if samplerate is None:
+            samplerate = sample_rate
+        elif sample_rate is not None and int(sample_rate) != int(samplerate):
+            raise TypeError("WavWriter: samplerate and sample_rate disagree")
+        if samplerate is None:
+            raise TypeError("WavWriter: missing the sample rate")
+        if channels is None:
+            channels = 1 if n_channels is None else n_channels
+        elif n_channels is not None and int(n_channels) != int(channels):
+            raise TypeError("WavWriter: channels and n_channels disagree")
         self.target = Path(path)
         self.samplerate, self.channels = int(samplerate), int(channels)
         self.atomic = atomic
@@ -250,6 +345,19 @@ class WavWriter:
         self._fh = open(self.path, "wb")
         self._fh.write(self._header(0))
         self.closed = False
+
+    # aliases (sample_rate / n_channels / n_samples vocabulary)
+    @property
+    def sample_rate(self) -> int:
+        return self.samplerate
+
+    @property
+    def n_channels(self) -> int:
+        return self.channels
+
+    @property
+    def n_samples(self) -> int:
+        return self.frames
 
     def _header(self, data_bytes: int) -> bytes:
         align = 2 * self.channels
@@ -399,3 +507,38 @@ def check_same_format(
             why = "" if channels is not None else f" (as {first})"
             raise InputError(inf.path, f"{inf.channels} channels, expected {nch}{why}")
     return rate, nch
+
+
+def write_wav(path: str | os.PathLike, sample_rate: int, samples: np.ndarray) -> None:
+    """Write a whole int16 array atomically (tests and small files)."""
+    a = np.asarray(samples)
+    with WavWriter(path, sample_rate, 1 if a.ndim == 1 else a.shape[1]) as w:
+        w.write(a)
+
+
+def read_wav(path: str | os.PathLike) -> tuple[int, np.ndarray]:
+    """Read a whole file (tests and small files): ``(sample_rate, int16 samples)``."""
+    with WavReader(path) as r:
+        return r.sample_rate, r.read(0, r.n_samples)
+
+
+def stream_over_array(x, stream) -> np.ndarray:
+    """Run a streaming step on an in-memory int16 array (tests, small inputs).
+
+    ``stream(read, n)`` must yield ``(start, block)`` pairs like the file versions do; ``read(lo, hi)``
+    returns samples ``lo..hi`` of ``x``, zero outside it.
+    """
+    x = np.asarray(x, dtype=np.int16)
+    n = len(x)
+
+    def read(lo, hi):
+        buf = np.zeros(hi - lo, np.int16)
+        s, e = max(lo, 0), min(hi, n)
+        if e > s:
+            buf[s - lo: e - lo] = x[s:e]
+        return buf
+
+    out = np.empty(n, np.int16)
+    for a, blk in stream(read, n):
+        out[a: a + len(blk)] = blk
+    return out
