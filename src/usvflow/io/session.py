@@ -24,9 +24,9 @@ from pathlib import Path
 import soundfile as sf
 
 from .atomic import InputError
+from .loopbio import parse_camera_dir_name
 
 AVISOFT_RE = re.compile(r"^(?P<dev>[a-z])_(?P<ts>\d{12})\.wav$")
-CAMERA_RE = re.compile(r"^(?P<cal>calibration_)?(?P<date>\d{8})_(?P<time>\d{6})\.(?P<serial>\d+)$")
 PROBE_RE = re.compile(r"^imec\d+$")
 
 
@@ -122,9 +122,10 @@ def _discover_video(folder: Path, serials: list[str], ext: str) -> tuple[dict, d
     cal: dict[str, Camera] = {}
     joint = None
     for d in sorted(p for p in vdir.iterdir() if p.is_dir()):
-        m = CAMERA_RE.match(d.name)
-        if not m or m["serial"] not in serials:
+        parsed = parse_camera_dir_name(d.name)
+        if parsed is None or parsed[1] not in serials:
             continue
+        stamp, serial, is_cal = parsed
         names = {p.name for p in d.iterdir()}
         chunks = sorted(n for n in names if n.endswith("." + ext) and n[: -len(ext) - 1].isdigit())
         if not chunks:
@@ -135,12 +136,12 @@ def _discover_video(folder: Path, serials: list[str], ext: str) -> tuple[dict, d
         if no_meta:
             raise InputError(d / no_meta[0], "video chunk has no frame metadata (.npz with frame_number, frame_time)")
         if joint is None:
-            joint = m["date"] + m["time"]
-        cam = Camera(m["serial"], d.name, chunks, calibration=bool(m["cal"]))
-        target = cal if m["cal"] else cams
-        if m["serial"] in target:
-            raise InputError(d, f"a second {'calibration ' if m['cal'] else ''}folder for camera {m['serial']} (first: {target[m['serial']].folder})")
-        target[m["serial"]] = cam
+            joint = stamp.replace("_", "")
+        cam = Camera(serial, d.name, chunks, calibration=is_cal)
+        target = cal if is_cal else cams
+        if serial in target:
+            raise InputError(d, f"a second {'calibration ' if is_cal else ''}folder for camera {serial} (first: {target[serial].folder})")
+        target[serial] = cam
     return cams, cal, joint
 
 
