@@ -83,3 +83,18 @@ def read_json(path: str | os.PathLike):
         raise InputError(path, "file not found") from None
     except json.JSONDecodeError as exc:
         raise InputError(path, f"not valid JSON ({exc})") from None
+
+
+def read_text(path: str | os.PathLike, what: str) -> str:
+    """Read a small text file (undecodable bytes replaced), naming the file in the error.
+
+    ``what`` names the expected kind of file in the message for a directory (e.g. "a .meta file").
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, f"is a directory, not {what}") from None
+    return raw.decode("utf-8", errors="replace")

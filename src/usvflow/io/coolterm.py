@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from usvflow.io.atomic import InputError
+from usvflow.io.atomic import InputError, read_text
 
 __all__ = ["HEADER_LINES", "find_coolterm_log", "read_ipis"]
 
@@ -28,13 +28,7 @@ def read_ipis(path: str | os.PathLike) -> np.ndarray:
     without any interval.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not a CoolTerm capture") from None
-    text = raw.decode("utf-8", errors="replace")
+    text = read_text(path, "a CoolTerm capture")
     values: list[int] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if lineno <= HEADER_LINES:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from usvflow.io.atomic import InputError, atomic_open
+from usvflow.io.atomic import InputError, atomic_open, read_text
 
 __all__ = [
     "SpikeGLXMeta",
@@ -43,13 +43,7 @@ def read_meta(path: str | os.PathLike) -> dict[str, str]:
     without ``=`` or with an empty key raises :class:`InputError` naming the file and line.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not a .meta file") from None
-    text = raw.decode("utf-8", errors="replace")
+    text = read_text(path, "a .meta file")
     meta: dict[str, str] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
