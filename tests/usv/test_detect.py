@@ -311,3 +311,32 @@ def test_simulated_session_per_channel(sim_session):
     assert s["median_abs_onset_error_s"] <= 0.005 and s["median_abs_offset_error_s"] <= 0.005
     assert s["fp_clicks"] == 0 and s["n_clicks"] > 0
     assert math.isfinite(s["median_onset_error_s"])
+
+
+def test_digital_silence_with_rounding_speckle_is_not_a_call(tmp_path):
+    """After HPSS a channel is ~0 LSB between calls, with sparse +-1..2 LSB residue: the noise floor
+    may not fall below floor_lsb (4 LSB rms), or the residue stands 'above the noise'."""
+    import soundfile as sf
+
+    from usvflow.usv.detect import detect_file
+
+    fs = 250_000
+    rng = np.random.default_rng(5)
+    n = 3 * fs
+    x = np.zeros(n)
+    # sparse, tonal-looking residue: short low-level snippets of random narrow-band noise
+    t = np.arange(n) / fs
+    for a in rng.integers(0, n - 2000, 600):
+        m = int(rng.integers(200, 2000))
+        x[a : a + m] += 1.5 * np.sin(2 * np.pi * rng.uniform(35e3, 110e3) * t[:m]) * np.hanning(m)
+    calls = [(0.5, 0.04, 60e3), (1.5, 0.06, 80e3), (2.4, 0.03, 45e3)]
+    for t0, d, f in calls:
+        a, m = int(t0 * fs), int(d * fs)
+        x[a : a + m] += 800 * np.sin(2 * np.pi * f * t[:m]) * np.hanning(m)
+    wav = tmp_path / "hpss_like.wav"
+    sf.write(wav, np.round(x).astype(np.int16), fs, subtype="PCM_16")
+    got = detect_file(wav)
+    assert len(got) == 3
+    np.testing.assert_allclose(got["start_seconds"], [c[0] for c in calls], atol=0.01)
+    # without the floor the residue is detected
+    assert len(detect_file(wav, {"floor_lsb": 0.0})) > 3

@@ -91,3 +91,27 @@ def test_detections_find_the_simulated_calls(audio_run):
         a, b = u["t_start_video_s"], u["t_stop_video_s"] + 0.003  # + the propagation delay (< 3 ms)
         found += bool(((det.start_seconds < b) & (det.stop_seconds > a)).any())
     assert found / len(calls) >= 0.95, (found, len(calls))
+
+
+def test_usv_summary_matches_the_truth(audio_run):
+    from usvflow.usv.curate import FEATURE_COLUMNS, SUMMARY_COLUMNS, read_summary
+    from usvflow.usv.score import score_intervals
+
+    out, sid, truth = audio_run
+    audio = out / "Data" / sid / "audio"
+    summ = read_summary(audio / f"{sid}_usv_summary.csv")
+    assert list(summ.columns) == SUMMARY_COLUMNS + FEATURE_COLUMNS
+    calls = [u for u in truth["audio"]["usvs"] if not u["outside_video"]]
+    assert len(calls) >= 5
+    lab = np.array([[u["t_start_video_s"], u["t_stop_video_s"]] for u in calls])
+    sc = score_intervals(summ[["start", "stop"]].to_numpy(), lab)
+    assert sc.precision >= 0.95 and sc.recall >= 0.95, sc
+    assert abs(sc.median_onset_error_s) <= 0.005 and abs(sc.median_offset_error_s) <= 0.005, sc
+    # the acoustic features describe the calls: mean frequency of the matched calls within 3 kHz
+    from usvflow.usv.score import match_intervals
+
+    pairs = match_intervals(summ[["start", "stop"]].to_numpy(), lab)
+    err = [summ["mean_freq_hz"][i] - calls[j]["f_mean_hz"] for i, j in pairs]
+    assert np.median(np.abs(err)) < 3e3, err
+    svg = (audio / f"{sid}_usv_signal_correlation_histogram.svg").read_text()
+    assert "<svg" in svg

@@ -62,6 +62,7 @@ wildcard_constraints:
     ch=r"\d{2}",
     name=r"[a-z]_\d{12}_ch\d{2}",
     shape=r"\d+_\d+_\d+",
+    session=r"[^/]+",
 
 
 def layout(wildcards):
@@ -184,6 +185,28 @@ def das_csv_path(wildcards, input):
     return str(Path(input.wav).with_suffix("")) + "_annotations.csv"
 
 
+def session_name(sid):
+    """The session folder's name: the <session> of audio/<session>_usv_summary.csv."""
+    return Path(LAYOUTS[sid].folder).name
+
+
+def annotation_csvs(wildcards):
+    sid = SID_BY_ROOT[wildcards.sroot]
+    return [
+        f"{wildcards.sroot}/audio/das_annotations/{n}_cropped_to_video_hpss_filtered_annotations.csv"
+        for n in channel_names(sid)
+    ]
+
+
+def session_memmap(wildcards):
+    sid = SID_BY_ROOT[wildcards.sroot]
+    return {"mmap": memmap_path(sid), "sidecar": memmap_path(sid, "json")}
+
+
+def usv_summary_path(sid):
+    return f"{product_root(sid)}/audio/{session_name(sid)}_usv_summary.csv"
+
+
 # ---------------------------------------------------------------- targets
 def video_targets(sid):
     lay, root = LAYOUTS[sid], product_root(sid)
@@ -211,8 +234,8 @@ def usv_targets(sid):
         return []
     root = product_root(sid)
     return [
-        f"{root}/audio/das_annotations/{n}_cropped_to_video_hpss_filtered_annotations.csv"
-        for n in channel_names(sid)
+        usv_summary_path(sid),
+        f"{root}/audio/{session_name(sid)}_usv_signal_correlation_histogram.svg",
     ]
 
 

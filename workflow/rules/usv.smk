@@ -60,3 +60,28 @@ else:
             "if [ ! -s '{params.das_csv}' ]; then"
             " echo 'das predict exited 0 but wrote no {params.das_csv}' >> '{log}'; exit 1; fi; "
             "mv '{params.das_csv}' '{output}'"
+
+
+# Curation (spec step 13): coverage-watershed merge across channels, amplitude channels, acoustic
+# features and noise rejection, read from the memmap one USV at a time.
+rule curate_usvs:
+    input:
+        unpack(session_memmap),
+        csvs=annotation_csvs,
+    output:
+        summary="{sroot}/audio/{session}_usv_summary.csv",
+        histogram="{sroot}/audio/{session}_usv_signal_correlation_histogram.svg",
+    log:
+        "{sroot}/logs/curate_usvs_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/curate_usvs_{session}.tsv"
+    conda:
+        "../envs/usvflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        settings=config["usv_summary"],
+    script:
+        "../scripts/usv_curate.py"

@@ -92,6 +92,9 @@ class DetectParams:
     minlen_s: float = 0.005
     fillgap_s: float = 0.015
     clip_level: float | None = None  # |x| at or above this is clipped; None: not checked
+    # lowest noise rms (input units) the per-bin floor may assume; integer PCM files: floor_lsb LSB
+    min_noise_rms: float | None = None
+    floor_lsb: float = 4.0
     name: str = "USV"
 
     def updated(self, **kw) -> "DetectParams":
@@ -165,6 +168,11 @@ class _Engine:
         self.thr_hi = 10 ** (p.thr_high_db / 10)
         self.thr_lo = 10 ** (min(p.thr_low_db, p.thr_high_db) / 10)
         self.clip = p.clip_level
+        # per-bin power of white noise of rms min_noise_rms through the window: the floor's minimum
+        # (after HPSS a channel can be digital silence between calls; rounding leaves ~0.3 LSB rms)
+        rms = p.min_noise_rms or 0.0
+        self.floor_min = max(float(rms) ** 2 * float(np.sum(self.window.astype(np.float64) ** 2)),
+                             float(np.finfo(np.float32).tiny))  # fmt: skip
         # sample buffer: samples from global index self.s0 on
         self.buf = np.zeros((0, n_ch), dtype=np.float32)
         self.s0 = 0
@@ -235,7 +243,7 @@ class _Engine:
         while self.blocks and (len(self.blocks) > self.ctx or final):
             pcts = list(self.past_pct) + [b[3] for b in list(self.blocks)[: self.ctx + 1]]
             floor = np.median(np.stack(pcts), axis=0) * self.q_scale  # (n_ch, nx)
-            np.maximum(floor, np.finfo(np.float32).tiny, out=floor)  # digital silence
+            np.maximum(floor, self.floor_min, out=floor)  # digital silence
             f0, P, clipped, pct = self.blocks[0]
             nxt = self.blocks[1][1] if len(self.blocks) > 1 else None
             self._features(f0, P, clipped, floor, nxt)
@@ -432,6 +440,8 @@ def detect_file(wav: str | os.PathLike, params: DetectParams | dict | None = Non
             # integer PCM read as float in [-1, 1): full scale is clipping
             bits = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}.get(fh.subtype, 8)
             p = p.updated(clip_level=1.0 - 2.0 ** (1 - bits))
+            if p.min_noise_rms is None:
+                p = p.updated(min_noise_rms=p.floor_lsb * 2.0 ** (1 - bits))
         chans = list(range(n_ch)) if channel is None else [channel]
         eng = _Engine(fs, len(chans), p)
         step = max(1, int(block_s * fs))
