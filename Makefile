@@ -29,6 +29,9 @@ demo: install
 	@echo "24 channels each in: audio/original, audio/cropped_to_video, audio/hpss, audio/hpss_filtered"
 	@for f in $(DEMO)/Data/*/audio/das_annotations; do \
 		echo "$$f: $$(ls $$f | wc -l) per-channel USV detection CSVs, $$(cat $$f/*.csv | grep -c USV) detections"; done
+	@for f in $(DEMO)/Data/*/audio/*_usv_summary.csv; do \
+		echo "$$f: $$(($$(wc -l < $$f) - 1)) USVs (merged across channels, noise rejected)"; done
+	@find $(DEMO)/Data -name '*_usv_signal_correlation_histogram.svg' | sort
 	@echo "Ground truth of the simulation: $(DEMO)/truth/"
 
 lint: install

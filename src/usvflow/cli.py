@@ -140,6 +140,35 @@ def _cmd_detect_usvs(a):
     run_cli(a)
 
 
+def _cmd_curate_usvs(a):
+    from .usv.curate import curate_session
+
+    session = Path(a.session)
+    audio = session / "audio"
+    mmaps = sorted((audio / "hpss_filtered").glob("*.mmap"))
+    if len(mmaps) != 1:
+        raise InputError(audio / "hpss_filtered", f"expected one .mmap, found {len(mmaps)}")
+    csvs = sorted((audio / "das_annotations").glob("*_annotations.csv"))
+    name = session.resolve().name
+    out = Path(a.output) if a.output else audio / f"{name}_usv_summary.csv"
+    svg = out.with_name(out.name.replace("_usv_summary.csv", "") + "_usv_signal_correlation_histogram.svg")
+    params = {"filter_putative_noise": not a.no_filter, "peak_min": a.peak_min, "valley_frac": a.valley_frac,
+              "coverage_bin_ms": a.coverage_bin_ms, "noise_corr_cutoff_min": a.corr_cutoff,
+              "noise_var_cutoff_max": a.var_cutoff}  # fmt: skip
+    df, stats = curate_session(csvs, mmaps[0], out, svg, params=params, title=name)
+    print(f"{stats['n_detections']} detections -> {stats['n_merged']} merged -> {stats['n_kept']} USVs: {out}")
+
+
+def _cmd_evaluate_detections(a):
+    from .io.atomic import write_json
+    from .usv.score import evaluate_paths, scores_table
+
+    rows = evaluate_paths(a.detections, a.labels)
+    print(scores_table(rows))
+    if a.json:
+        write_json(a.json, {name: s.as_dict() for name, s in rows})
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="usvflow", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -220,6 +249,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cli_arguments(s)
     s.set_defaults(func=_cmd_detect_usvs)
+
+    s = sub.add_parser("curate-usvs", help="merge a session's per-channel detections into <session>_usv_summary.csv")
+    s.add_argument("session", help="session folder (reads audio/das_annotations and audio/hpss_filtered/*.mmap)")
+    s.add_argument("-o", "--output", help="summary CSV (default audio/<session>_usv_summary.csv); the SVG beside it")
+    s.add_argument("--no-filter", action="store_true", help="keep putative noise (no correlation/variance cut)")
+    s.add_argument("--peak-min", type=int, default=8)
+    s.add_argument("--valley-frac", type=float, default=0.5)
+    s.add_argument("--coverage-bin-ms", type=float, default=1.0)
+    s.add_argument("--corr-cutoff", type=float, default=0.15)
+    s.add_argument("--var-cutoff", type=float, default=0.001)
+    s.set_defaults(func=_cmd_curate_usvs)
+
+    s = sub.add_parser("evaluate-detections", help="precision/recall/F1 and onset/offset errors against labels")
+    s.add_argument("detections", help="detection file or folder (DAS CSV, summary CSV, two-column tables)")
+    s.add_argument("labels", help="label file or folder (gt_<key>.csv paired with *_<key>.csv)")
+    s.add_argument("--json", help="also write the scores as JSON")
+    s.set_defaults(func=_cmd_evaluate_detections)
 
     s = sub.add_parser("concat-video", help="join Loopbio mp4 chunks by stream copy")
     s.add_argument("chunks", nargs="+")

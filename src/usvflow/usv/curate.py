@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.fft as sfft
 
 from ..io.atomic import InputError, atomic_path
 
@@ -211,18 +212,22 @@ def _stft_mag(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
     win = np.hanning(n_fft + 1)[:-1].astype(np.float32)
     frames = xp[:, idx] * win  # (ch, frames, n_fft)
-    return np.abs(np.fft.rfft(frames, axis=-1)).transpose(0, 2, 1)
+    return np.abs(sfft.rfft(frames, axis=-1, overwrite_x=True)).transpose(0, 2, 1)
 
 
 def _mean_upper_corr(S: np.ndarray) -> float:
+    """Mean of the upper triangle of the correlation matrix of the channels' flattened spectrograms
+    (channels without variance left out; ``np.corrcoef`` computed as a product of z-scored rows)."""
     flat = S.reshape(S.shape[0], -1).astype(np.float64)
-    sd = flat.std(axis=1)
-    ok = sd > 0
+    flat -= flat.mean(axis=1, keepdims=True)
+    norm = np.sqrt(np.einsum("ij,ij->i", flat, flat))
+    ok = norm > 0
     if ok.sum() < 2:
         return math.nan
-    c = np.corrcoef(flat[ok])
+    z = flat[ok] / norm[ok, None]
+    c = np.einsum("ik,jk->ij", z, z)
     iu = np.triu_indices(c.shape[0], k=1)
-    return float(np.nanmean(c[iu]))
+    return float(np.mean(c[iu]))
 
 
 def usv_measures(mm: np.ndarray, sr: float, start: float, stop: float, chs: list[int],

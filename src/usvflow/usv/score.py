@@ -36,6 +36,8 @@ __all__ = [
     "score_intervals",
     "read_intervals",
     "score_files",
+    "evaluate_paths",
+    "scores_table",
     "pool_scores",
     "AMVOC_TOOLS",
     "amvoc_root",
@@ -262,6 +264,84 @@ def pool_scores(items: list[tuple[np.ndarray, np.ndarray]]) -> Score:
 def score_files(detections: str | os.PathLike, labels: str | os.PathLike) -> Score:
     """Score one detection file against one label file (any format :func:`read_intervals` reads)."""
     return score_intervals(read_intervals(detections), read_intervals(labels))
+
+
+_LABEL_PREFIXES = ("gt_", "labels_", "label_", "truth_")
+_DET_SUFFIXES = ("_annotations", "_usv_summary", "_detections")
+
+
+def _key(path: Path, label: bool) -> str:
+    stem = path.stem.lower()
+    if label:
+        for pre in _LABEL_PREFIXES:
+            if stem.startswith(pre):
+                return stem[len(pre):]
+    for suf in _DET_SUFFIXES:
+        if stem.endswith(suf):
+            stem = stem[: -len(suf)]
+    return stem
+
+
+def _tables(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt"))
+
+
+def evaluate_paths(detections: str | os.PathLike, labels: str | os.PathLike) -> list[tuple[str, Score]]:
+    """Score detection file(s) against label file(s): ``[(name, Score)]`` plus ``("pooled", …)`` when
+    several pairs are scored.
+
+    * file + file: one score;
+    * folder + label file: every table in the folder (other than the label file) against it, e.g. the
+      outputs of several tools on one recording (no pooled row: they are alternatives);
+    * folder + folder: each label file ``[gt_|labels_]<key>.csv`` is paired with the detection files
+      whose key (stem less ``_annotations``/``_usv_summary``) is ``<key>`` or ends in ``_<key>``; a
+      label file without detections, or a detection file without labels, is an :class:`InputError`.
+    """
+    det, lab = Path(detections), Path(labels)
+    for p in (det, lab):
+        if not p.exists():
+            raise InputError(p, "not found")
+    if det.is_file() and lab.is_file():
+        return [(det.name, score_files(det, lab))]
+    if det.is_file():
+        raise InputError(lab, "labels are a folder but the detections a single file: give the label file")
+    if lab.is_file():
+        files = [p for p in _tables(det) if p.resolve() != lab.resolve()]
+        if not files:
+            raise InputError(det, "no detection table (.csv/.tsv/.txt) in the folder")
+        truth = read_intervals(lab)
+        return [(p.name, score_intervals(read_intervals(p), truth)) for p in files]
+    labs = {_key(p, True): p for p in _tables(lab)}
+    if not labs:
+        raise InputError(lab, "no label table (.csv/.tsv/.txt) in the folder")
+    out, items, used = [], [], set()
+    for key, lp in labs.items():
+        mine = [p for p in _tables(det) if p.resolve() != lp.resolve() and p.resolve() not in
+                {q.resolve() for q in labs.values()} and (_key(p, False) == key or
+                                                          _key(p, False).endswith("_" + key))]  # fmt: skip
+        if not mine:
+            raise InputError(lp, f"no detection file for key {key!r} in {det}")
+        truth = read_intervals(lp)
+        for p in mine:
+            d = read_intervals(p)
+            out.append((p.name, score_intervals(d, truth)))
+            items.append((d, truth))
+            used.add(p.resolve())
+    if len(out) > 1:
+        out.append(("pooled", pool_scores(items)))
+    return out
+
+
+def scores_table(rows: list[tuple[str, Score]]) -> str:
+    """Plain-text table of :func:`evaluate_paths` output."""
+    head = f"{'file':32s} {'labels':>6s} {'dets':>6s} {'P':>6s} {'R':>6s} {'F1':>6s} {'F1@IoU.5':>8s} " \
+           f"{'onset ms':>9s} {'offset ms':>9s}"  # fmt: skip
+    lines = [head]
+    for name, s in rows:
+        lines.append(f"{name[:32]:32s} {s.n_labels:6d} {s.n_detections:6d} {s.precision:6.3f} {s.recall:6.3f} "
+                     f"{s.f1:6.3f} {s.f1_iou:8.3f} {1e3 * s.median_onset_error_s:+9.1f} "
+                     f"{1e3 * s.median_offset_error_s:+9.1f}")  # fmt: skip
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------- real data
