@@ -466,7 +466,8 @@ def _render_block(
     tb = clk.pulse_mask(
         n, timeline.triggerbox_on_s, timeline.triggerbox_on_s + timeline.pulse_high_s, offset=b0
     )
-    led = clk.pulse_mask(n, timeline.led_on_s, timeline.led_off_s, offset=b0)
+    delay = timeline.led_audio_delay_s
+    led = clk.pulse_mask(n, timeline.led_on_s + delay, timeline.led_off_s + delay, offset=b0)
     y[TRIGGERBOX_CHANNEL - 1] = (y[TRIGGERBOX_CHANNEL - 1] & ~np.int16(1)) | tb.astype(np.int16)
     y[LED_CHANNEL - 1] = (y[LED_CHANNEL - 1] & ~np.int16(1)) | led.astype(np.int16)
     return y

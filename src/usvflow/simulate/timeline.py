@@ -60,6 +60,33 @@ class SampleClock:
         return np.cumsum(d[:-1]) > 0
 
 
+@dataclass(frozen=True)
+class JumpingClock(SampleClock):
+    """A sample clock that loses ``jump_s`` seconds of signal at true time ``at_s`` (a clock jump).
+
+    Samples taken before ``at_s`` are as :class:`SampleClock`; from the first sample at or after
+    ``at_s`` on, every sample is taken ``jump_s`` later (what a device that drops a buffer of samples
+    records): whatever happened during ``[at_s, at_s + jump_s)`` is missing from the recording.
+    """
+
+    at_s: float = 0.0
+    jump_s: float = 0.0
+
+    def _k_jump(self):
+        return SampleClock.first_sample_at_or_after(self, self.at_s)
+
+    def time_of(self, k):
+        k = np.asarray(k, dtype=np.float64)
+        return SampleClock.time_of(self, k) + np.where(k >= self._k_jump(), self.jump_s, 0.0)
+
+    def first_sample_at_or_after(self, t):
+        t = np.asarray(t, dtype=np.float64)
+        kj = self._k_jump()
+        k1 = SampleClock.first_sample_at_or_after(self, t)
+        k2 = np.maximum(SampleClock.first_sample_at_or_after(self, t - self.jump_s), kj)
+        return np.where(k1 < kj, k1, k2).astype(np.int64)
+
+
 @dataclass
 class Timeline:
     """True-time layout of one simulated session (see the module docstring)."""
@@ -77,6 +104,7 @@ class Timeline:
     ephys: SampleClock | None
     ephys_duration_s: float
     extra: dict = field(default_factory=dict)
+    led_audio_delay_s: float = 0.0  # the audio LSB sees the LED train this much later (A/V offset)
 
     @property
     def n_frames_least(self) -> int:
@@ -134,6 +162,7 @@ class Timeline:
             "n_frames_least": self.n_frames_least,
             "led_high_s": self.led_high_s,
             "ipi_ms": [int(v) for v in self.ipi_ms],
+            "led_audio_delay_s": self.led_audio_delay_s,
             "led_on_s": [float(v) for v in self.led_on_s],
             "audio": {d: asdict(c) | {"duration_s": self.audio_duration_s[d]} for d, c in self.audio.items()},
             "ephys": None
@@ -158,6 +187,9 @@ def make_timeline(
     tail_s: float = 0.4,
     pulse_high_s: float = 0.002,
     led_high_s: float = 0.25,
+    led_audio_delay_s: float = 0.0,
+    audio_jump_after_s: float | None = None,
+    audio_jump_s: float = 0.03,
 ) -> Timeline:
     """Draw a realistic session timeline of ``seconds`` of recorded video.
 
@@ -165,6 +197,10 @@ def make_timeline(
     (default 50–300 ms) with a clock off by ``s_ppm`` (default ±20–60 ppm). The probe starts 1 s before
     the audio. The triggerbox pre-roll starts 0.4 s after ``m``; the break before the first recorded
     frame is 2.30–2.33 s (rising edge to rising edge).
+
+    A/V sync faults (defaults: none): ``led_audio_delay_s`` delays the LED train in the audio LSB
+    (a constant audio/video offset); ``audio_jump_after_s`` makes both audio clocks jump by
+    ``audio_jump_s`` that many seconds after the first recorded frame (:class:`JumpingClock`).
     """
     n_least = int(round(seconds * fps))
     if n_least < 2:
@@ -194,6 +230,11 @@ def make_timeline(
         "s": SampleClock(s_delay_s, audio_rate, s_ppm),
     }
     audio_duration = {"m": end_s, "s": end_s + 0.1 - s_delay_s}
+    if audio_jump_after_s is not None:
+        if not audio_jump_s > 0:
+            raise ValueError(f"audio_jump_s must be positive, got {audio_jump_s}")
+        at = float(first + audio_jump_after_s)
+        audio = {d: JumpingClock(c.start_s, c.nominal_rate, c.ppm, at, float(audio_jump_s)) for d, c in audio.items()}
 
     # Arduino LED train: begins well before the audio, ends after it.
     led_on, ipis = [], []
@@ -217,4 +258,5 @@ def make_timeline(
         audio_duration_s=audio_duration,
         ephys=ephys,
         ephys_duration_s=end_s + 2.0,
+        led_audio_delay_s=float(led_audio_delay_s),
     )

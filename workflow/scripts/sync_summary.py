@@ -1,0 +1,14 @@
+"""Adapter: sync/<session>_av_sync.json -> sync/<session>_summary.svg."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup  # noqa: E402
+
+log = setup(snakemake)
+from usvflow.io.atomic import read_json  # noqa: E402
+from usvflow.sync.plot import plot_summary  # noqa: E402
+
+info = plot_summary(read_json(snakemake.input[0]), snakemake.output[0])
+log.info("panels: %s", info)
