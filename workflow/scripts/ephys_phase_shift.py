@@ -1,0 +1,13 @@
+"""Adapter: raw .ap.bin -> <session>.imec<N>.ap_phase_shifted.bin/.meta (ADC phase-shift copy)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup  # noqa: E402
+
+log = setup(snakemake)
+from usvflow.ephys.phase_shift import phase_shift_copy  # noqa: E402
+
+res = phase_shift_copy(snakemake.input.bin, snakemake.input.meta, snakemake.output.bin, snakemake.output.meta)
+log.info("phase-shifted copy of %s: %s", snakemake.input.bin, res)
