@@ -423,19 +423,28 @@ def write_calibration_cameras(
     width: int = 160,
     epoch0: float = 1_746_024_000.0,
     crf: int = 15,
+    frames: dict[str, list[np.ndarray]] | None = None,
 ) -> dict:
     """Write ``video/calibration_<video_stamp>.<serial>/{000000.mp4, 000000.npz, metadata.yaml}``.
 
     Every camera films the same moving checkerboard (placeholder for a ChArUco board) for ``n_frames``
-    frames at ``fps``; ``frame_time = epoch0 + k / fps``. Returns ``{"video_stamp", "date_joint",
-    "cameras": {serial: {"frames", "fps_true"}}, "resolution"}``.
+    frames at ``fps``; ``frame_time = epoch0 + k / fps``. ``frames``: ``{serial: [uint8 frames]}`` to
+    encode instead (e.g. a rendered ChArUco board at full resolution; they set ``n_frames`` and the
+    frame size). Returns ``{"video_stamp", "date_joint", "cameras": {serial: {"frames", "fps_true"}},
+    "resolution"}``.
     """
     _check_stamp(video_stamp)
     video_dir = Path(session_dir) / "video"
     truth = {}
+    if frames is not None:
+        first = next(iter(frames.values()))
+        n_frames, (height, width) = len(first), first[0].shape
     for serial in (str(s) for s in serials):
         k = np.arange(n_frames, dtype=np.int64)
-        frames = (checkerboard_frame(height, width, float(i) / fps) for i in k)
+        if frames is not None:
+            frames_iter = iter(frames[serial])
+        else:
+            frames_iter = (checkerboard_frame(height, width, float(i) / fps) for i in k)
         meta = _metadata(
             rng,
             height,
@@ -447,7 +456,7 @@ def write_calibration_cameras(
         )
         _write_store(
             video_dir / f"calibration_{video_stamp}.{serial}",
-            frames,
+            frames_iter,
             k,
             epoch0 + k / float(fps),
             height,

@@ -1,0 +1,233 @@
+"""3D triangulation of the per-camera analysis files with aniposelib (usv-playpen-spec.md step 7b).
+
+Animal mode: aniposelib's ``triangulate_optim`` problem per track (the config's constraints, temporal
+smoothing, loss and reprojection threshold; solved by :func:`usvflow.pose.optim.triangulate_optim`, the
+same objective with an analytic Jacobian), on chunks of frames processed in parallel worker processes.
+Each chunk is read from the analysis files on its own (memory does not grow with the session) and is
+extended by ``margin`` frames of context on both sides, which are dropped afterwards, so that the
+temporal smoothing sees no artificial border. Tracks are matched across views by name.
+
+Arena mode: frame 0 of the arena labelling (one instance, 28 nodes), aniposelib's defaults.
+
+Output ``<date_joint>_points3d.h5``: ``tracks`` (n_frames, n_tracks, n_nodes, 3) float64 in the
+calibration's units and frame (NaN where not triangulable), ``node_names``, ``track_names``,
+``frames`` (start, stop), ``camera_names``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..io.atomic import InputError, atomic_path
+from ._pool import process_pool
+from .optim import triangulate_optim
+from .slp import read_analysis_h5
+
+log = logging.getLogger(__name__)
+
+ANIPOSE_DEFAULTS = dict(scale_smooth=4, scale_length=2, scale_length_weak=0.5, reproj_error_threshold=15,
+                        reproj_loss="soft_l1", n_deriv_smooth=1)  # fmt: skip
+
+
+def optim_kwargs(tri: dict, node_names: list[str]) -> dict:
+    """aniposelib ``triangulate_optim`` keyword arguments from the config's ``pose.triangulation``.
+
+    Constraints are node-name pairs (or index pairs) → index pairs.
+    """
+
+    def pairs(key):
+        out = []
+        for p in tri.get(key, []) or []:
+            if len(p) != 2:
+                raise ValueError(f"pose.triangulation.{key}: {p!r} is not a pair of nodes")
+            idx = []
+            for v in p:
+                if isinstance(v, str):
+                    if v not in node_names:
+                        raise ValueError(f"pose.triangulation.{key}: unknown node {v!r} (nodes: {node_names})")
+                    idx.append(node_names.index(v))
+                else:
+                    idx.append(int(v))
+            out.append(idx)
+        return out
+
+    return dict(
+        constraints=pairs("rigid_body_constraints"),
+        constraints_weak=pairs("weak_body_constraints"),
+        scale_smooth=float(tri.get("smooth_scale", 4)),
+        scale_length=float(tri.get("weight_rigid", 1)),
+        scale_length_weak=float(tri.get("weight_weak", 4)),
+        reproj_error_threshold=float(tri.get("reprojection_error_threshold", 5)),
+        reproj_loss=str(tri.get("regularization_function", "l2")),
+        n_deriv_smooth=int(tri.get("n_deriv_smooth", 1)),
+    )
+
+
+def _load_group(calibration, views: list[str]):
+    from aniposelib.cameras import CameraGroup
+
+    try:
+        cg = CameraGroup.load(str(calibration))
+    except Exception as exc:
+        raise InputError(calibration, f"not an aniposelib calibration TOML ({exc})") from None
+    names = cg.get_names()
+    missing = [v for v in views if v not in names]
+    if missing:
+        raise InputError(calibration, f"has no camera(s) {missing} (cameras: {names})")
+    return cg.subset_cameras_names(views)
+
+
+def _views(h5_by_camera: dict, calibration, excluded) -> tuple[list[str], dict]:
+    from aniposelib.cameras import CameraGroup
+
+    names = CameraGroup.load(str(calibration)).get_names()
+    views = [n for n in names if n in h5_by_camera and n not in set(map(str, excluded))]
+    if len(views) < 2:
+        raise InputError(calibration, f"fewer than two views to triangulate (calibrated {names}, files for {sorted(h5_by_camera)}, excluded {list(excluded)})")
+    heads = {v: read_analysis_h5(h5_by_camera[v], frames=slice(0, 0)) for v in views}
+    first = heads[views[0]]
+    for v in views[1:]:
+        if heads[v]["node_names"] != first["node_names"]:
+            raise InputError(h5_by_camera[v], f"node names {heads[v]['node_names']} differ from {h5_by_camera[views[0]]}")
+    return views, heads
+
+
+def _track_order(head: dict, tracks: list[str], path) -> list[int]:
+    if not tracks:
+        return list(range(len(head["track_names"])))
+    idx = []
+    for t in tracks:
+        if t not in head["track_names"]:
+            raise InputError(path, f"has no track {t!r} (tracks: {head['track_names']})")
+        idx.append(head["track_names"].index(t))
+    return idx
+
+
+def _chunk_job(args):
+    """Triangulate frames [a, b) (with context [a0, b0)) of every track; returns (a, b, (b-a, T, J, 3))."""
+    calibration, views, files, orders, a0, a, b, b0, kwargs, arena = args
+    cg = _load_group(calibration, views)
+    p2d = []
+    for v in views:
+        r = read_analysis_h5(files[v], frames=slice(a0, b0))
+        p2d.append(r["points"][:, orders[v]])
+    p2d = np.stack(p2d)  # (C, n, T, J, 2)
+    n_tracks, n_nodes = p2d.shape[2], p2d.shape[3]
+    out = np.full((b0 - a0, n_tracks, n_nodes, 3), np.nan)
+    from threadpoolctl import threadpool_limits
+
+    chatter = io.StringIO()
+    # one BLAS thread: the solver's many small sparse products are >10x slower with OpenBLAS's
+    # thread pool (and the chunks already run in parallel processes)
+    with contextlib.redirect_stdout(chatter), np.errstate(all="ignore"), warnings.catch_warnings(), \
+            threadpool_limits(limits=1):  # fmt: skip
+        warnings.simplefilter("ignore")  # numba's object-mode fallback notes, empty-slice means
+        for k in range(n_tracks):
+            pts = p2d[:, :, k]
+            if np.isfinite(pts[..., 0]).sum(axis=0).max(initial=0) < 2:
+                continue
+            if arena:
+                res = cg.triangulate(pts.reshape(len(views), -1, 2), undistort=True).reshape(pts.shape[1:3] + (3,))
+            else:
+                res = triangulate_optim(cg, pts, **kwargs)
+            # points seen by fewer than two views are not triangulable: aniposelib's optimiser still
+            # returns a value there (interpolated), keep NaN
+            seen = np.isfinite(pts[..., 0]).sum(axis=0) >= 2
+            res = np.where(seen[..., None], res, np.nan)
+            out[:, k] = res
+    return a, b, out[a - a0 : b - a0]
+
+
+def triangulate(
+    h5_by_camera: dict[str, str],
+    calibration,
+    out,
+    tri: dict | None = None,
+    arena: bool = False,
+    frames: tuple[int, int] | None = None,
+    threads: int = 1,
+    chunk: int = 2000,
+    margin: int = 50,
+) -> dict:
+    """Triangulate analysis files ``{camera name: path}`` with ``calibration``; write ``out``.
+
+    ``tri``: the config's ``pose.triangulation`` (ignored in ``arena`` mode except excluded views and
+    the reprojection threshold). ``frames``: ``[start, stop)`` (default all frames common to the
+    views; arena mode: frame 0). Returns a summary.
+    """
+    import h5py
+
+    tri = dict(tri or {})
+    views, heads = _views(h5_by_camera, calibration, tri.get("excluded_views", []))
+    node_names = heads[views[0]]["node_names"]
+    track_names = heads[views[0]]["track_names"]
+    if arena:
+        track_names = track_names[:1]
+    orders = {v: _track_order(heads[v], track_names, h5_by_camera[v]) for v in views}
+    n_common = min(h["n_frames"] for h in heads.values())
+    if arena:
+        frames = (0, 1)
+    start, stop = (0, n_common) if frames is None else (int(frames[0]), min(int(frames[1]), n_common))
+    if not 0 <= start < stop:
+        raise InputError(h5_by_camera[views[0]], f"no frames to triangulate in [{start}, {stop}) ({n_common} frames)")
+    kwargs = {} if arena else optim_kwargs(tri, node_names)
+    if tri.get("ransac") and not arena:
+        kwargs["init_ransac"] = True
+    jobs = []
+    for a in range(start, stop, chunk):
+        b = min(a + chunk, stop)
+        a0, b0 = max(start, a - margin), min(stop, b + margin)
+        jobs.append((str(calibration), views, {v: str(h5_by_camera[v]) for v in views}, orders, a0, a, b, b0, kwargs, arena))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shape = (stop - start, len(track_names) or 1, len(node_names), 3)
+    n_done = n_finite = 0
+    with atomic_path(out) as tmp:
+        with h5py.File(tmp, "w") as h:
+            d = h.create_dataset("tracks", shape=shape, dtype=np.float64, fillvalue=np.nan,
+                                 chunks=(min(shape[0], 1024),) + shape[1:], compression="gzip", compression_opts=1)  # fmt: skip
+            d.attrs["Description"] = "3D points (frames, tracks, nodes, xyz) in the calibration's frame and units"
+            h.create_dataset("frames", data=np.array([start, stop], dtype=np.int64))
+            h.create_dataset("node_names", data=np.array([s.encode() for s in node_names], dtype="S"))
+            h.create_dataset("track_names", data=np.array([s.encode() for s in track_names], dtype="S").reshape(-1))
+            h.create_dataset("camera_names", data=np.array([s.encode() for s in views], dtype="S"))
+            with contextlib.ExitStack() as stack:
+                if threads > 1 and len(jobs) > 1:
+                    ex = stack.enter_context(process_pool(min(threads, len(jobs))))
+                    results = ex.map(_chunk_job, jobs)  # results come back in frame order
+                else:
+                    results = map(_chunk_job, jobs)
+                for a, b, res in results:
+                    d[a - start : b - start] = res
+                    n_done += res.shape[0]
+                    n_finite += int(np.isfinite(res[..., 0]).sum())
+    total = n_done * shape[1] * shape[2]
+    summary = {"frames": [start, stop], "views": views, "tracks": track_names, "nodes": len(node_names),
+               "finite_fraction": n_finite / total if total else 0.0}  # fmt: skip
+    log.info("triangulated %s", summary)
+    return summary
+
+
+def read_points3d(path, frames: slice | None = None) -> dict:
+    """``tracks`` (frames, tracks, nodes, 3), ``node_names``, ``track_names`` of a points3d HDF5."""
+    import h5py
+
+    try:
+        h = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(path, f"not an HDF5 file ({exc})") from None
+    with h:
+        if "tracks" not in h:
+            raise InputError(path, "has no 'tracks' dataset")
+        t = h["tracks"]
+        if t.ndim != 4 or t.shape[-1] != 3:
+            raise InputError(path, f"'tracks' has shape {t.shape}, expected (frames, tracks, nodes, 3)")
+        names = lambda k: [v.decode() if isinstance(v, bytes) else str(v) for v in h[k][()]] if k in h else []  # noqa: E731
+        return {"tracks": np.asarray(t[frames or slice(None)], dtype=np.float64), "node_names": names("node_names"),
+                "track_names": names("track_names"), "n_frames": int(t.shape[0])}  # fmt: skip

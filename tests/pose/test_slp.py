@@ -1,0 +1,99 @@
+"""SLP -> analysis HDF5: real SLEAP files, sleap-io agreement, padding, bad input."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from usvflow.io.atomic import InputError
+from usvflow.pose.slp import read_analysis_h5, slp_to_analysis_h5
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "real-data" / "sleap"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="real SLEAP files not available")
+
+
+@needs_real
+@pytest.mark.parametrize("name", ["clip.predictions.slp", "minimal_instance.slp"])
+def test_real_slp_matches_sleap_io(name, tmp_path):
+    import sleap_io as sio
+
+    src = REAL / name
+    out = tmp_path / "x.analysis.h5"
+    slp_to_analysis_h5(src, out)
+    labels = sio.load_slp(str(src), open_videos=False)
+    want = labels.numpy(untracked=not labels.tracks, return_confidence=True)
+    got = read_analysis_h5(out)
+    np.testing.assert_array_equal(got["points"], want[..., :2])
+    np.testing.assert_array_equal(np.isnan(got["scores"]), np.isnan(want[..., 2]))
+    assert got["node_names"] == labels.skeletons[0].node_names
+    if labels.tracks:
+        assert got["track_names"] == [t.name for t in labels.tracks]
+    # sleap-io reads our file back to the same points
+    back = sio.load_analysis_h5(str(out)).numpy(untracked=not labels.tracks)
+    np.testing.assert_array_equal(back, want[..., :2])
+    with h5py.File(out) as h:  # SLEAP's (matlab-order) layout
+        n_tracks, n_nodes, n_frames = want.shape[1], want.shape[2], want.shape[0]
+        assert h["tracks"].shape == (n_tracks, 2, n_nodes, n_frames)
+        assert h["track_occupancy"].shape == (n_frames, n_tracks)
+        assert h["point_scores"].shape == (n_tracks, n_nodes, n_frames)
+
+
+@needs_real
+def test_real_sleap_analysis_file_reads():
+    import sleap_io as sio
+
+    f = REAL / "small_robot.000_small_robot_3_frame.analysis.h5"
+    r = read_analysis_h5(f)
+    np.testing.assert_allclose(r["points"], sio.load_analysis_h5(str(f)).numpy(untracked=True), rtol=1e-6)  # sio: float32
+    assert r["points"].shape == (3, 1, 3, 2)
+    assert r["node_names"] == ["top", "front", "rear"]
+    assert np.isfinite(r["points"]).any()
+
+
+@needs_real
+def test_padding_to_the_video_frame_count(tmp_path):
+    out = tmp_path / "p.analysis.h5"
+    s = slp_to_analysis_h5(REAL / "clip.predictions.slp", out, n_frames=1600)
+    r = read_analysis_h5(out)
+    assert r["points"].shape[0] == 1600 == s["frames"]
+    assert np.isnan(r["points"][1500:]).all() and np.isfinite(r["points"][:1500]).any()
+    with pytest.raises(InputError, match="beyond the video"):
+        slp_to_analysis_h5(REAL / "clip.predictions.slp", tmp_path / "q.analysis.h5", n_frames=100)
+
+
+def test_simulated_predictions(pose_session, tmp_path):
+    from .conftest import DJ, SERIALS
+
+    s = SERIALS[1]
+    slp = pose_session["root"] / "exp" / "video" / DJ / s / f"{s}-{DJ}.predictions.slp"
+    out = tmp_path / "sim.analysis.h5"
+    summary = slp_to_analysis_h5(slp, out, n_frames=250)
+    r = read_analysis_h5(out)
+    assert r["points"].shape == (250, 2, 15, 2) and r["track_names"] == ["animal_0", "animal_1"]
+    assert 0.85 < summary["visible_fraction"] < 0.99
+    part = read_analysis_h5(out, frames=slice(100, 140))
+    np.testing.assert_array_equal(part["points"], r["points"][100:140])
+
+
+def test_bad_files(tmp_path):
+    bad = tmp_path / "bad.slp"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="bad.slp"):
+        slp_to_analysis_h5(bad, tmp_path / "o.h5")
+    with pytest.raises(InputError, match="not an HDF5"):
+        read_analysis_h5(bad)
+    with h5py.File(tmp_path / "e.h5", "w") as h:
+        h["x"] = 1
+    with pytest.raises(InputError, match="not a SLEAP analysis"):
+        read_analysis_h5(tmp_path / "e.h5")
+
+
+@needs_real
+def test_cli(tmp_path):
+    from usvflow.cli import main
+
+    out = tmp_path / "c.analysis.h5"
+    assert main(["slp-to-h5", str(REAL / "clip.predictions.slp"), "-o", str(out), "--frames", "1510"]) == 0
+    assert read_analysis_h5(out)["n_frames"] == 1510
+    assert main(["slp-to-h5", str(tmp_path / "missing.slp"), "-o", str(out)]) == 2
