@@ -13,7 +13,9 @@ Call types (:data:`CALL_TYPES`):
 * ``up_ramp`` / ``down_ramp``: monotonic sweeps of 8–25 kHz;
 * ``step``: an instantaneous frequency jump of 10–30 kHz (phase stays continuous);
 * ``trill``: sinusoidal FM at 50–200 Hz with 5–20 kHz peak-to-peak depth;
-* ``complex``: smooth contour through 3–6 turning points (several inflections).
+* ``complex``: smooth contour through 2–6 turning points (several inflections) of 6–20 kHz, nominally
+  >= :data:`COMPLEX_MIN_TURN_S` apart (a short call has fewer turns): slower and less regular than a
+  trill's frequency modulation.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ F_HI_HZ = 110e3
 KNOT_DT_S = 1e-4
 MIN_DURATION_S = 0.005
 MAX_DURATION_S = 0.200
+COMPLEX_MIN_TURN_S = 0.015  # nominal spacing of a complex call's turning points (s)
 HARMONIC_MAX_HZ = 115e3  # a 2nd harmonic is only added when it stays below this (250 kHz sampling)
 
 # (median s, lognormal sigma, min s) of the duration per type
@@ -224,10 +227,13 @@ def draw_call(rng: np.random.Generator, call_type: str | None = None) -> Call:
                 v = vals[-1] - step
             vals.append(v)
             direction = -direction
-        kt = np.linspace(0.0, dur, len(vals))
-        kt[1:-1] += rng.uniform(-0.25, 0.25, size=len(vals) - 2) * (dur / (len(vals) - 1))
+        jitter = rng.uniform(-0.25, 0.25, size=len(vals) - 2)  # drawn in full: same random stream
+        keep = min(len(vals), max(4, 1 + int(dur / COMPLEX_MIN_TURN_S)))
+        vals = vals[:keep]
+        kt = np.linspace(0.0, dur, keep)
+        kt[1:-1] += jitter[: keep - 2] * (dur / (keep - 1))
         f = PchipInterpolator(kt, vals)(t)
-        params = {"n_turns": n_turn}
+        params = {"n_turns": keep - 2}
 
     f = np.clip(f, F_LO_HZ + 2e3, F_HI_HZ - 2e3)
     ramp_on = min(rng.uniform(1e-3, 3e-3), 0.3 * dur)
