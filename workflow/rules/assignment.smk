@@ -1,0 +1,104 @@
+# Who vocalized (spec step 14): each USV of the summary is attributed to an animal.
+# builtin: SRP-PHAT source estimate from the 24 channels, compared with the animals' noses (pose).
+# vocalocator / vocalocator-ssl: trained networks in their own conda envs, on GPUs.
+# Products, per session: audio/<session>_usv_summary_assigned.csv (the summary with `emitter`),
+# and in audio/sound_localization/ the method's own files.
+if ASSIGN["method"] == "builtin":
+
+    rule localize_usvs:
+        input:
+            unpack(assignment_inputs),
+        output:
+            estimates="{sroot}/audio/sound_localization/{session}_source_estimates.csv",
+            assigned="{sroot}/audio/{session}_usv_summary_assigned.csv",
+            plot="{sroot}/audio/sound_localization/{session}_sound_sources.svg",
+        log:
+            "{sroot}/logs/localize_usvs_{session}.log",
+        benchmark:
+            "{sroot}/benchmarks/localize_usvs_{session}.tsv"
+        conda:
+            "../envs/usvflow.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=240,
+        params:
+            settings=ASSIGN["builtin"],
+        script:
+            "../scripts/assign_builtin.py"
+
+else:
+
+    rule prepare_vocalocator:
+        input:
+            unpack(assignment_inputs),
+        output:
+            "{sroot}/audio/sound_localization/dset.h5",
+        log:
+            "{sroot}/logs/prepare_vocalocator.log",
+        conda:
+            "../envs/usvflow.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=60,
+        script:
+            "../scripts/assign_dset.py"
+
+    rule vocalocator_predict:
+        input:
+            dset="{sroot}/audio/sound_localization/dset.h5",
+            model=vocalocator_model_files(),
+        output:
+            "{sroot}/audio/sound_localization/"
+            + ("assessment.h5" if ASSIGN["method"] == "vocalocator" else "model_predictions.npz"),
+        log:
+            "{sroot}/logs/vocalocator_predict.log",
+        benchmark:
+            "{sroot}/benchmarks/vocalocator_predict.tsv"
+        conda:
+            "../envs/"
+            + ("vocalocator.yaml" if ASSIGN["method"] == "vocalocator" else "vocalocator-ssl.yaml")
+        threads: 2
+        resources:
+            gpu=1,
+            mem_mb=16000,
+            runtime=60,
+        params:
+            python=VCL["python"],
+            model_dir=lambda wc, input: str(Path(input.model[0]).parent),
+            data_dir=lambda wc, input: str(Path(input.dset).parent),
+            thr=VCL["conf_threshold"],
+            legacy=ASSIGN["method"] == "vocalocator",
+        shell:
+            # vocalocator-ssl: predict, then vocalocatorssl.assign adds <dataset>-assignments to the
+            # npz (in place, so on a temporary name). Legacy vocalocator: assess --inference.
+            "if [ '{params.legacy}' = 'True' ]; then"
+            " '{params.python}' -m vocalocator.assess --inference --config '{input.model[0]}'"
+            " --data '{input.dset}' -o '{output}.tmp.h5' > '{log}' 2>&1 && mv '{output}.tmp.h5' '{output}';"
+            " else"
+            " '{params.python}' -m vocalocatorssl --data '{params.data_dir}' --save-path '{params.model_dir}'"
+            " --predict -o '{output}.tmp.npz' > '{log}' 2>&1 &&"
+            " '{params.python}' -m vocalocatorssl.assign '{output}.tmp.npz'"
+            " --calibration-results '{input.model[0]}' --conf-threshold {params.thr} >> '{log}' 2>&1 &&"
+            " mv '{output}.tmp.npz' '{output}'; fi"
+
+    rule vocalocator_assign:
+        input:
+            unpack(assignment_inputs),
+            predictions=rules.vocalocator_predict.output[0],
+        output:
+            "{sroot}/audio/{session}_usv_summary_assigned.csv",
+        log:
+            "{sroot}/logs/vocalocator_assign_{session}.log",
+        conda:
+            "../envs/usvflow.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        params:
+            method=ASSIGN["method"],
+            settings=ASSIGN["builtin"],
+        script:
+            "../scripts/assign_vocalocator.py"

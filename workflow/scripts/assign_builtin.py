@@ -1,0 +1,29 @@
+"""Adapter: built-in localizer + assignment of one session's USVs (summary + memmap + poses)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup  # noqa: E402
+
+log = setup(snakemake)
+from usvflow.io.atomic import read_json  # noqa: E402
+from usvflow.usv.localize import assign_session  # noqa: E402
+
+settings = dict(snakemake.params.settings)
+pattern = settings.pop("mic_node_pattern")
+fps = float(read_json(snakemake.input.frame_counts)["median_empirical_camera_sr"])
+res = assign_session(
+    snakemake.input.summary,
+    snakemake.input.mmap,
+    snakemake.input.tracks,
+    snakemake.input.arena,
+    fps,
+    snakemake.output.estimates,
+    snakemake.output.assigned,
+    snakemake.output.plot,
+    params=settings,
+    mic_node_pattern=pattern,
+    progress=True,
+)
+log.info("%d of %d USVs assigned: %s", res["assigned"], res["usvs"], res["per_track"])
