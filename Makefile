@@ -20,7 +20,8 @@ install: $(BIN)/usvflow
 demo: install
 	rm -rf $(DEMO)
 	$(BIN)/usvflow simulate $(DEMO) --sessions 1 --seconds 4 --seed 0
-	$(BIN)/snakemake --cores $(CORES) --configfile $(DEMO)/config.yaml
+	$(BIN)/usvflow export-spectrograms --simulate 120 --seed 1 --dataset-dir $(DEMO)/calltype_training
+	$(BIN)/snakemake --cores $(CORES) --configfile $(DEMO)/config.yaml config/demo.yaml
 	@echo
 	@echo "Demo products (inside each session folder, at the documented paths):"
 	@find $(DEMO)/Data -path '*/video/*' \( -name '*.json' -o -name '*-[0-9]*.mp4' \) | sort
@@ -32,6 +33,13 @@ demo: install
 	@for f in $(DEMO)/Data/*/audio/*_usv_summary.csv; do \
 		echo "$$f: $$(($$(wc -l < $$f) - 1)) USVs (merged across channels, noise rejected)"; done
 	@find $(DEMO)/Data -name '*_usv_signal_correlation_histogram.svg' | sort
+	@find $(DEMO)/Data \( -name '*_usv_summary_assigned.csv' -o -name '*_source_estimates.csv' -o -name '*_sound_sources.svg' \
+		-o -name '*_usv_summary_call_types.csv' \) | sort
+	@find $(DEMO)/Data/*/sync \( -name '*_av_sync.json' -o -name '*_summary.svg' \) | sort
+	@find $(DEMO)/Data \( -name '*_ev_sync.json' -o -name '*_points3d_translated_rotated_metric.h5' -o -name '*_calibration.toml' \
+		-o -name '*_cluster_data_manifest.json' \) | sort
+	@find $(DEMO)/EPHYS -maxdepth 2 \( -name 'changepoints_info_*.json' -o -name 'concatenated_*' \) | sort
+	@echo "Call-type model (trained by the workflow on another simulated cohort): $(DEMO)/calltype_model/"
 	@echo "Ground truth of the simulation: $(DEMO)/truth/"
 
 lint: install

@@ -9,9 +9,19 @@ configfile: workflow.source_path("config/config.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/common/sync.smk"
+include: "workflow/rules/common/ephys.smk"
+include: "workflow/rules/common/pose.smk"
+include: "workflow/rules/common/assignment.smk"
+include: "workflow/rules/common/calltypes.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/audio.smk"
 include: "workflow/rules/usv.smk"
+include: "workflow/rules/sync.smk"
+include: "workflow/rules/ephys.smk"
+include: "workflow/rules/pose.smk"
+include: "workflow/rules/assignment.smk"
+include: "workflow/rules/calltypes.smk"
 
 
 rule all:

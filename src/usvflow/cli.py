@@ -20,6 +20,7 @@ def _cmd_simulate(a):
         seed=a.seed,
         calibration=not a.no_calibration,
         calls_per_minute=a.calls_per_minute,
+        pose=not a.no_pose,
     )
     print(f"simulated {len(res['sessions'])} session(s) in {res['root']}")
     print(f"  config:   {res['config']}")
@@ -140,6 +141,110 @@ def _cmd_detect_usvs(a):
     run_cli(a)
 
 
+def _cmd_calltypes(a):
+    from .usv import calltypes_cli
+
+    {"export-spectrograms": calltypes_cli.run_export, "train-calltypes": calltypes_cli.run_train,
+     "classify-calltypes": calltypes_cli.run_classify}[a.command](a)  # fmt: skip
+
+
+def _cmd_av_sync(a):
+    import yaml
+
+    from .io.config import validate_config
+    from .io.session import discover
+    from .sync.av import run_session
+
+    cfg = {}
+    if a.config:
+        with open(a.config) as fh:
+            cfg = yaml.safe_load(fh) or {}
+    cfg.setdefault("sessions", "unused")
+    cfg = validate_config(cfg, Path(a.schemas) / "config.schema.yaml", source=a.config or "defaults")
+    lay = discover(a.session_id or Path(a.session).name, a.session, devices=cfg["audio"]["devices"],
+                   channels_per_device=cfg["audio"]["channels_per_device"], sample_rate=cfg["audio"]["sample_rate"],
+                   camera_serials=cfg["video"]["camera_serials"], video_extension=cfg["video"]["extension"])  # fmt: skip
+    res = run_session(lay, a.products or a.session, cfg["sync"]["av"], cfg["audio"]["devices"], force_leds=a.force)
+    for dev, e in res["devices"].items():
+        st = e.get("stats", {})
+        if st.get("n"):
+            print(f"device {dev}: {st['n']} IPIs, median {st['median_ms']:.2f} ms, mean {st['mean_ms']:.2f} ms, "
+                  f"max |d| {st['max_abs_ms']:.2f} ms")  # fmt: skip
+    print(f"A/V sync verdict: {res['verdict']}" + "".join(f"\n  {r}" for r in res["reasons"]))
+    if not res["passed"] and cfg["sync"]["fail_on_mismatch"]:
+        raise SystemExit(1)
+
+
+def _rates(pairs):
+    out = {}
+    for p in pairs or []:
+        hs, sep, rate = p.partition("=")
+        if not sep:
+            raise SystemExit(f"--calibrated-rate expects HEADSTAGE_SN=RATE, got {p!r}")
+        out[hs] = float(rate)
+    return out
+
+
+def _cmd_ev_sync(a):
+    import numpy as np
+
+    from .io.atomic import atomic_open, read_json, write_json
+    from .sync.ev import ev_sync_check, extract_sync_word, read_sync_word
+
+    b = Path(a.bin)
+    meta = Path(a.meta) if a.meta else b.with_suffix(".meta")
+    name = b.name.split(".")[0]
+    probe = a.probe or next((p for p in b.name.split(".") if p.startswith("imec")), "imec0")
+    session = a.session_id or name
+    out = Path(a.out_dir) if a.out_dir else b.parent
+    npy = out / f"{session}_{probe}_sync_ch_data.npy"
+    if not npy.exists() or a.force:
+        extract_sync_word(b, meta, npy)
+    res = ev_sync_check(read_sync_word(npy), meta, read_json(a.frame_counts), session_id=session, probe=probe,
+                        bin_path=str(b), calibrated_rates=_rates(a.calibrated_rate), triggerbox_bit=a.triggerbox_bit,
+                        min_largest_break_s=a.min_largest_break_s, tolerance_ms=a.tolerance_ms)  # fmt: skip
+    with atomic_open(out / f"{session}_{probe}_frame_onsets.npy", "wb") as fh:
+        np.save(fh, np.zeros(0, np.int64) if res.frame_onsets is None else np.asarray(res.frame_onsets, np.int64))
+    write_json(out / f"{session}_{probe}_ev_sync.json", res.to_dict())
+    print(json.dumps(res.to_dict(), indent=2))
+    if not res.passed:
+        raise InputError(b, f"E/V sync failed: {res.problem}")
+
+
+def _cmd_concat_ephys(a):
+    from .ephys.concat import concatenate_recordings
+
+    recs = [(b, Path(b).with_suffix(".meta")) for b in a.bins]
+    out = Path(a.output)
+    print(json.dumps(concatenate_recordings(recs, out, out.with_suffix(".meta")), indent=2))
+
+
+def _cmd_split_spikes(a):
+    import numpy as np
+
+    from .ephys.split import split_session
+    from .io.atomic import read_json, write_json
+
+    cp = read_json(a.changepoints)
+    if a.recording not in cp:
+        raise InputError(a.changepoints, f"no entry {a.recording!r} (entries: {', '.join(cp)})")
+    e = cp[a.recording]
+    if e["tracking_start_end"] is None:
+        raise InputError(a.changepoints, f"{a.recording}: no tracking window ({e.get('ev_sync_problem')})")
+    counts = read_json(a.frame_counts)
+    onsets = None
+    if a.onsets:
+        onsets = np.load(a.onsets) + (e["tracking_start_end"][0] - e["tracking_start_end_in_file"][0])
+    probe = a.recording.rsplit(".", 1)[-1]
+    man = split_session(a.sorter_dir, a.out_dir, probe, e["tracking_start_end"], e["sample_rate"],
+                        float(counts["median_empirical_camera_sr"]), int(counts["total_frame_number_least"]),
+                        min_spike_num=a.min_spikes, remove_duplicates=not a.keep_duplicates,
+                        censor_samples=int(round(a.censored_period_ms * 1e-3 * e["sample_rate"])),
+                        frame_onsets=onsets)  # fmt: skip
+    write_json(Path(a.out_dir).parent / f"{probe}_cluster_data_manifest.json", man)
+    print(f"wrote {len(man['files'])} cluster file(s) to {a.out_dir}")
+
+
 def _cmd_curate_usvs(a):
     from .usv.curate import curate_session
 
@@ -159,6 +264,29 @@ def _cmd_curate_usvs(a):
     print(f"{stats['n_detections']} detections -> {stats['n_merged']} merged -> {stats['n_kept']} USVs: {out}")
 
 
+def _cmd_assign_usvs(a):
+    from .io.atomic import read_json
+    from .usv.localize import assign_session
+
+    session = Path(a.session)
+    name = session.resolve().name
+    audio = session / "audio"
+    mmaps = sorted((audio / "hpss_filtered").glob("*.mmap"))
+    if len(mmaps) != 1:
+        raise InputError(audio / "hpss_filtered", f"expected one .mmap, found {len(mmaps)}")
+    fps = a.fps
+    if fps is None:
+        counts = sorted((session / "video").glob("*_camera_frame_count_dict.json"))
+        if not counts:
+            raise InputError(session / "video", "no *_camera_frame_count_dict.json: give --fps")
+        fps = float(read_json(counts[0])["median_empirical_camera_sr"])
+    loc = audio / "sound_localization"
+    res = assign_session(audio / f"{name}_usv_summary.csv", mmaps[0], a.tracks, a.arena, fps,
+                         loc / f"{name}_source_estimates.csv", audio / f"{name}_usv_summary_assigned.csv",
+                         loc / f"{name}_sound_sources.svg", mic_node_pattern=a.mic_node_pattern)  # fmt: skip
+    print(f"{res['assigned']} of {res['usvs']} USVs assigned: {res['per_track']}")
+
+
 def _cmd_evaluate_detections(a):
     from .io.atomic import write_json
     from .usv.score import evaluate_paths, scores_table
@@ -167,6 +295,58 @@ def _cmd_evaluate_detections(a):
     print(scores_table(rows))
     if a.json:
         write_json(a.json, {name: s.as_dict() for name, s in rows})
+
+
+def _named_paths(items, what):
+    out = {}
+    for it in items:
+        name, sep, path = it.partition("=")
+        if not sep or not name or not path:
+            raise InputError(None, f"{what} must be given as NAME=PATH, got {it!r}")
+        out[name] = path
+    return out
+
+
+def _cmd_slp_to_h5(a):
+    from .pose.slp import slp_to_analysis_h5
+
+    print(slp_to_analysis_h5(a.slp, a.output, n_frames=a.frames))
+
+
+def _cmd_calibrate_cameras(a):
+    from .pose.calibrate import calibrate
+
+    out = Path(a.output)
+    stem = out.name[: -len(".toml")] if out.name.endswith(".toml") else out.name
+    base = stem[: -len("_calibration")] if stem.endswith("_calibration") else stem
+    board = dict(board_xy=a.board_xy, square_len=a.square_len, marker_len_bits=a.marker_len_bits, dict_size=a.dict_size)
+    summary = calibrate(_named_paths(a.videos, "videos"), board, out, out.with_name(f"{stem}.metadata.h5"),
+                        out.with_name(f"{base}_reprojection_histogram.svg"), threads=a.threads)  # fmt: skip
+    print(json.dumps(summary, indent=2))
+
+
+def _cmd_triangulate(a):
+    from .pose.triangulate import triangulate
+
+    tri = {}
+    if a.config:
+        import yaml
+
+        with open(a.config) as fh:
+            tri = ((yaml.safe_load(fh) or {}).get("pose") or {}).get("triangulation") or {}
+    summary = triangulate(_named_paths(a.h5, "h5"), a.calibration, a.output, tri, arena=a.arena,
+                          frames=tuple(a.frames) if a.frames else None, threads=a.threads)  # fmt: skip
+    print(json.dumps(summary, indent=2))
+
+
+def _cmd_recoordinate(a):
+    from .pose.recoordinate import recoordinate_animals, recoordinate_arena
+
+    if Path(a.points3d).resolve() == Path(a.arena).resolve():
+        print(recoordinate_arena(a.arena, a.output, a.ref_len, a.rail_offset))
+    else:
+        print(recoordinate_animals(a.points3d, a.arena, a.output, a.ref_len, track_names=a.track_names,
+                                   experimental_code=a.exp_code, frame_rate=a.frame_rate))  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--calls-per-minute", type=float, default=90.0, help="USV rate (default 90/min)")
     s.add_argument("--no-calibration", action="store_true", help="do not add a calibration session")
+    s.add_argument("--no-pose", action="store_true", help="no pose streams (SLEAP files, ChArUco footage, arena labels)")
     s.set_defaults(func=_cmd_simulate)
 
     s = sub.add_parser("discover", help="print what a session folder holds")
@@ -250,6 +431,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_cli_arguments(s)
     s.set_defaults(func=_cmd_detect_usvs)
 
+    from .usv import calltypes_cli
+
+    s = sub.add_parser("export-spectrograms", help="USV spectrograms of a summary (.npz, PNG) or a class-folder "
+                       "training set (labelled summary or --simulate)")  # fmt: skip
+    calltypes_cli.add_export_arguments(s)
+    s.set_defaults(func=_cmd_calltypes)
+
+    s = sub.add_parser("train-calltypes", help="train the call-type CNN on DATA_DIR/<class>/*.npy")
+    calltypes_cli.add_train_arguments(s)
+    s.set_defaults(func=_cmd_calltypes)
+
+    s = sub.add_parser("classify-calltypes", help="add call_type / call_type_prob to a USV summary")
+    calltypes_cli.add_classify_arguments(s)
+    s.set_defaults(func=_cmd_calltypes)
+
+    s = sub.add_parser("av-sync", help="A/V sync check of a session (LED pixels, IPIs, verdict JSON, summary SVG)")
+    s.add_argument("session", help="session folder (raw inputs: sync/ CoolTerm log, NIDQ, camera folders)")
+    s.add_argument("--products", help="folder with the session's video/ and audio/ products (default: the session)")
+    s.add_argument("--config", help="config YAML (sync.av, audio, video sections; defaults otherwise)")
+    s.add_argument("--session-id")
+    s.add_argument("--force", action="store_true", help="re-extract the LED intensities even if present")
+    s.add_argument("--schemas", default=str(Path(__file__).resolve().parents[2] / "workflow" / "schemas"))
+    s.set_defaults(func=_cmd_av_sync)
+
     s = sub.add_parser("curate-usvs", help="merge a session's per-channel detections into <session>_usv_summary.csv")
     s.add_argument("session", help="session folder (reads audio/das_annotations and audio/hpss_filtered/*.mmap)")
     s.add_argument("-o", "--output", help="summary CSV (default audio/<session>_usv_summary.csv); the SVG beside it")
@@ -260,6 +465,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--corr-cutoff", type=float, default=0.15)
     s.add_argument("--var-cutoff", type=float, default=0.001)
     s.set_defaults(func=_cmd_curate_usvs)
+
+    s = sub.add_parser("assign-usvs", help="built-in sound-source localization and assignment of a session's USVs")
+    s.add_argument("session", help="session folder (audio/<session>_usv_summary.csv, audio/hpss_filtered/*.mmap)")
+    s.add_argument("--tracks", required=True, help="the session's *_points3d_translated_rotated_metric.h5")
+    s.add_argument("--arena", required=True, help="the arena's metric file (corners and microphones, frame 0)")
+    s.add_argument("--fps", type=float, help="video rate (default: the session's camera_frame_count_dict.json)")
+    s.add_argument("--mic-node-pattern", default="ch_{j}", help="arena node of memmap column j (default ch_{j})")
+    s.set_defaults(func=_cmd_assign_usvs)
 
     s = sub.add_parser("evaluate-detections", help="precision/recall/F1 and onset/offset errors against labels")
     s.add_argument("detections", help="detection file or folder (DAS CSV, summary CSV, two-column tables)")
@@ -279,6 +492,74 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crf", type=int, default=16)
     s.add_argument("--preset", default="veryfast")
     s.set_defaults(func=_cmd_reencode_video)
+
+    s = sub.add_parser("ev-sync", help="E/V sync check of one probe recording against the session's video")
+    s.add_argument("bin", help="<session>.imec<N>.ap.bin")
+    s.add_argument("--meta", help="its .meta (default: beside the .bin)")
+    s.add_argument("--frame-counts", required=True, help="<date_joint>_camera_frame_count_dict.json")
+    s.add_argument("-o", "--out-dir", help="where the products go (default: the .bin's folder)")
+    s.add_argument("--session-id")
+    s.add_argument("--probe")
+    s.add_argument("--calibrated-rate", nargs="*", metavar="HS=RATE", help="headstage serial = calibrated rate")
+    s.add_argument("--triggerbox-bit", type=int, default=None, help="sync-word bit (default: any rising change)")
+    s.add_argument("--min-largest-break-s", type=float, default=2.0)
+    s.add_argument("--tolerance-ms", type=float, default=12.0)
+    s.add_argument("--force", action="store_true", help="re-extract the sync word even if its .npy exists")
+    s.set_defaults(func=_cmd_ev_sync)
+
+    s = sub.add_parser("concat-ephys", help="join SpikeGLX recordings (in the given order) for spike sorting")
+    s.add_argument("bins", nargs="+", help=".bin files (each with its .meta beside it)")
+    s.add_argument("-o", "--output", required=True, help="concatenated_<YYYYMMDD>_imec<N>.ap.bin (meta beside it)")
+    s.set_defaults(func=_cmd_concat_ephys)
+
+    s = sub.add_parser("split-spikes", help="split sorted clusters into one session's cluster_data/")
+    s.add_argument("sorter_dir", help="kilosort4/ folder (spike_times.npy, spike_clusters.npy, labels)")
+    s.add_argument("--changepoints", required=True, help="changepoints_info_<YYYYMMDD>_imec<N>.json")
+    s.add_argument("--recording", required=True, help="its entry, <session>.imec<N>")
+    s.add_argument("--frame-counts", required=True, help="the session's camera_frame_count_dict.json")
+    s.add_argument("--onsets", help="<session>_imec<N>_frame_onsets.npy (else frames from the empirical rate)")
+    s.add_argument("-o", "--out-dir", required=True, help="<session>/ephys/imec<N>/cluster_data")
+    s.add_argument("--min-spikes", type=int, default=100)
+    s.add_argument("--keep-duplicates", action="store_true")
+    s.add_argument("--censored-period-ms", type=float, default=0.3)
+    s.set_defaults(func=_cmd_split_spikes)
+
+    s = sub.add_parser("slp-to-h5", help="SLEAP .slp -> analysis HDF5 (SLEAP's layout), padded to a frame count")
+    s.add_argument("slp")
+    s.add_argument("-o", "--output", required=True, help="<serial>-<date_joint>.analysis.h5")
+    s.add_argument("--frames", type=int, help="pad/trim to this many frames (the video's frame count)")
+    s.set_defaults(func=_cmd_slp_to_h5)
+
+    s = sub.add_parser("calibrate-cameras", help="aniposelib calibration from ChArUco videos (one per camera)")
+    s.add_argument("videos", nargs="+", help="NAME=video.mp4 per camera (NAME = camera serial)")
+    s.add_argument("-o", "--output", required=True, help="<date_joint>_calibration.toml (metadata .h5 and histogram .svg beside it)")
+    s.add_argument("--board-xy", type=int, nargs=2, default=[8, 11], help="squares along x, y (default 8 11)")
+    s.add_argument("--square-len", type=float, default=24.0, help="square side, mm (default 24)")
+    s.add_argument("--marker-len-bits", type=float, nargs=2, default=[18.75, 4], help="marker side (mm) and bits (default 18.75 4)")
+    s.add_argument("--dict-size", type=int, default=1000, help="ArUco dictionary size (default 1000)")
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(func=_cmd_calibrate_cameras)
+
+    s = sub.add_parser("triangulate", help="3D points from per-camera analysis HDF5 files (aniposelib triangulate_optim)")
+    s.add_argument("h5", nargs="+", help="NAME=<serial>-<date_joint>.analysis.h5 per camera")
+    s.add_argument("--calibration", required=True, help="calibration TOML (aniposelib)")
+    s.add_argument("-o", "--output", required=True, help="<date_joint>_points3d.h5")
+    s.add_argument("--arena", action="store_true", help="arena labelling: frame 0, aniposelib defaults")
+    s.add_argument("--frames", type=int, nargs=2, help="[start, stop) frames")
+    s.add_argument("--config", help="config YAML whose pose.triangulation is used (else the defaults)")
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(func=_cmd_triangulate)
+
+    s = sub.add_parser("recoordinate", help="points3d -> metric arena frame (the arena's corners define it)")
+    s.add_argument("points3d", help="<date_joint>_points3d.h5 (the same file as --arena: the arena itself)")
+    s.add_argument("--arena", required=True, help="the calibration session's arena <date_joint>_points3d.h5")
+    s.add_argument("-o", "--output", required=True, help="..._points3d_translated_rotated_metric.h5")
+    s.add_argument("--ref-len", type=float, default=0.615, help="arena side between the labelled corners, m")
+    s.add_argument("--rail-offset", type=float, default=0.025, help="corner snap to the rail edge (arena output), m")
+    s.add_argument("--track-names", nargs="+", help="subject ids (default: the tracks' names)")
+    s.add_argument("--exp-code", default="", help="experimental code stored in the file")
+    s.add_argument("--frame-rate", type=float, default=float("nan"), help="recording frame rate stored in the file")
+    s.set_defaults(func=_cmd_recoordinate)
     return p
 
 

@@ -21,7 +21,7 @@ import yaml
 from ..io.atomic import atomic_open, write_json
 from .audio import write_avisoft
 from .ephys import draw_units, write_sorter_output, write_spikeglx
-from .syncfiles import write_coolterm_log
+from .syncfiles import write_coolterm_log, write_nidq
 from .timeline import make_timeline
 from .video import write_calibration_cameras, write_loopbio_cameras
 
@@ -50,14 +50,21 @@ def _write_metadata(folder: Path, sid: str, code: str, subjects: list[str]) -> N
 
 
 def simulate_session(
-    folder: Path, sid: str, start: dt.datetime, seconds: float, rng, units, calls_per_minute, frame_time_jitter_s
-):
-    """Write one experiment session; returns its ground truth."""
-    tl = make_timeline(rng, seconds, CAMERA_SERIALS)
+    folder: Path, sid: str, start: dt.datetime, seconds: float, rng, units, calls_per_minute, frame_time_jitter_s,
+    pose=None, options: dict | None = None,
+):  # fmt: skip
+    """Write one experiment session; returns its ground truth (``pose``: a PoseSimulator or None).
+
+    ``options``: ``{"timeline": {make_timeline keyword arguments}, "nidq": bool}`` (A/V sync faults,
+    an NI-DAQ recording); None gives the default session.
+    """
+    options = options or {}
+    tl = make_timeline(rng, seconds, CAMERA_SERIALS, **options.get("timeline", {}))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sync").mkdir(exist_ok=True)
     video_stamp = _stamp(start + dt.timedelta(seconds=18))
-    audio_truth = write_avisoft(folder, tl, rng, start_datetime=start, calls_per_minute=calls_per_minute)
+    tracks = pose.animals(tl) if pose is not None else None  # the same animals call and move
+    audio_truth = write_avisoft(folder, tl, rng, start_datetime=start, calls_per_minute=calls_per_minute, tracks=tracks)
     video_truth = write_loopbio_cameras(
         folder,
         tl,
@@ -73,7 +80,7 @@ def simulate_session(
     coolterm = write_coolterm_log(folder / "sync", tl, start - dt.timedelta(seconds=30))
     ephys_truth = write_spikeglx(folder, sid, tl, rng, probe="imec0", n_ap=N_AP, headstage_sn=HEADSTAGE_SN, units=units)
     _write_metadata(folder, sid, "E2MF", ["animal_0", "animal_1"])
-    return {
+    truth = {
         "session_id": sid,
         "kind": "experiment",
         "timeline": tl.to_json(),
@@ -82,6 +89,11 @@ def simulate_session(
         "coolterm_log": coolterm,
         "ephys": ephys_truth,
     }
+    if pose is not None:
+        truth["pose"] = pose.session(folder, sid, tl, video_truth, tracks)
+    if options.get("nidq"):
+        truth["nidq"] = write_nidq(folder / "sync", tl, f"{sid}_g0_t0", rng)
+    return truth
 
 
 def simulate_cohort(
@@ -92,14 +104,28 @@ def simulate_cohort(
     calibration: bool = True,
     calls_per_minute: float = 90.0,
     frame_time_jitter_s: float = 1e-4,
+    pose: bool = False,
+    pose_proofread: bool = False,
+    session_options: list[dict | None] | None = None,
 ) -> dict:
-    """Write a simulated cohort to ``out`` (see the module docstring); returns paths and session ids."""
+    """Write a simulated cohort to ``out`` (see the module docstring); returns paths and session ids.
+
+    ``pose``: also the pose streams (:mod:`usvflow.simulate.pose`): per-camera SLEAP predictions of
+    every experiment session (``pose_proofread``: and their proofread copies), ChArUco calibration
+    footage at the cameras' full 1280×1024 resolution, the arena labelling and the true calibration.
+    ``session_options[i]``: options of experiment session ``i`` (see :func:`simulate_session`).
+    """
     if sessions < 1:
         raise ValueError("sessions must be >= 1")
     out = Path(out).resolve()
     data, ephys_root = out / "Data", out / "EPHYS"
     rng = np.random.default_rng(seed)
     units = draw_units(rng, N_AP, 6)
+    pose_sim = None
+    if pose:
+        from .pose import PoseSimulator
+
+        pose_sim = PoseSimulator(out / "truth", CAMERA_SERIALS, seed, proofread=pose_proofread)
     rows, truths = [], {}
     cal_id = ""
     if calibration:
@@ -108,16 +134,21 @@ def simulate_cohort(
         folder = data / cal_id
         cal_truth = write_calibration_cameras(
             folder, rng, video_stamp=_stamp(start + dt.timedelta(seconds=12)), serials=CAMERA_SERIALS,
-            height=HEIGHT, width=WIDTH,
+            height=HEIGHT, width=WIDTH, frames=pose_sim.calibration_frames() if pose_sim else None,
         )
         _write_metadata(folder, cal_id, "", [])
         truths[cal_id] = {"session_id": cal_id, "kind": "calibration", "video": cal_truth}
+        if pose_sim is not None:
+            truths[cal_id]["pose"] = pose_sim.calibration(folder, cal_id, cal_truth["date_joint"])
         rows.append((cal_id, folder, "calibration", "", "", ""))
     ephys_sessions = []
     for i in range(sessions):
         start = BASE_START + i * SESSION_GAP
         sid = _stamp(start)
-        truth = simulate_session(data / sid, sid, start, seconds, rng, units, calls_per_minute, frame_time_jitter_s)
+        truth = simulate_session(
+            data / sid, sid, start, seconds, rng, units, calls_per_minute, frame_time_jitter_s, pose=pose_sim,
+            options=session_options[i] if session_options and i < len(session_options) else None,
+        )
         truths[sid] = truth
         group = start.strftime("%Y%m%d")
         rows.append((sid, data / sid, "experiment", cal_id, "E2MF", group))
