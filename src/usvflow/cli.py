@@ -245,14 +245,21 @@ def _cmd_split_spikes(a):
     print(f"wrote {len(man['files'])} cluster file(s) to {a.out_dir}")
 
 
+def _session_memmap(session: Path) -> Path:
+    """The one concatenated memmap of a session's audio/hpss_filtered/."""
+    folder = session / "audio" / "hpss_filtered"
+    mmaps = sorted(folder.glob("*.mmap"))
+    if len(mmaps) != 1:
+        raise InputError(folder, f"expected one .mmap, found {len(mmaps)}")
+    return mmaps[0]
+
+
 def _cmd_curate_usvs(a):
     from .usv.curate import curate_session
 
     session = Path(a.session)
     audio = session / "audio"
-    mmaps = sorted((audio / "hpss_filtered").glob("*.mmap"))
-    if len(mmaps) != 1:
-        raise InputError(audio / "hpss_filtered", f"expected one .mmap, found {len(mmaps)}")
+    mmap = _session_memmap(session)
     csvs = sorted((audio / "das_annotations").glob("*_annotations.csv"))
     name = session.resolve().name
     out = Path(a.output) if a.output else audio / f"{name}_usv_summary.csv"
@@ -260,7 +267,7 @@ def _cmd_curate_usvs(a):
     params = {"filter_putative_noise": not a.no_filter, "peak_min": a.peak_min, "valley_frac": a.valley_frac,
               "coverage_bin_ms": a.coverage_bin_ms, "noise_corr_cutoff_min": a.corr_cutoff,
               "noise_var_cutoff_max": a.var_cutoff}  # fmt: skip
-    df, stats = curate_session(csvs, mmaps[0], out, svg, params=params, title=name)
+    df, stats = curate_session(csvs, mmap, out, svg, params=params, title=name)
     print(f"{stats['n_detections']} detections -> {stats['n_merged']} merged -> {stats['n_kept']} USVs: {out}")
 
 
@@ -271,9 +278,7 @@ def _cmd_assign_usvs(a):
     session = Path(a.session)
     name = session.resolve().name
     audio = session / "audio"
-    mmaps = sorted((audio / "hpss_filtered").glob("*.mmap"))
-    if len(mmaps) != 1:
-        raise InputError(audio / "hpss_filtered", f"expected one .mmap, found {len(mmaps)}")
+    mmap = _session_memmap(session)
     fps = a.fps
     if fps is None:
         counts = sorted((session / "video").glob("*_camera_frame_count_dict.json"))
@@ -281,7 +286,7 @@ def _cmd_assign_usvs(a):
             raise InputError(session / "video", "no *_camera_frame_count_dict.json: give --fps")
         fps = float(read_json(counts[0])["median_empirical_camera_sr"])
     loc = audio / "sound_localization"
-    res = assign_session(audio / f"{name}_usv_summary.csv", mmaps[0], a.tracks, a.arena, fps,
+    res = assign_session(audio / f"{name}_usv_summary.csv", mmap, a.tracks, a.arena, fps,
                          loc / f"{name}_source_estimates.csv", audio / f"{name}_usv_summary_assigned.csv",
                          loc / f"{name}_sound_sources.svg", mic_node_pattern=a.mic_node_pattern)  # fmt: skip
     print(f"{res['assigned']} of {res['usvs']} USVs assigned: {res['per_track']}")

@@ -168,3 +168,14 @@ def render_config_readme(readme_text: str, config_schema: dict, sheet_schema: di
         tail = rest.split(END_MARK, 1)[1]
         return head + block + tail
     return readme_text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def dataclass_from_mapping(cls, mapping: dict | None, what: str = "setting"):
+    """``cls(**mapping)`` for a settings dataclass; unknown keys raise ValueError naming them."""
+    from dataclasses import fields
+
+    m = dict(mapping or {})
+    unknown = set(m) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what}(s): {sorted(unknown)}")
+    return cls(**m)

@@ -340,12 +340,9 @@ def _plain(obj):
 
 
 def _read_onsets(path) -> np.ndarray:
-    try:
-        return np.loadtxt(path, dtype=np.int64, ndmin=1)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except ValueError as exc:
-        raise InputError(path, f"not a list of integer sample offsets ({exc})") from None
+    from usvflow.audio.crop import read_frame_onsets
+
+    return read_frame_onsets(path)
 
 
 def write_nidq_ipi_data(path: str | os.PathLike, nidq: Mapping) -> None:

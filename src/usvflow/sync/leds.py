@@ -23,9 +23,6 @@ filter), so memory does not depend on the video length.
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -33,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from usvflow.io.atomic import InputError, atomic_path, write_json
-from usvflow.video.ffmpeg import ffmpeg_exe, probe
+from usvflow.video.ffmpeg import iter_frames, probe
 
 __all__ = [
     "LED_NAMES",
@@ -122,38 +119,9 @@ def iter_box_frames(mp4: str | os.PathLike, box: tuple[int, int, int, int]) -> I
     """Decode ``mp4`` frame by frame, keeping only ``box = (y0, x0, height, width)``: uint8 ``(h, w, 3)`` RGB.
 
     ffmpeg's ``crop`` filter cuts the box out of every decoded frame before the RGB conversion, so only
-    the box crosses the pipe. The process is closed when the generator is closed; failures raise
-    RuntimeError showing the command.
+    the box crosses the pipe (:func:`usvflow.video.ffmpeg.iter_frames`).
     """
-    y0, x0, h, w = (int(v) for v in box)
-    nbytes = h * w * 3
-    # fmt: off
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-nostats", "-i", os.fspath(mp4),
-        "-map", "0:v:0", "-fps_mode", "passthrough", "-vf", f"crop={w}:{h}:{x0}:{y0}:exact=1",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
-    ]
-    # fmt: on
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, bufsize=max(nbytes, 1 << 16))
-        try:
-            while True:
-                buf = proc.stdout.read(nbytes)
-                if not buf:
-                    break
-                if len(buf) != nbytes:
-                    raise RuntimeError(f"{mp4}: truncated frame from ffmpeg ({len(buf)} of {nbytes} bytes)")
-                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-            rc = proc.wait()
-            if rc != 0:
-                err.seek(0)
-                tail = err.read().decode(errors="replace")[-3000:]
-                raise RuntimeError(f"ffmpeg failed (exit {rc}) decoding {mp4}: {shlex.join(cmd)}\n{tail}")
-        finally:
-            proc.stdout.close()
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+    return iter_frames(mp4, gray=False, crop=box)
 
 
 def _rois(nominal: Mapping[str, tuple[int, int]], dev: int, height: int, width: int, video) -> dict:

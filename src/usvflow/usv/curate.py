@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,12 +82,9 @@ class CurateParams:
 
     @classmethod
     def from_mapping(cls, m: dict | None) -> "CurateParams":
-        m = dict(m or {})
-        names = {f.name for f in fields(cls)}
-        unknown = set(m) - names
-        if unknown:
-            raise ValueError(f"unknown curation setting(s): {sorted(unknown)}")
-        return cls(**m)
+        from ..io.config import dataclass_from_mapping
+
+        return dataclass_from_mapping(cls, m, "curation setting")
 
 
 # ---------------------------------------------------------------------------------------- phase 1

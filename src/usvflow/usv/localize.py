@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,14 +54,12 @@ class LocalizeParams:
 
     @classmethod
     def from_mapping(cls, m: dict | None) -> "LocalizeParams":
+        from ..io.config import dataclass_from_mapping
+
         m = dict(m or {})
-        names = {f.name for f in fields(cls)}
-        unknown = set(m) - names
-        if unknown:
-            raise ValueError(f"unknown localizer setting(s): {sorted(unknown)}")
         if "z_levels_m" in m:
             m["z_levels_m"] = tuple(m["z_levels_m"])
-        return cls(**m)
+        return dataclass_from_mapping(cls, m, "localizer setting")
 
 
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:

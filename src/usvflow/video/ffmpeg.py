@@ -196,20 +196,27 @@ def probe(mp4: str | os.PathLike) -> dict:
     raise RuntimeError(f"{mp4}: ffmpeg found no video stream\n{_tail(proc.stderr)}")
 
 
-def iter_frames(mp4: str | os.PathLike, gray: bool = True) -> Iterator[np.ndarray]:
+def iter_frames(mp4: str | os.PathLike, gray: bool = True, crop: tuple[int, int, int, int] | None = None
+                ) -> Iterator[np.ndarray]:  # fmt: skip
     """Decode ``mp4`` frame by frame: uint8 arrays ``(H, W)`` (gray) or ``(H, W, 3)`` (RGB).
 
     Frames are streamed from an ffmpeg pipe (``-fps_mode passthrough``: exactly the stored frames);
     the process is closed when the generator is exhausted or closed, and a decoding failure raises
-    RuntimeError.
+    RuntimeError. ``crop = (y0, x0, height, width)``: ffmpeg's ``crop`` filter cuts that box out of
+    every decoded frame before the pixel conversion, so only the box crosses the pipe.
     """
-    info = probe(mp4)
-    h, w = info["height"], info["width"]
+    if crop is None:
+        info = probe(mp4)
+        h, w = info["height"], info["width"]
+        vf = []
+    else:
+        y0, x0, h, w = (int(v) for v in crop)
+        vf = ["-vf", f"crop={w}:{h}:{x0}:{y0}:exact=1"]
     ch = 1 if gray else 3
     nbytes = h * w * ch
     # fmt: off
     args = [
-        "-v", "error", "-nostats", "-i", mp4, "-map", "0:v:0", "-fps_mode", "passthrough", "-f",
+        "-v", "error", "-nostats", "-i", mp4, "-map", "0:v:0", "-fps_mode", "passthrough", *vf, "-f",
         "rawvideo", "-pix_fmt", "gray" if gray else "rgb24", "-",
     ]
     # fmt: on
