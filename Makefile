@@ -53,9 +53,10 @@ test: install lint
 bench: install
 	$(BIN)/python bench/run.py
 
-rulegraph: install
-	rm -rf /tmp/usvflow-rulegraph
-	$(BIN)/usvflow simulate /tmp/usvflow-rulegraph --sessions 1 --seconds 1 >/dev/null
-	# run it once so that the graph shows the rules behind the checkpoint too
-	$(BIN)/snakemake --workflow-profile none --configfile /tmp/usvflow-rulegraph/config.yaml --cores 2 -q >/dev/null
-	$(BIN)/snakemake --workflow-profile none --configfile /tmp/usvflow-rulegraph/config.yaml --rulegraph --cores 1 | dot -Tsvg > docs/rulegraph.svg
+rulegraph: demo
+	# after the demo run, so that the graph shows the rules behind the checkpoint too
+	$(BIN)/snakemake --workflow-profile none --configfile $(DEMO)/config.yaml config/demo.yaml --rulegraph --cores 1 \
+		| dot -Tsvg > docs/rulegraph.svg
+
+clean-demo:
+	rm -rf $(DEMO)

@@ -339,4 +339,4 @@ def test_digital_silence_with_rounding_speckle_is_not_a_call(tmp_path):
     assert len(got) == 3
     np.testing.assert_allclose(got["start_seconds"], [c[0] for c in calls], atol=0.01)
     # without the floor the residue is detected
-    assert len(detect_file(wav, {"floor_lsb": 0.0})) > 3
+    assert len(detect_file(wav, {"floor_lsb": 0.1})) > 3
