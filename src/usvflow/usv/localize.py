@@ -26,6 +26,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 import scipy.fft as sfft
 
@@ -95,15 +96,34 @@ def gcc_phat(x: np.ndarray, sr: float, max_lag: int, f_lo: float, f_hi: float, d
     return np.concatenate([r[:, nfft - max_lag :], r[:, : max_lag + 1]], axis=1)
 
 
+@numba.njit(cache=True, nogil=True)
+def _srp_kernel(gcc, d, pi, pj, scale, offset):  # pragma: no cover - compiled
+    G = d.shape[0]
+    P = pi.shape[0]
+    L = gcc.shape[1]
+    out = np.zeros(G, np.float64)
+    for g in range(G):
+        acc = 0.0
+        for q in range(P):
+            lag = (d[g, pi[q]] - d[g, pj[q]]) * scale + offset
+            if lag < 0.0:
+                lag = 0.0
+            elif lag > L - 1.001:
+                lag = L - 1.001
+            k = int(lag)
+            w = lag - k
+            acc += (1.0 - w) * gcc[q, k] + w * gcc[q, k + 1]
+        out[g] = acc
+    return out
+
+
 def _srp(gcc: np.ndarray, pts: np.ndarray, mics: np.ndarray, sr: float, c: float, max_lag: int) -> np.ndarray:
+    """Steered response of ``pts``: for each point the sum over pairs of the pair's correlation at
+    the point's time difference of arrival (linearly interpolated between lags)."""
     i, j = _pairs(len(mics))
     d = np.linalg.norm(pts[:, None, :] - mics[None, :, :], axis=2)  # (G, M)
-    lag = (d[:, i] - d[:, j]) / c * sr + max_lag  # (G, P) fractional column
-    lag = np.clip(lag, 0, gcc.shape[1] - 1.001)
-    k = np.floor(lag).astype(np.int64)
-    w = lag - k
-    rows = np.arange(gcc.shape[0])[None, :]
-    return ((1 - w) * gcc[rows, k] + w * gcc[rows, k + 1]).sum(axis=1)
+    return _srp_kernel(np.ascontiguousarray(gcc, np.float32), d, i.astype(np.int64), j.astype(np.int64),
+                       float(sr / c), float(max_lag))  # fmt: skip
 
 
 def _grid(lo: np.ndarray, hi: np.ndarray, step: float, zs) -> np.ndarray:
