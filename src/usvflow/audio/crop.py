@@ -47,7 +47,7 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.fft as sfft
@@ -80,6 +80,35 @@ class TooManyEdges(ValueError):
     """The LSB toggles far faster than any pulse train (noise: a channel without sync pulses)."""
 
 
+def level_changes(x: np.ndarray, prev: bool, base: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Falls and rises (index of the first sample of the new level, + ``base``) of a boolean block
+    that follows a sample of level ``prev``."""
+    ch = np.flatnonzero(x[1:] != x[:-1]) + 1
+    if x[0] != prev:
+        ch = np.r_[0, ch]
+    up = x[ch]
+    return ch[~up] + base, ch[up] + base
+
+
+def iter_bit_edges(blocks: Iterable[np.ndarray], bit: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """Stream the edges of ``bit`` over 1-D integer (or boolean) blocks: per non-empty block
+    ``(falls, rises, samples so far)``, indices counted from the stream's first sample. A stream that
+    starts high has no edge at sample 0."""
+    prev = None
+    base = 0
+    for blk in blocks:
+        blk = np.asarray(blk)
+        if blk.ndim != 1:
+            raise ValueError(f"expected 1-D blocks, got shape {blk.shape}")
+        if len(blk) == 0:
+            continue
+        x = (blk & (1 << bit)).astype(bool)
+        falls, rises = level_changes(x, x[0] if prev is None else prev, base)
+        prev = x[-1]
+        base += len(x)
+        yield falls, rises, base
+
+
 def rising_edges(blocks: Iterable[np.ndarray], max_density: float | None = None) -> np.ndarray:
     """Indices of the first high sample of every LSB pulse (``x & 1`` goes 0 -> 1), streamed.
 
@@ -88,26 +117,12 @@ def rising_edges(blocks: Iterable[np.ndarray], max_density: float | None = None)
     :class:`TooManyEdges` (so that a noise LSB does not make the edge list grow with the file).
     """
     edges: list[np.ndarray] = []
-    prev = None
-    base = 0
     count = 0
-    for blk in blocks:
-        blk = np.asarray(blk)
-        if blk.ndim != 1:
-            raise ValueError(f"rising_edges expects 1-D blocks, got shape {blk.shape}")
-        if len(blk) == 0:
-            continue
-        lsb = (blk & 1).astype(np.int8) if blk.dtype != bool else blk.astype(np.int8)
-        if prev is None:
-            prev = lsb[0]
-        d = np.diff(lsb, prepend=prev)
-        e = np.flatnonzero(d > 0) + base
-        edges.append(e)
-        prev = lsb[-1]
-        base += len(lsb)
-        count += len(e)
-        if max_density is not None and count > max_density * base + 1000:
-            raise TooManyEdges(f"{count} LSB rising edges in the first {base} samples")
+    for _, rises, n in iter_bit_edges(blocks, 0):
+        edges.append(rises)
+        count += len(rises)
+        if max_density is not None and count > max_density * n + 1000:
+            raise TooManyEdges(f"{count} LSB rising edges in the first {n} samples")
     return np.concatenate(edges).astype(np.int64) if edges else np.zeros(0, np.int64)
 
 

@@ -32,6 +32,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from usvflow.audio.crop import iter_bit_edges, level_changes
 from usvflow.io.atomic import InputError
 from usvflow.io.spikeglx import n_samples as spikeglx_n_samples
 from usvflow.io.spikeglx import parse_meta
@@ -185,16 +186,6 @@ def video_ipi_candidates(
 # ------------------------------------------------------------------------------ audio / digital words
 
 
-def _level_changes(x: np.ndarray, prev: bool, base: int) -> tuple[np.ndarray, np.ndarray]:
-    """Falls and rises (index of the first sample of the new level, + ``base``) of a boolean block
-    that follows a sample of level ``prev``."""
-    ch = np.flatnonzero(x[1:] != x[:-1]) + 1
-    if x[0] != prev:
-        ch = np.r_[0, ch]
-    up = x[ch]
-    return ch[~up] + base, ch[up] + base
-
-
 def lsb_edges(
     blocks: Iterable[np.ndarray], bit: int = 0, max_density: float | None = MAX_EDGE_DENSITY, name=None
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -206,21 +197,10 @@ def lsb_edges(
     """
     falls: list[np.ndarray] = []
     rises: list[np.ndarray] = []
-    prev = None
-    base = 0
-    count = 0
-    for blk in blocks:
-        blk = np.asarray(blk)
-        if blk.ndim != 1:
-            raise ValueError(f"expected 1-D blocks, got shape {blk.shape}")
-        if len(blk) == 0:
-            continue
-        x = (blk & (1 << bit)).astype(bool)
-        fi, ri = _level_changes(x, x[0] if prev is None else prev, base)
+    count = base = 0
+    for fi, ri, base in iter_bit_edges(blocks, bit):
         falls.append(fi)
         rises.append(ri)
-        prev = x[-1]
-        base += len(x)
         count += len(fi) + len(ri)
         if max_density is not None and count > max_density * base + 1000:
             raise InputError(
@@ -333,8 +313,8 @@ def nidq_ipis(
         sy = (w & (1 << sync_bit)).astype(bool)
         if prev is None:
             prev = (tb[0], sy[0])
-        tb_r.append(_level_changes(tb, prev[0], base)[1])
-        f, r = _level_changes(sy, prev[1], base)
+        tb_r.append(level_changes(tb, prev[0], base)[1])
+        f, r = level_changes(sy, prev[1], base)
         sy_f.append(f)
         sy_r.append(r)
         prev = (tb[-1], sy[-1])
