@@ -22,11 +22,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from _timing import best_time, plain_read
 from usvflow.ephys.concat import concatenate_recordings
 from usvflow.io.spikeglx import write_meta
 from usvflow.simulate.ephys import np1_meta
@@ -56,31 +56,12 @@ def _write(folder: Path, k: int, mib: int) -> list[tuple[Path, Path]]:
     return out
 
 
-def _best(fn, before=None) -> float:
-    """Best of REPEATS; ``before`` runs untimed first (remove the output, flush dirty pages)."""
-    times = []
-    for _ in range(REPEATS):
-        if before is not None:
-            before()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _plain_read(path: Path) -> None:
-    buf = bytearray(32 << 20)
-    with open(path, "rb", buffering=0) as fh:
-        while fh.readinto(buf):
-            pass
 
 
 def run(mib: int = 256, k: int = 3) -> dict:
@@ -99,7 +80,7 @@ def run(mib: int = 256, k: int = 3) -> dict:
         def ours(fsync=False):
             concatenate_recordings(recs, out_ours, out_ours.with_suffix(".meta"), fsync=fsync)
 
-        _plain_read(recs[0][0])  # warm the page cache
+        plain_read(recs[0][0])  # warm the page cache
         res = {}
         def clean():
             for p in (out_cat, out_ours):
@@ -108,8 +89,8 @@ def run(mib: int = 256, k: int = 3) -> dict:
             os.sync()
 
         for fs in (False, True):
-            t_cat = _best(lambda: cat(fs), clean)
-            t_ours = _best(lambda: ours(fs), clean)
+            t_cat = best_time(lambda: cat(fs), REPEATS, clean)
+            t_ours = best_time(lambda: ours(fs), REPEATS, clean)
             tag = "fsync" if fs else "page cache"
             res[f"concat_{tag}"] = t_cat / t_ours
             print(f"concatenation ({tag}): {k} x {mib} MiB: cat {total / t_cat / 1e9:.2f} GB/s, "
@@ -120,8 +101,8 @@ def run(mib: int = 256, k: int = 3) -> dict:
 
         b, m = recs[0]
         npy = tmp / "sync.npy"
-        t_read = _best(lambda: _plain_read(b))
-        t_sync = _best(lambda: extract_sync_word(b, m, npy))
+        t_read = best_time(lambda: plain_read(b), REPEATS)
+        t_sync = best_time(lambda: extract_sync_word(b, m, npy), REPEATS)
         size = b.stat().st_size
         res["sync_word"] = t_read / t_sync
         print(f"sync word: {mib} MiB: plain read {size / t_read / 1e9:.2f} GB/s, extraction "

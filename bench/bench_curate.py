@@ -19,13 +19,13 @@ from __future__ import annotations
 import math
 import sys
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from _timing import best_time
 from usvflow.usv.curate import curate
 
 FS = 250_000
@@ -108,10 +108,9 @@ def reference(det: pd.DataFrame, mm: np.ndarray, sr: float, bin_ms: float = 1.0)
 def run(seconds: float = 60.0, repeat: int = 2) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         mm, det = synth(seconds, Path(tmp))
-        best = lambda fn: min(_time(fn) for _ in range(repeat))  # noqa: E731
-        t_ours = best(lambda: curate(det, mm, FS))
+        t_ours = best_time(lambda: curate(det, mm, FS), repeat)
         df, _ = curate(det, mm, FS)
-        t_ref = best(lambda: reference(det, mm, FS))
+        t_ref = best_time(lambda: reference(det, mm, FS), repeat)
         n_ref = len(reference(det, mm, FS))
         peaks = {}
         for secs in (seconds / 4, seconds):
@@ -129,12 +128,6 @@ def run(seconds: float = 60.0, repeat: int = 2) -> dict:
     print(f"  ratio ours / original   : {res['speedup']:8.2f} x")
     print("  peak traced memory      : " + ", ".join(f"{v:.1f} MiB at {k:.0f} s" for k, v in peaks.items()))
     return res
-
-
-def _time(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
+from _timing import best_time
 from usvflow.usv.detect import detect_array, detect_file
 
 FS = 250_000
@@ -56,15 +56,6 @@ def synth(seconds: float, seed: int = 0) -> tuple[np.ndarray, int]:
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16), n_calls
 
 
-def _best(fn, repeat):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
-
 def run(seconds: float = 60.0, repeat: int = 3) -> dict:
     y, n_calls = synth(seconds)
     xf = y.astype(np.float32)
@@ -73,16 +64,16 @@ def run(seconds: float = 60.0, repeat: int = 3) -> dict:
         multi = Path(tmp) / "multi.wav"
         sf.write(mono, y, FS, subtype="PCM_16")
         sf.write(multi, np.repeat(y[:, None], 12, axis=1), FS, subtype="PCM_16")
-        t_arr, segs = _best(lambda: detect_array(xf, FS)[0], repeat)
-        t_file, df = _best(lambda: detect_file(mono), repeat)
-        t_multi, dfm = _best(lambda: detect_file(multi), 1)
+        t_arr, segs = best_time(lambda: detect_array(xf, FS)[0], repeat, keep=True)
+        t_file, df = best_time(lambda: detect_file(mono), repeat, keep=True)
+        t_multi, dfm = best_time(lambda: detect_file(multi), 1, keep=True)
 
         def plain():
             with sf.SoundFile(mono) as fh:
                 while fh.read(2 * FS, dtype="float32").size:
                     pass
 
-        t_read, _ = _best(plain, repeat)
+        t_read, _ = best_time(plain, repeat, keep=True)
         tracemalloc.start()
         detect_file(mono)
         peak = tracemalloc.get_traced_memory()[1]

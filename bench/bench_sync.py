@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from _timing import best_time, plain_read
 from usvflow.audio.wav import iter_blocks, write_wav
 from usvflow.simulate.syncfiles import write_nidq
 from usvflow.simulate.timeline import make_timeline
@@ -26,22 +26,6 @@ from usvflow.sync.leds import extract_led_pixels
 from usvflow.video.ffmpeg import iter_frames
 
 LEDS = {"LED_top": (504, 1267), "LED_middle": (551, 1268), "LED_bottom": (599, 1265)}
-
-
-def _best(fn, repeat=3):
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def _plain_read(path, block=1 << 24):
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(block)
-        while fh.readinto(buf):
-            pass
 
 
 def _video(path, n, h=1024, w=1280):
@@ -62,9 +46,9 @@ def run(frames: int = 450, audio_s: float = 120.0, nidq_s: float = 120.0) -> dic
         tmp = Path(tmp)
         mp4 = tmp / "v.mp4"
         _video(mp4, frames)
-        t_led = _best(lambda: extract_led_pixels(mp4, LEDS, frames, tmp / "px", fps=150.0), repeat=2)
-        t_gray = _best(lambda: sum(1 for _ in iter_frames(mp4, gray=True)), repeat=2)
-        t_rgb = _best(lambda: sum(1 for _ in iter_frames(mp4, gray=False)), repeat=2)
+        t_led = best_time(lambda: extract_led_pixels(mp4, LEDS, frames, tmp / "px", fps=150.0), repeat=2)
+        t_gray = best_time(lambda: sum(1 for _ in iter_frames(mp4, gray=True)), repeat=2)
+        t_rgb = best_time(lambda: sum(1 for _ in iter_frames(mp4, gray=False)), repeat=2)
         res.update(led_fps=frames / t_led, full_gray_fps=frames / t_gray, full_rgb_fps=frames / t_rgb)
 
         sr = 250_000
@@ -75,17 +59,17 @@ def run(frames: int = 450, audio_s: float = 120.0, nidq_s: float = 120.0) -> dic
         wav = tmp / "a.wav"
         write_wav(wav, sr, x)
         del x
-        t_a = _best(lambda: audio_ipis(wav))
-        t_plain = _best(lambda: _plain_read(wav))
-        t_blocks = _best(lambda: sum(len(b) for b in iter_blocks(wav, channels=0, block=1 << 20)))
+        t_a = best_time(lambda: audio_ipis(wav))
+        t_plain = best_time(lambda: plain_read(wav))
+        t_blocks = best_time(lambda: sum(len(b) for b in iter_blocks(wav, channels=0, block=1 << 20)))
         mb = wav.stat().st_size / 1e6
         res.update(audio_MBps=mb / t_a, audio_plain_MBps=mb / t_plain, audio_blocks_MBps=mb / t_blocks)
 
         tl = make_timeline(np.random.default_rng(2), nidq_s, ["21372315"], ephys_rate=None)
         write_nidq(tmp, tl, "b", np.random.default_rng(3))
         nb = tmp / "b.nidq.bin"
-        t_n = _best(lambda: nidq_ipis(nb, tl.n_frames_least))
-        t_np = _best(lambda: _plain_read(nb))
+        t_n = best_time(lambda: nidq_ipis(nb, tl.n_frames_least))
+        t_np = best_time(lambda: plain_read(nb))
         mbn = nb.stat().st_size / 1e6
         res.update(nidq_MBps=mbn / t_n, nidq_plain_MBps=mbn / t_np)
     print(f"LED extraction ({frames} frames 1024x1280 H.264): {res['led_fps']:.0f} frames/s; whole-frame decode "

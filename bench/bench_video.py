@@ -7,30 +7,20 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from _timing import best_time
 from usvflow.io.loopbio import camera_dirs, read_store
 from usvflow.simulate.timeline import make_timeline
 from usvflow.simulate.video import write_loopbio_cameras
 from usvflow.video.stage import camera_frame_count_dict, concatenate_chunks, reencode
 
 SERIALS = ["21372315", "21372316", "21369048", "22085397", "21241563"]
-
-
-def _best(fn, repeat=3):
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def run(seconds: float = 20.0, height: int = 256, width: int = 320) -> dict:
@@ -49,11 +39,11 @@ def run(seconds: float = 20.0, height: int = 256, width: int = 320) -> dict:
             with open(tmp / "cat.mp4", "wb") as fh:
                 subprocess.run(["cat", *map(str, chunks)], stdout=fh, check=True)
 
-        t_cat = _best(cat)
-        t_concat = _best(lambda: concatenate_chunks(chunks, out))
-        t_counts = _best(lambda: camera_frame_count_dict([read_store(c) for c in cams]))
+        t_cat = best_time(cat)
+        t_concat = best_time(lambda: concatenate_chunks(chunks, out))
+        t_counts = best_time(lambda: camera_frame_count_dict([read_store(c) for c in cams]))
         n = store.frame_count
-        t_enc = _best(lambda: reencode(out, tmp / "enc.mp4", 150.057), repeat=1)
+        t_enc = best_time(lambda: reencode(out, tmp / "enc.mp4", 150.057), repeat=1)
     res = {
         "frames": n,
         "resolution": f"{height}x{width}",
