@@ -248,13 +248,19 @@ def usv_measures(mm: np.ndarray, sr: float, start: float, stop: float, chs: list
     lower = int(math.floor(p.low_freq_cutoff / (sr / n_fft)))
     freqs = np.arange(n_fft // 2 + 1) * sr / n_fft
     corr = var = math.nan
+    # band-limited |STFT| of the detecting channels, computed once for the noise measure and, when the
+    # best channel is among them, for the features
+    M = _stft_mag(w[:, chs].T, n_fft, hop)[:, lower:, :] if chs else None
     if len(chs) > 1:
-        corr = _mean_upper_corr(_stft_mag(w[:, chs].T, n_fft, hop)[:, lower:, :])
+        corr = _mean_upper_corr(M)
     elif len(chs) == 1:
-        P = _stft_mag(w[:, chs[0]], n_fft, hop)[0, lower:, :] ** 2
+        P = M[0] ** 2
         var = float(np.var(P / P.max())) if P.max() > 0 else 0.0
     # acoustic features on the best channel
-    S = _stft_mag(w[:, mean_ch], n_fft, hop)[0, lower:, :] ** 2  # (bins, frames)
+    if mean_ch in chs:
+        S = M[chs.index(mean_ch)] ** 2  # (bins, frames)
+    else:
+        S = _stft_mag(w[:, mean_ch], n_fft, hop)[0, lower:, :] ** 2
     fb = freqs[lower:]
     band = S.sum(axis=0)
     feats = dict.fromkeys(["peak_freq_hz", "mean_freq_hz", "min_freq_hz", "max_freq_hz"], math.nan)
