@@ -12,7 +12,7 @@ CORES ?= 2
 $(BIN)/usvflow: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[workflow,dev]'
+	$(BIN)/pip install -q -e '.[workflow,dev,nwb]'
 	touch $@
 
 install: $(BIN)/usvflow

@@ -14,6 +14,7 @@ include: "workflow/rules/common/ephys.smk"
 include: "workflow/rules/common/pose.smk"
 include: "workflow/rules/common/assignment.smk"
 include: "workflow/rules/common/calltypes.smk"
+include: "workflow/rules/common/nwb.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/audio.smk"
 include: "workflow/rules/usv.smk"
@@ -22,6 +23,7 @@ include: "workflow/rules/ephys.smk"
 include: "workflow/rules/pose.smk"
 include: "workflow/rules/assignment.smk"
 include: "workflow/rules/calltypes.smk"
+include: "workflow/rules/nwb.smk"
 
 
 rule all:

@@ -354,6 +354,26 @@ def _cmd_recoordinate(a):
                                    experimental_code=a.exp_code, frame_rate=a.frame_rate))  # fmt: skip
 
 
+def _cmd_to_nwb(a):
+    import yaml
+
+    from .io.config import validate_config
+    from .nwb.export import NwbSettings, find_products, write_session_nwb
+
+    cfg = {}
+    if a.config:
+        with open(a.config) as fh:
+            cfg = yaml.safe_load(fh) or {}
+    cfg = validate_config(cfg, Path(a.schemas) / "config.schema.yaml", source=a.config or "defaults")
+    products = find_products(a.session_dir, a.calibration)
+    if a.experimental_code is not None:
+        products.experimental_code = a.experimental_code
+    sid = products.session_id
+    out = Path(a.output) if a.output else Path(a.session_dir) / "nwb" / f"{sid}.nwb"
+    summary = write_session_nwb(products, out, NwbSettings(**cfg["nwb"]))
+    print(json.dumps(summary, indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="usvflow", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -528,6 +548,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-duplicates", action="store_true")
     s.add_argument("--censored-period-ms", type=float, default=0.3)
     s.set_defaults(func=_cmd_split_spikes)
+
+    s = sub.add_parser("to-nwb", help="one session's products as <session>/nwb/<session>.nwb (what rule export_nwb writes)")
+    s.add_argument("session_dir", help="the session's product folder")
+    s.add_argument("-o", "--output", help="default: SESSION_DIR/nwb/<session>.nwb")
+    s.add_argument("--calibration", help="the calibration session's folder (cameras, arena, microphones)")
+    s.add_argument("--config", help="cohort config whose nwb settings to use (default: the schema's defaults)")
+    s.add_argument("--experimental-code", help="the sessions sheet's code (default: the session's metadata YAML)")
+    s.add_argument("--schemas", default=str(Path(__file__).resolve().parents[2] / "workflow" / "schemas"))
+    s.set_defaults(func=_cmd_to_nwb)
 
     s = sub.add_parser("slp-to-h5", help="SLEAP .slp -> analysis HDF5 (SLEAP's layout), padded to a frame count")
     s.add_argument("slp")

@@ -3,7 +3,8 @@
 # Per session and probe: the sync word -> E/V verdict. Per e-phys group (sessions sheet, in sheet
 # order) and probe, in <ephys_root>/<YYYYMMDD>_imec<N>/ (YYYYMMDD of the group's first session): the
 # changepoints JSON (one rule gathers the group's sessions: one writer), the concatenated recording
-# and, optionally, Kilosort4. Per session again: the sorted clusters split into cluster_data/.
+# and, optionally, Kilosort4. Per session again: the unit quality metrics (SpikeInterface) and the
+# sorted clusters split into cluster_data/ (their manifest carries the metrics).
 rule ev_sync_word:
     input:
         unpack(probe_bin_meta),
@@ -159,9 +160,36 @@ if config["ephys"]["sorting"]["run"]:
             "../scripts/ephys_kilosort4.py"
 
 
+rule ephys_quality_metrics:
+    input:
+        unpack(quality_inputs),
+    output:
+        "{sroot}/ephys/{probe}/{session}_{probe}_quality_metrics.csv",
+    log:
+        "{sroot}/logs/ephys_quality_metrics_{session}_{probe}.log",
+    benchmark:
+        "{sroot}/benchmarks/ephys_quality_metrics_{session}_{probe}.tsv"
+    wildcard_constraints:
+        probe=r"imec\d+",
+        session=r"\d{8}_\d{6}",
+    conda:
+        "../envs/usvflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        spikes=config["ephys"]["spikes"],
+        quality=QUALITY,
+        raw_bin=raw_probe_bin,
+    script:
+        "../scripts/ephys_quality_metrics.py"
+
+
 rule ephys_split_spikes:
     input:
         unpack(sorter_inputs),
+        quality=split_quality_input,
     output:
         folder=directory("{sroot}/ephys/{probe}/cluster_data"),
         manifest="{sroot}/ephys/{probe}/{probe}_cluster_data_manifest.json",
@@ -177,5 +205,6 @@ rule ephys_split_spikes:
         runtime=30,
     params:
         spikes=config["ephys"]["spikes"],
+        thresholds=QUALITY["thresholds"],
     script:
         "../scripts/ephys_split.py"

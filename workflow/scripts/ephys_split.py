@@ -46,4 +46,9 @@ else:
     )
     manifest = {"recording": key, **manifest, "skipped": None}
     log.info("%s: %d cluster file(s)", key, len(manifest["files"]))
+if inp.quality:
+    from usvflow.ephys.quality import manifest_with_quality, read_quality_table
+
+    q = Path(inp.quality)
+    manifest = manifest_with_quality(manifest, read_quality_table(q), q.name, snakemake.params.thresholds)
 write_json(snakemake.output.manifest, manifest)

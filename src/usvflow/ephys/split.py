@@ -35,7 +35,14 @@ import pandas as pd
 
 from usvflow.io.atomic import InputError
 
-__all__ = ["dedup_keep_first", "load_labels", "load_spikes", "peak_channels", "split_session"]
+__all__ = [
+    "dedup_keep_first",
+    "load_labels",
+    "load_spikes",
+    "peak_channels",
+    "session_cluster_spikes",
+    "split_session",
+]
 
 KEPT_LABELS = ("good", "mua")
 
@@ -67,6 +74,43 @@ def dedup_keep_first(t: np.ndarray, censor: int) -> np.ndarray:
                         keep[i] = True
                         last = t[i]
     return keep
+
+
+def session_cluster_spikes(
+    times: np.ndarray,
+    clus: np.ndarray,
+    start: int,
+    end: int,
+    *,
+    remove_duplicates: bool,
+    censor_samples: int,
+    margin_samples: int,
+    return_duplicates: bool = False,
+):
+    """``{cluster_id: spike samples in [start, end)}`` (concatenation samples, ascending cluster ids).
+
+    Every cluster with a spike in ``[start - margin_samples, end)`` is listed (possibly with no spike
+    in the window). With ``remove_duplicates`` a spike within ``censor_samples`` of the previous kept
+    spike of its cluster is dropped, the margin's spikes taking part so that a spike is judged as in
+    the whole recording. ``return_duplicates``: also the number of duplicates dropped in the window.
+    """
+    lo = int(np.searchsorted(times, max(0, start - margin_samples), side="left"))
+    a = int(np.searchsorted(times, start, side="left"))
+    b = int(np.searchsorted(times, end, side="left"))
+    t = np.asarray(times[lo:b], dtype=np.int64)
+    c = np.asarray(clus[lo:b], dtype=np.int64)
+    in_win = np.arange(lo, b) >= a
+    order = np.argsort(c, kind="stable")
+    bounds = np.flatnonzero(np.diff(c[order])) + 1
+    out, dups = {}, 0
+    for idx in np.split(order, bounds) if len(order) else []:
+        st, win = t[idx], in_win[idx]
+        if remove_duplicates and len(st) > 1:
+            k = dedup_keep_first(st, censor_samples)
+            dups += int(np.count_nonzero(~k & win))
+            st, win = st[k], win[k]
+        out[int(c[idx[0]])] = st[win]
+    return (out, dups) if return_duplicates else out
 
 
 def _read_tsv(path: Path) -> pd.DataFrame:
@@ -204,32 +248,18 @@ def split_session(
     times, clus = load_spikes(ks_dir)
     labels, label_source = load_labels(ks_dir)
     margin = int(round(sample_rate)) if margin_samples is None else int(margin_samples)
-    lo = int(np.searchsorted(times, max(0, start - margin), side="left"))
-    a = int(np.searchsorted(times, start, side="left"))
-    b = int(np.searchsorted(times, end, side="left"))
-    t = np.asarray(times[lo:b], dtype=np.int64)
-    c = np.asarray(clus[lo:b], dtype=np.int64)
-    in_win = np.arange(lo, b) >= a
-    unknown = sorted(set(np.unique(c).tolist()) - set(labels))
+    spikes, dups = session_cluster_spikes(
+        times, clus, start, end, remove_duplicates=remove_duplicates, censor_samples=censor_samples,
+        margin_samples=margin, return_duplicates=True,
+    )  # fmt: skip
+    unknown = sorted(set(spikes) - set(labels))
     if unknown:
         raise InputError(ks_dir, f"spike_clusters has cluster(s) {unknown[:10]} without a label in {label_source}")
 
-    order = np.argsort(c, kind="stable")
-    cs = c[order]
-    bounds = np.flatnonzero(np.diff(cs)) + 1
-    groups = np.split(order, bounds) if len(order) else []
-    files, below, noise, unsorted, dups = [], [], [], [], 0
+    files, below, noise, unsorted = [], [], [], []
     arrays = {}
-    for idx in groups:
-        cid = int(c[idx[0]])
+    for cid, st in spikes.items():
         label, ch = labels[cid]
-        st = t[idx]
-        win = in_win[idx]
-        if remove_duplicates and len(st) > 1:
-            k = dedup_keep_first(st, censor_samples)
-            dups += int(np.count_nonzero(~k & win))
-            st, win = st[k], win[k]
-        st = st[win]
         if label not in KEPT_LABELS:
             (noise if label == "noise" else unsorted).append(cid)
             continue

@@ -183,6 +183,40 @@ def sorter_inputs(wildcards):
     return out
 
 
+QUALITY = config["ephys"]["quality_metrics"]
+
+
+def quality_metrics_csv(sid, probe):
+    return f"{product_root(sid)}/ephys/{probe}/{sid}_{probe}_quality_metrics.csv"
+
+
+def quality_inputs(wildcards):
+    """The session's sorted recording (raw or phase-shifted copy), the day's sorter output, changepoints."""
+    sid = _session_check(wildcards)
+    key = GROUP_OF[(sid, wildcards.probe)]
+    out = {
+        k: v for k, v in sorter_inputs(wildcards).items() if k not in ("counts", "onsets", "meta")
+    }
+    pr = LAYOUTS[sid].probes[wildcards.probe]
+    if PHASE_SHIFT:
+        out["bin"], out["meta"] = shifted_bin(sid, key[2]), shifted_bin(sid, key[2], "meta")
+    else:
+        out["bin"], out["meta"] = raw(wildcards, pr.bin), raw(wildcards, pr.meta)
+    return out
+
+
+def raw_probe_bin(wildcards):
+    sid = _session_check(wildcards)
+    return raw(wildcards, LAYOUTS[sid].probes[wildcards.probe].bin)
+
+
+def split_quality_input(wildcards):
+    """The quality metrics the split adds to the cluster manifest (none when they are off)."""
+    if not QUALITY["run"]:
+        return []
+    return quality_metrics_csv(_session_check(wildcards), wildcards.probe)
+
+
 def kilosort_results_dir(wildcards):
     return f"{wildcards.eroot}/{wildcards.day}_{wildcards.probe}/{KS_DIRNAME}"
 
@@ -210,6 +244,8 @@ def ephys_targets(sid):
         ]
         if lay.cameras and sorter_ready(key):
             out.append(f"{root}/ephys/{p}/{p}_cluster_data_manifest.json")
+            if QUALITY["run"]:
+                out.append(quality_metrics_csv(sid, p))
         elif lay.cameras and sid == EPHYS_GROUPS[key][0]:
             print(
                 f"usvflow: no sorter output in {sorter_dir(key)} yet: spikes are not split "
