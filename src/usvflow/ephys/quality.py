@@ -271,7 +271,7 @@ def manifest_with_quality(manifest: dict, table: pd.DataFrame, source: str, thre
             row = table.loc[cid]
             f["quality_label"] = str(row["quality_label"])
             f["quality_failed"] = str(row["quality_failed"])
-            f["quality_metrics"] = {c: _json_number(row[c]) for c in METRIC_COLUMNS}
+            f["quality_metrics"] = {c: _json_number(row[c], c in _COUNTS) for c in METRIC_COLUMNS}
         files.append(f)
     out["files"] = files
     out["quality_metrics"] = {
@@ -283,8 +283,11 @@ def manifest_with_quality(manifest: dict, table: pd.DataFrame, source: str, thre
     return out
 
 
-def _json_number(v):
+_COUNTS = ("num_spikes", "isi_violations_count")
+
+
+def _json_number(v, count: bool):
     v = float(v)
     if not np.isfinite(v):
         return None
-    return int(v) if v.is_integer() and abs(v) < 2**53 else v
+    return int(v) if count else v

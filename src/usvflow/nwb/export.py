@@ -505,6 +505,13 @@ def _add_units(nwbfile, p: SessionProducts, settings: NwbSettings) -> dict:
                     row.update(quality_label="", quality_failed="")
             units.append(({"spike_times": arr[0], "electrodes": [first + ch], "electrode_group": group}, row))
     if units:
+        from pynwb.misc import Units
+
+        rates = [float(read_json(v.manifest).get("sample_rate") or 0) for v in probes.values()]
+        nwbfile.units = Units(
+            name="units", description=f"Sorted units of every probe; spike_times in {SESSION_CLOCK}",
+            resolution=1.0 / max(rates) if max(rates) > 0 else -1.0,
+        )  # fmt: skip
         nwbfile.add_unit_column("probe", "probe (imec<N>)")
         nwbfile.add_unit_column("cluster_id", "sorter cluster id")
         nwbfile.add_unit_column("sorter_label", "Kilosort/Phy label (good or mua)")
