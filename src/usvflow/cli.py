@@ -160,7 +160,8 @@ def _cmd_av_sync(a):
         with open(a.config) as fh:
             cfg = yaml.safe_load(fh) or {}
     cfg.setdefault("sessions", "unused")
-    cfg = validate_config(cfg, Path(a.schemas) / "config.schema.yaml", source=a.config or "defaults")
+    schema = Path(a.schemas) / "config.schema.yaml"
+    cfg = validate_config(cfg, schema, source=a.config or "defaults")
     lay = discover(a.session_id or Path(a.session).name, a.session, devices=cfg["audio"]["devices"],
                    channels_per_device=cfg["audio"]["channels_per_device"], sample_rate=cfg["audio"]["sample_rate"],
                    camera_serials=cfg["video"]["camera_serials"], video_extension=cfg["video"]["extension"])  # fmt: skip
@@ -364,7 +365,8 @@ def _cmd_to_nwb(a):
     if a.config:
         with open(a.config) as fh:
             cfg = yaml.safe_load(fh) or {}
-    cfg = validate_config(cfg, Path(a.schemas) / "config.schema.yaml", source=a.config or "defaults")
+    schema = Path(a.schemas) / "config.schema.yaml"
+    cfg = validate_config(cfg, schema, source=a.config or "defaults")
     products = find_products(a.session_dir, a.calibration)
     if a.experimental_code is not None:
         products.experimental_code = a.experimental_code
@@ -549,12 +551,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--censored-period-ms", type=float, default=0.3)
     s.set_defaults(func=_cmd_split_spikes)
 
-    s = sub.add_parser("to-nwb", help="one session's products as <session>/nwb/<session>.nwb (what rule export_nwb writes)")
+    s = sub.add_parser(
+        "to-nwb", help="one session's products as <session>/nwb/<session>.nwb (as rule export_nwb)"
+    )
     s.add_argument("session_dir", help="the session's product folder")
     s.add_argument("-o", "--output", help="default: SESSION_DIR/nwb/<session>.nwb")
-    s.add_argument("--calibration", help="the calibration session's folder (cameras, arena, microphones)")
-    s.add_argument("--config", help="cohort config whose nwb settings to use (default: the schema's defaults)")
-    s.add_argument("--experimental-code", help="the sessions sheet's code (default: the session's metadata YAML)")
+    s.add_argument("--calibration", help="calibration session folder (cameras, arena, microphones)")
+    s.add_argument("--config", help="cohort config whose nwb settings to use (default: defaults)")
+    s.add_argument("--experimental-code", help="the sheet's code (default: the metadata YAML's)")
     s.add_argument("--schemas", default=str(Path(__file__).resolve().parents[2] / "workflow" / "schemas"))
     s.set_defaults(func=_cmd_to_nwb)
 

@@ -103,3 +103,48 @@ def test_kilosort_call_with_a_stand_in(tmp_path, monkeypatch):
     assert {k: settings[k] for k in KILOSORT_SETTINGS} == KILOSORT_SETTINGS and dtype == "int16"
     assert probe["n_chan"] == 30 and np.array_equal(probe["yc"], probe_from_meta(meta)["yc"])
     assert probe["yc"].max() == 14 * 20.0  # NP1.0: 2 channels per 20 um row
+
+
+@pytest.mark.parametrize(
+    "name", ["Noise_g0_t0.imec0.ap.meta", "NP1_saved_only_subset_of_channels.meta", "p2_g0_t0.imec0.ap.meta"]
+)
+def test_equals_spikeinterface_on_the_real_layouts(tmp_path, name):
+    """The chunked copy equals SpikeInterface's whole-recording phase_shift, with the delays that
+    probeinterface reads from the same meta, within 1 LSB on every sample (file ends included)."""
+    import warnings
+
+    import probeinterface
+    import spikeinterface.core as sc
+    from spikeinterface.extractors.neuropixels_utils import get_neuropixels_sample_shifts_from_probe
+    from spikeinterface.preprocessing import phase_shift
+
+    raw = read_meta(_meta(name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        probe = probeinterface.read_spikeglx(_meta(name))
+    ref_shifts = get_neuropixels_sample_shifts_from_probe(probe)
+    n_ap = len(ref_shifts)
+    np.testing.assert_array_equal(adc_sample_shifts(_meta(name)), ref_shifts)  # same layout
+    n = 9000
+    nsaved = int(raw["nSavedChans"])
+    raw["fileSizeBytes"] = str(n * nsaved * 2)
+    meta = tmp_path / "r.imec0.ap.meta"
+    write_meta(meta, raw)
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.normal(0, 40, (n, n_ap)), axis=0)  # brown noise + spikes near full scale
+    x -= x.mean(axis=0)
+    x[rng.integers(0, n, 40), rng.integers(0, n_ap, 40)] -= 2000
+    data = np.zeros((n, nsaved), np.int16)
+    data[:, :n_ap] = np.clip(np.rint(x), -30000, 30000)
+    data[:, n_ap:] = rng.integers(0, 2, (n, nsaved - n_ap)) << 6
+    b = tmp_path / "r.imec0.ap.bin"
+    data.tofile(b)
+    out = tmp_path / "o.bin"
+    phase_shift_copy(b, meta, out, tmp_path / "o.meta", chunk=2500, margin=1200)
+    y = np.fromfile(out, np.int16).reshape(n, nsaved)
+    rec = sc.NumpyRecording(data[:, :n_ap].astype(np.float64), float(raw["imSampRate"]))
+    ref = phase_shift(rec, inter_sample_shift=ref_shifts, margin_ms=40.0).get_traces()
+    diff = np.abs(y[:, :n_ap].astype(np.int64) - np.rint(ref).astype(np.int64))
+    assert diff.max() <= 1, f"{name}: max |ours - SpikeInterface| = {diff.max()} LSB"
+    np.testing.assert_array_equal(y[:, n_ap:], data[:, n_ap:])  # sync word bit-exact
+    assert np.abs(y[:, :n_ap].astype(int) - data[:, :n_ap]).max() > 50  # it did shift

@@ -33,14 +33,34 @@ def run(tmp_path_factory):
     simulate_cohort(out, sessions=1, seconds=4.0, seed=0, pose=True)  # the demo's cohort
     data = out / "calltype_data"
     args = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
-    assert main(["export-spectrograms", "--simulate", "20", "--dataset-dir", str(data), "--seed", "5", *args]) == 0
+    assert (
+        main(
+            [
+                "export-spectrograms",
+                "--simulate",
+                "20",
+                "--dataset-dir",
+                str(data),
+                "--seed",
+                "5",
+                *args,
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     cfg["stages"] = STAGES
     cfg["pose"] = {"use_unproofread": True}
     cfg["call_types"] = {
         "model_dir": str(out / "calltype_model"),
         "spectrogram": SMALL,
-        "train": {"data_dir": str(data), "max_epochs": 2, "patience": 2, "batch_size": 16, "device": "cpu"},
+        "train": {
+            "data_dir": str(data),
+            "max_epochs": 2,
+            "patience": 2,
+            "batch_size": 16,
+            "device": "cpu",
+        },
         "device": "cpu",
     }
     cfg["ephys"]["spikes"] = {"min_spike_num": 3}
@@ -48,8 +68,12 @@ def run(tmp_path_factory):
         "metric_params": {"presence_ratio": {"bin_duration_s": 0.5}},
         "thresholds": {"snr": {"greater": 3}, "presence_ratio": {"greater": 0.5}},
     }
-    cfg["nwb"] = {"subject_age": "P90D", "probe_locations": {"imec0": "CA1"}, "institution": "Simulated lab",
-                  "experimenter": ["Doe, Jane"]}  # fmt: skip
+    cfg["nwb"] = {
+        "subject_age": "P90D",
+        "probe_locations": {"imec0": "CA1"},
+        "institution": "Simulated lab",
+        "experimenter": ["Doe, Jane"],
+    }
     (out / "config.yaml").write_text(yaml.safe_dump(cfg))
     snakemake(out, config=out / "config.yaml")
     sheet = pd.read_csv(out / "sessions.tsv", sep="\t", dtype=str)
@@ -75,8 +99,12 @@ def test_nwbinspector_finds_nothing_serious(nwb):
 
     path, _ = nwb
     msgs = list(inspect_nwbfile(nwbfile_path=str(path)))
-    serious = [m for m in msgs if m.importance in (Importance.CRITICAL, Importance.BEST_PRACTICE_VIOLATION)]
-    assert not serious, [f"{m.importance.name} {m.check_function_name}: {m.message}" for m in serious]
+    serious = [
+        m for m in msgs if m.importance in (Importance.CRITICAL, Importance.BEST_PRACTICE_VIOLATION)
+    ]
+    assert not serious, [
+        f"{m.importance.name} {m.check_function_name}: {m.message}" for m in serious
+    ]
 
 
 def test_dandi_validate_passes(nwb, tmp_path):
@@ -84,10 +112,16 @@ def test_dandi_validate_passes(nwb, tmp_path):
     dandi = Path(sys.executable).with_name("dandi")
     ds = tmp_path / "dandiset"
     ds.mkdir()
-    (ds / "dandiset.yaml").write_text("identifier: DANDI:000000\nname: usvflow test\ndescription: simulated\n")
+    (ds / "dandiset.yaml").write_text(
+        "identifier: DANDI:000000\nname: usvflow test\ndescription: simulated\n"
+    )
     env = {"HOME": str(tmp_path), "PATH": str(dandi.parent) + ":/usr/bin:/bin", "DANDI_NO_ET": "1"}
-    org = subprocess.run([str(dandi), "organize", "-d", str(ds), "--files-mode", "copy", str(path)],
-                         capture_output=True, text=True, env=env)  # fmt: skip
+    org = subprocess.run(
+        [str(dandi), "organize", "-d", str(ds), "--files-mode", "copy", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert org.returncode == 0, org.stdout + org.stderr
     assert len(list(ds.glob("sub-*/*.nwb"))) == 1
     val = subprocess.run([str(dandi), "validate", str(ds)], capture_output=True, text=True, env=env)
@@ -100,8 +134,12 @@ def test_usv_table_equals_the_csv_products(run, nwb):
     audio = out / "Data" / sid / "audio"
     got = f.intervals["usvs"].to_dataframe().reset_index(drop=True)
     ct = pd.read_csv(audio / f"{sid}_usv_summary_call_types.csv", dtype={"usv_id": str})
-    asg = pd.read_csv(audio / f"{sid}_usv_summary_assigned.csv", dtype={"usv_id": str, "emitter": str})
-    est = pd.read_csv(audio / "sound_localization" / f"{sid}_source_estimates.csv", dtype={"usv_id": str})
+    asg = pd.read_csv(
+        audio / f"{sid}_usv_summary_assigned.csv", dtype={"usv_id": str, "emitter": str}
+    )
+    est = pd.read_csv(
+        audio / "sound_localization" / f"{sid}_source_estimates.csv", dtype={"usv_id": str}
+    )
     assert len(ct) > 5 and len(got) == len(ct)
     ct = ct.sort_values("start", kind="stable").reset_index(drop=True)
     assert got["usv_id"].tolist() == ct["usv_id"].tolist()
@@ -115,20 +153,26 @@ def test_usv_table_equals_the_csv_products(run, nwb):
     assert got["emitter"].tolist() == [em[u] for u in got["usv_id"]]
     assert (got["emitter"] != "").sum() > 0
     e = est.set_index("usv_id")
-    np.testing.assert_array_equal(got["emitter_confidence"], [e.loc[u, "confidence"] for u in got["usv_id"]])
+    np.testing.assert_array_equal(
+        got["emitter_confidence"], [e.loc[u, "confidence"] for u in got["usv_id"]]
+    )
     np.testing.assert_array_equal(got["source_x_m"], [e.loc[u, "x_m"] for u in got["usv_id"]])
 
 
 def test_poses_and_cameras_equal_the_hdf5_products(run, nwb):
     out, sid, cal, truth = run
     _, f = nwb
-    metric = next((out / "Data" / sid / "video").glob("[0-9]*/*_points3d_translated_rotated_metric.h5"))
+    metric = next(
+        (out / "Data" / sid / "video").glob("[0-9]*/*_points3d_translated_rotated_metric.h5")
+    )
     dj = metric.parent.name
     with h5py.File(metric, "r") as h:
         tracks = h["tracks"][()]
         nodes = [s.decode() for s in h["node_names"][()]]
         animals = [s.decode() for s in h["track_names"][()]]
-    pulses = np.loadtxt(out / "Data" / sid / "sync" / "m_video_frames_in_audio_samples.txt", dtype=np.int64)
+    pulses = np.loadtxt(
+        out / "Data" / sid / "sync" / "m_video_frames_in_audio_samples.txt", dtype=np.int64
+    )
     beh = f.processing["behavior"]
     for a, animal in enumerate(animals):
         pe = beh[f"pose_{animal}"]
@@ -148,7 +192,9 @@ def test_poses_and_cameras_equal_the_hdf5_products(run, nwb):
         centre = -np.asarray(c.rotation_matrix).T @ np.asarray(c.translation_vector)
         assert centre[2] > 0.1  # above the floor, in metres
     mics = f.processing["audio"]["microphones"].to_dataframe()
-    arena = next((out / "Data" / cal / "video").glob("[0-9]*/*_points3d_translated_rotated_metric.h5"))
+    arena = next(
+        (out / "Data" / cal / "video").glob("[0-9]*/*_points3d_translated_rotated_metric.h5")
+    )
     with h5py.File(arena, "r") as h:
         pts, names = h["tracks"][0, 0], [s.decode() for s in h["node_names"][()]]
     assert len(mics) == 24
@@ -187,7 +233,10 @@ def test_spike_times_equal_the_npy_products_and_the_truth(run, nwb):
     sync = f.processing["sync"]["sync_checks"].to_dataframe().set_index("stream")
     av = json.loads((out / "Data" / sid / "sync" / f"{sid}_av_sync.json").read_text())
     ev = json.loads((d / f"{sid}_imec0_ev_sync.json").read_text())
-    assert sync.loc["audio device m", "passed"] == av["passed"] and sync.loc["imec0", "passed"] == ev["passed"]
+    assert (
+        sync.loc["audio device m", "passed"] == av["passed"]
+        and sync.loc["imec0", "passed"] == ev["passed"]
+    )
     assert sync.loc["imec0", "discrepancy_ms"] == ev["duration_difference_ms"]
     assert av["passed"] and ev["passed"]  # the demo cohort's clocks agree
 
@@ -199,7 +248,8 @@ def test_session_metadata(run, nwb):
     assert "electrophysiology; 2 animals; male; female" in f.session_description
     assert f.subject.subject_id == "animal_0-animal_1" and f.subject.age == "P90D"
     assert f.session_start_time.strftime("%Y%m%d%H%M%S") == next(
-        p.name for p in (run[0] / "Data" / sid / "video").glob("[0-9]" * 14))
+        p.name for p in (run[0] / "Data" / sid / "video").glob("[0-9]" * 14)
+    )
 
 
 def test_cli_writes_the_same_content(run, nwb, tmp_path):
@@ -210,14 +260,30 @@ def test_cli_writes_the_same_content(run, nwb, tmp_path):
     out, sid, cal, _ = run
     _, f = nwb
     dst = tmp_path / "cli.nwb"
-    assert main(["to-nwb", str(out / "Data" / sid), "--calibration", str(out / "Data" / cal), "-o", str(dst),
-                 "--config", str(out / "config.yaml"), "--experimental-code", "E2MF"]) in (0, None)  # fmt: skip
+    assert main(
+        [
+            "to-nwb",
+            str(out / "Data" / sid),
+            "--calibration",
+            str(out / "Data" / cal),
+            "-o",
+            str(dst),
+            "--config",
+            str(out / "config.yaml"),
+            "--experimental-code",
+            "E2MF",
+        ]
+    ) in (0, None)
     with NWBHDF5IO(str(dst), "r") as io:
         g = io.read()
-        pd.testing.assert_frame_equal(g.intervals["usvs"].to_dataframe(), f.intervals["usvs"].to_dataframe())
+        pd.testing.assert_frame_equal(
+            g.intervals["usvs"].to_dataframe(), f.intervals["usvs"].to_dataframe()
+        )
         a, b = g.units.to_dataframe(), f.units.to_dataframe()
         assert a["cluster_id"].tolist() == b["cluster_id"].tolist()
         for x, y in zip(a["spike_times"], b["spike_times"]):
             np.testing.assert_array_equal(x, y)
-        assert sorted(g.processing["behavior"].data_interfaces) == sorted(f.processing["behavior"].data_interfaces)
+        assert sorted(g.processing["behavior"].data_interfaces) == sorted(
+            f.processing["behavior"].data_interfaces
+        )
     shutil.rmtree(tmp_path, ignore_errors=True)

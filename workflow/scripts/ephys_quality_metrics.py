@@ -36,6 +36,11 @@ else:
         remove_duplicates=sp["remove_duplicate_spikes"],
         censor_samples=int(round(sp["duplicate_censored_period_ms"] * 1e-3 * entry["sample_rate"])),
     )
-    log.info("%s: %d cluster(s), %d good by the rule", key, len(table), int((table["quality_label"] == "good").sum()))
+    log.info(
+        "%s: %d cluster(s), %d good by the rule",
+        key,
+        len(table),
+        int((table["quality_label"] == "good").sum()),
+    )
 with atomic_path(Path(snakemake.output[0])) as tmp:
     table.to_csv(tmp, float_format="%.6g")

@@ -21,12 +21,30 @@ products = SessionProducts(
     date_joint=info["date_joint"],
     kind=info["kind"],
     experimental_code=info["experimental_code"],
-    **{k: get(k) for k in ("metadata_yaml", "usv_summary", "usv_assigned", "usv_call_types", "source_estimates",
-                           "frame_counts", "frame_pulses", "points3d_metric", "arena_metric", "calibration_toml",
-                           "av_sync")},  # fmt: skip
+    **{
+        k: get(k)
+        for k in (
+            "metadata_yaml",
+            "usv_summary",
+            "usv_assigned",
+            "usv_call_types",
+            "source_estimates",
+            "frame_counts",
+            "frame_pulses",
+            "points3d_metric",
+            "arena_metric",
+            "calibration_toml",
+            "av_sync",
+        )
+    },
     memmap=get("memmap_sidecar").with_suffix(".mmap") if get("memmap_sidecar") else None,
     probes={
-        p: ProbeProducts(**{k: get(f"{p}_{k}") for k in ("meta", "manifest", "cluster_dir", "ev_sync", "quality")})
+        p: ProbeProducts(
+            **{
+                k: get(f"{p}_{k}")
+                for k in ("meta", "manifest", "cluster_dir", "ev_sync", "quality")
+            }
+        )
         for p in info["probes"]
     },
 )

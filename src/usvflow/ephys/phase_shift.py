@@ -7,11 +7,14 @@ after the first channel of its ADC. With ``n`` channels per ADC and a cycle of `
 is the ``j``-th channel of that ADC, ``s_c = j / k`` (the layout used by probeinterface/SpikeInterface
 and IBL).
 
-:func:`phase_shift_copy` delays every AP channel by ``s_c`` samples (``y_c[t] = x_c[t - s_c]``,
-a band-limited fractional delay by FFT), so that all channels refer to the same instant; the sync word
-is copied bit for bit. The file is processed in chunks with overlapping margins (reflected at the file
-ends), so memory does not grow with the recording; a chunked result equals the whole-file result to
-within one LSB. The original rewrote the raw ``.ap.bin`` in place; here the raw file is only read.
+:func:`adc_sample_shifts` gives these delays from the ``.meta``; on the real NP1.0, NP1.0-subset and
+NP2.0 metas they equal probeinterface's (``adc_sample_order / cycle``). :func:`phase_shift_copy`
+delays every AP channel by ``s_c`` samples (``y_c[t] = x_c[t - s_c]``, a band-limited fractional
+delay by FFT) with SpikeInterface's ``phase_shift``, so that all channels refer to the same instant,
+rounds to int16 (clipped), and copies the sync word bit for bit. The file is processed in chunks with
+overlapping margins (zero-padded and tapered at the file ends, as SpikeInterface does), so memory does
+not grow with the recording; a chunked result equals the whole-file result to within one LSB. The
+original rewrote the raw ``.ap.bin`` in place; here the raw file is only read.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 from usvflow.io.atomic import InputError, atomic_path
 from usvflow.io.spikeglx import SpikeGLXMeta, n_samples, parse_meta, read_meta, write_meta
 
-__all__ = ["adc_sample_shifts", "fractional_delay", "phase_shift_copy"]
+__all__ = ["adc_sample_shifts", "phase_shift_copy"]
 
 
 def adc_sample_shifts(meta: SpikeGLXMeta | str | os.PathLike) -> np.ndarray:
@@ -51,15 +54,6 @@ def adc_sample_shifts(meta: SpikeGLXMeta | str | os.PathLike) -> np.ndarray:
     return shifts[saved_ap]
 
 
-def fractional_delay(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Delay each column ``c`` of ``x`` (time x channels, float) by ``shifts[c]`` samples (circular FFT)."""
-    n = x.shape[0]
-    f = np.fft.rfftfreq(n)  # cycles per sample
-    spec = np.fft.rfft(x, axis=0)
-    spec *= np.exp(-2j * np.pi * f[:, None] * shifts[None, :])
-    return np.fft.irfft(spec, n=n, axis=0)
-
-
 def phase_shift_copy(
     bin_path: str | os.PathLike,
     meta_path: str | os.PathLike,
@@ -80,16 +74,12 @@ def phase_shift_copy(
     shifts = adc_sample_shifts(meta)
     nch, n_ap = meta.n_saved_chans, meta.n_ap
     data = np.memmap(bin_path, dtype=np.int16, mode="r", shape=(n, nch)) if n else np.zeros((0, nch), np.int16)
+    shifted = _shifted_ap(bin_path, meta, shifts, margin) if n else None
     with atomic_path(out_bin) as tmp:
         with open(tmp, "wb") as fh:
             for a in range(0, n, chunk):
                 b = min(n, a + chunk)
-                lo, hi = max(0, a - margin), min(n, b + margin)
-                x = np.asarray(data[lo:hi, :n_ap], dtype=np.float64)
-                pre, post = margin - (a - lo), margin - (hi - b)
-                if pre or post:  # reflect at the file ends
-                    x = np.pad(x, ((pre, post), (0, 0)), mode="reflect" if len(x) > max(pre, post) else "edge")
-                y = fractional_delay(x, shifts)[margin : margin + (b - a)]
+                y = shifted.get_traces(start_frame=a, end_frame=b)
                 out = np.empty((b - a, nch), dtype=np.int16)
                 out[:, :n_ap] = np.clip(np.rint(y), -32768, 32767)
                 out[:, n_ap:] = data[a:b, n_ap:]
@@ -101,3 +91,24 @@ def phase_shift_copy(
         raw["usvflowPhaseShift"] = "true"
         write_meta(out_meta, raw, newline="\r\n" if b"\r\n" in Path(meta_path).read_bytes()[:4096] else "\n")
     return {"n_samples": n, "n_ap_shifted": n_ap, "n_unshifted": nch - n_ap, "max_shift": float(shifts.max())}
+
+
+def _shifted_ap(bin_path, meta: SpikeGLXMeta, shifts: np.ndarray, margin: int):
+    """SpikeInterface's lazy phase-shifted recording of the AP channels (float64 traces)."""
+    import spikeinterface.core as sc
+    from spikeinterface.preprocessing import astype, phase_shift
+
+    rate = float(meta.sample_rate)
+    rec = sc.BinaryRecordingExtractor(
+        file_paths=[str(bin_path)],
+        sampling_frequency=rate,
+        dtype="int16",
+        num_channels=meta.n_saved_chans,
+        time_axis=0,
+        file_offset=0,
+    )
+    # float64 in and out: rounding and clipping to int16 are done by the caller
+    ap = astype(rec.select_channels(rec.channel_ids[: meta.n_ap]), "float64")
+    return phase_shift(
+        ap, margin_ms=margin * 1000.0 / rate, inter_sample_shift=shifts, dtype="float64"
+    )

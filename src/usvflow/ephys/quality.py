@@ -117,7 +117,9 @@ def label_units(metrics: pd.DataFrame, thresholds: dict, nan_policy: str) -> pd.
 
     unknown = [m for m in thresholds if m not in metrics.columns]
     if unknown:
-        raise InputError(None, f"quality thresholds name unknown metric(s) {unknown}; known: {METRIC_COLUMNS}")
+        raise InputError(
+            None, f"quality thresholds name unknown metric(s) {unknown}; known: {METRIC_COLUMNS}"
+        )
     out = pd.DataFrame(index=metrics.index)
     out["quality_label"] = pd.Series("good", index=metrics.index, dtype=object)
     failed = [[] for _ in range(len(metrics))]
@@ -125,7 +127,9 @@ def label_units(metrics: pd.DataFrame, thresholds: dict, nan_policy: str) -> pd.
         out["quality_failed"] = pd.Series(dtype=object)
         return out
     kw = {"pass_label": "good", "fail_label": "bad", "nan_policy": nan_policy}
-    out["quality_label"] = threshold_metrics_label_units(metrics, thresholds, **kw)["label"].astype(str)
+    out["quality_label"] = threshold_metrics_label_units(metrics, thresholds, **kw)["label"].astype(
+        str
+    )
     for m, th in thresholds.items():
         one = threshold_metrics_label_units(metrics, {m: th}, **kw)["label"].to_numpy()
         for i in np.flatnonzero(one == "bad"):
@@ -166,14 +170,22 @@ def session_quality_metrics(
     start, end = int(window[0]), int(window[1])
     a, b = start - int(session_start), end - int(session_start)
     if not (0 <= a < b <= n):
-        raise InputError(bin_path, f"tracking window [{start}, {end}) is not inside the session's {n} samples "
-                         f"starting at {session_start} of the concatenation")  # fmt: skip
+        raise InputError(
+            bin_path,
+            f"tracking window [{start}, {end}) is not inside the session's {n} samples "
+            f"starting at {session_start} of the concatenation",
+        )
     times, clus = load_spikes(ks_dir)
     labels, _ = load_labels(ks_dir)
     spikes = session_cluster_spikes(
-        times, clus, start, end, remove_duplicates=remove_duplicates, censor_samples=censor_samples,
+        times,
+        clus,
+        start,
+        end,
+        remove_duplicates=remove_duplicates,
+        censor_samples=censor_samples,
         margin_samples=int(round(sample_rate)),
-    )  # fmt: skip
+    )
     unknown = sorted(set(spikes) - set(labels))
     if unknown:
         raise InputError(ks_dir, f"cluster(s) {unknown[:10]} have spikes but no label")
@@ -185,27 +197,41 @@ def session_quality_metrics(
     n_ap = meta.n_ap
     peak = np.array([labels[c][1] for c in ids], dtype=np.int64)
     if peak.max() >= n_ap or peak.min() < 0:
-        raise InputError(ks_dir, f"peak channel(s) outside the {n_ap} saved AP channels of {meta.path}")
+        raise InputError(
+            ks_dir, f"peak channel(s) outside the {n_ap} saved AP channels of {meta.path}"
+        )
     rec = sc.BinaryRecordingExtractor(
-        file_paths=[str(bin_path)], sampling_frequency=float(sample_rate), dtype="int16",
-        num_channels=meta.n_saved_chans, time_axis=0, file_offset=0,
-    )  # fmt: skip
+        file_paths=[str(bin_path)],
+        sampling_frequency=float(sample_rate),
+        dtype="int16",
+        num_channels=meta.n_saved_chans,
+        time_axis=0,
+        file_offset=0,
+    )
     rec = rec.select_channels(rec.channel_ids[:n_ap])
     rec.set_channel_gains(ap_gain_uv(meta))
     rec.set_channel_offsets(np.zeros(n_ap))
     # contact positions: the probe's geometry from the meta, for the sparse waveform neighbourhoods
-    rec = rec.set_probe(_probe_of(meta), in_place=False)
+    rec.set_probe(_probe_of(meta))
     rec = rec.frame_slice(a, b)
     rec = highpass_filter(rec, freq_min=float(st.highpass_hz), dtype="float32")
 
     samples = np.concatenate([spikes[c] - start for c in ids]).astype(np.int64)
     lab = np.concatenate([np.full(len(spikes[c]), c) for c in ids])
     order = np.argsort(samples, kind="stable")
-    sorting = sc.NumpySorting.from_samples_and_labels([samples[order]], [lab[order]], float(sample_rate), unit_ids=ids)
+    sorting = sc.NumpySorting.from_samples_and_labels(
+        [samples[order]], [lab[order]], float(sample_rate), unit_ids=ids
+    )
     analyzer = sc.create_sorting_analyzer(
-        sorting, rec, format="memory", sparse=True, main_channel_indices=peak, seed=seed,
-        return_in_uV=True, job_kwargs={"n_jobs": 1, "progress_bar": False},
-    )  # fmt: skip
+        sorting,
+        rec,
+        format="memory",
+        sparse=True,
+        main_channel_indices=peak,
+        seed=seed,
+        return_in_uV=True,
+        job_kwargs={"n_jobs": 1, "progress_bar": False},
+    )
     job = {"n_jobs": 1, "progress_bar": False}
     analyzer.compute("random_spikes", max_spikes_per_unit=int(st.max_spikes_per_unit), seed=seed)
     analyzer.compute("noise_levels", random_slices_kwargs={"seed": seed}, **job)
@@ -213,9 +239,14 @@ def session_quality_metrics(
     analyzer.compute("spike_amplitudes", **job)
     unknown = sorted(set(st.metric_params) - set(_SI_METRICS))
     if unknown:
-        raise InputError(None, f"quality metric_params name metric(s) {unknown} not computed here ({_SI_METRICS})")
+        raise InputError(
+            None,
+            f"quality metric_params name metric(s) {unknown} not computed here ({_SI_METRICS})",
+        )
     params = {k: dict(v) for k, v in st.metric_params.items()}
-    qm = compute_quality_metrics(analyzer, metric_names=_SI_METRICS, metric_params=params, seed=seed)
+    qm = compute_quality_metrics(
+        analyzer, metric_names=_SI_METRICS, metric_params=params, seed=seed
+    )
     qm.index = pd.Index([int(i) for i in qm.index], name="cluster_id")
     out = pd.DataFrame(index=qm.index)
     out["label"] = [labels[c][0] for c in out.index]
@@ -239,9 +270,13 @@ def _probe_of(meta):
         try:
             probe = probeinterface.read_spikeglx(meta.path)
         except Exception as exc:  # probeinterface raises several types on odd metas
-            raise InputError(meta.path, f"probeinterface cannot read the probe geometry ({exc})") from None
+            raise InputError(
+                meta.path, f"probeinterface cannot read the probe geometry ({exc})"
+            ) from None
     if probe.get_contact_count() != meta.n_ap:
-        raise InputError(meta.path, f"probe has {probe.get_contact_count()} contacts for {meta.n_ap} AP channels")
+        raise InputError(
+            meta.path, f"probe has {probe.get_contact_count()} contacts for {meta.n_ap} AP channels"
+        )
     probe.set_device_channel_indices(np.arange(meta.n_ap))
     return probe
 
@@ -249,17 +284,25 @@ def _probe_of(meta):
 def read_quality_table(path: str | os.PathLike) -> pd.DataFrame:
     """A ``<session>_<probe>_quality_metrics.csv`` (index ``cluster_id``), checked for its columns."""
     try:
-        df = pd.read_csv(path, index_col="cluster_id", keep_default_na=True, dtype={"quality_failed": str})
+        df = pd.read_csv(
+            path, index_col="cluster_id", keep_default_na=True, dtype={"quality_failed": str}
+        )
     except (OSError, ValueError) as exc:
         raise InputError(path, f"cannot be read as a quality-metrics table ({exc})") from None
-    missing = [c for c in ["label", "peak_channel", *METRIC_COLUMNS, "quality_label"] if c not in df.columns]
+    missing = [
+        c
+        for c in ["label", "peak_channel", *METRIC_COLUMNS, "quality_label"]
+        if c not in df.columns
+    ]
     if missing:
         raise InputError(path, f"lacks column(s) {missing}")
     df["quality_failed"] = df.get("quality_failed", pd.Series("", index=df.index)).fillna("")
     return df
 
 
-def manifest_with_quality(manifest: dict, table: pd.DataFrame, source: str, thresholds: dict) -> dict:
+def manifest_with_quality(
+    manifest: dict, table: pd.DataFrame, source: str, thresholds: dict
+) -> dict:
     """The cluster manifest with each file's metrics and ``quality_label`` added, and a summary of
     every cluster's label (written files or not: noise and low-count clusters too)."""
     out = dict(manifest)

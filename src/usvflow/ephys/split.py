@@ -249,9 +249,15 @@ def split_session(
     labels, label_source = load_labels(ks_dir)
     margin = int(round(sample_rate)) if margin_samples is None else int(margin_samples)
     spikes, dups = session_cluster_spikes(
-        times, clus, start, end, remove_duplicates=remove_duplicates, censor_samples=censor_samples,
-        margin_samples=margin, return_duplicates=True,
-    )  # fmt: skip
+        times,
+        clus,
+        start,
+        end,
+        remove_duplicates=remove_duplicates,
+        censor_samples=censor_samples,
+        margin_samples=margin,
+        return_duplicates=True,
+    )
     unknown = sorted(set(spikes) - set(labels))
     if unknown:
         raise InputError(ks_dir, f"spike_clusters has cluster(s) {unknown[:10]} without a label in {label_source}")

@@ -35,7 +35,9 @@ from usvflow.nwb.metadata import (
 
 __all__ = ["NwbSettings", "ProbeProducts", "SessionProducts", "find_products", "write_session_nwb"]
 
-SESSION_CLOCK = "seconds from the triggerbox pulse of the first recorded video frame (the tracking start)"
+SESSION_CLOCK = (
+    "seconds from the triggerbox pulse of the first recorded video frame (the tracking start)"
+)
 ARENA_FRAME = (
     "metric arena frame: metres, origin at the arena centre on the floor (z = 0, z up), corners "
     "North (-x, +y), West (-x, -y), South (+x, -y), East (+x, +y)"
@@ -98,7 +100,9 @@ def _one(paths, what):
     return paths[0] if paths else None
 
 
-def find_products(session_dir: str | os.PathLike, calibration_dir: str | os.PathLike | None = None) -> SessionProducts:
+def find_products(
+    session_dir: str | os.PathLike, calibration_dir: str | os.PathLike | None = None
+) -> SessionProducts:
     """The products at their documented paths inside ``session_dir`` (a session's product folder).
 
     ``calibration_dir``: the calibration session's product folder (camera calibration, arena and
@@ -108,25 +112,47 @@ def find_products(session_dir: str | os.PathLike, calibration_dir: str | os.Path
     if not d.is_dir():
         raise InputError(d, "is not a session folder")
     sid = d.name
-    dj_dirs = sorted(p for p in (d / "video").glob("[0-9]" * 14) if p.is_dir()) if (d / "video").is_dir() else []
+    dj_dirs = (
+        sorted(p for p in (d / "video").glob("[0-9]" * 14) if p.is_dir())
+        if (d / "video").is_dir()
+        else []
+    )
     date_joint = dj_dirs[0].name if dj_dirs else None
     cal = Path(calibration_dir) if calibration_dir else d
     p = SessionProducts(session_id=sid, date_joint=date_joint, metadata_yaml=find_metadata_yaml(d))
     a = d / "audio"
-    for attr, name in (("usv_summary", f"{sid}_usv_summary.csv"), ("usv_assigned", f"{sid}_usv_summary_assigned.csv"),
-                       ("usv_call_types", f"{sid}_usv_summary_call_types.csv"),
-                       ("source_estimates", f"sound_localization/{sid}_source_estimates.csv"),
-                       ("audio_sync_info", "audio_triggerbox_sync_info.json")):  # fmt: skip
+    for attr, name in (
+        ("usv_summary", f"{sid}_usv_summary.csv"),
+        ("usv_assigned", f"{sid}_usv_summary_assigned.csv"),
+        ("usv_call_types", f"{sid}_usv_summary_call_types.csv"),
+        ("source_estimates", f"sound_localization/{sid}_source_estimates.csv"),
+        ("audio_sync_info", "audio_triggerbox_sync_info.json"),
+    ):
         if (a / name).is_file():
             setattr(p, attr, a / name)
-    p.memmap = _one((a / "hpss_filtered").glob("*_concatenated_audio_hpss_filtered_*_int16.mmap"), "audio memmaps")
-    p.frame_pulses = _one(list((d / "sync").glob("*_video_frames_in_audio_samples.txt"))[:1], "frame pulse files")
-    p.av_sync = (d / "sync" / f"{sid}_av_sync.json") if (d / "sync" / f"{sid}_av_sync.json").is_file() else None
+    p.memmap = _one(
+        (a / "hpss_filtered").glob("*_concatenated_audio_hpss_filtered_*_int16.mmap"),
+        "audio memmaps",
+    )
+    p.frame_pulses = _one(
+        list((d / "sync").glob("*_video_frames_in_audio_samples.txt"))[:1], "frame pulse files"
+    )
+    p.av_sync = (
+        (d / "sync" / f"{sid}_av_sync.json")
+        if (d / "sync" / f"{sid}_av_sync.json").is_file()
+        else None
+    )
     if date_joint:
         p.frame_counts = _exists(d / "video" / f"{date_joint}_camera_frame_count_dict.json")
-        p.points3d_metric = _exists(d / "video" / date_joint / f"{date_joint}_points3d_translated_rotated_metric.h5")
+        p.points3d_metric = _exists(
+            d / "video" / date_joint / f"{date_joint}_points3d_translated_rotated_metric.h5"
+        )
     p.calibration_toml = _one((cal / "video").glob("[0-9]*/*_calibration.toml"), "calibrations")
-    arena = [f for f in (cal / "video").glob("[0-9]*/*_points3d_translated_rotated_metric.h5") if cal != d or f != p.points3d_metric]
+    arena = [
+        f
+        for f in (cal / "video").glob("[0-9]*/*_points3d_translated_rotated_metric.h5")
+        if cal != d or f != p.points3d_metric
+    ]
     p.arena_metric = _one(arena, "arena files")
     for pd_ in sorted((d / "ephys").glob("imec[0-9]*")) if (d / "ephys").is_dir() else []:
         probe = pd_.name
@@ -176,7 +202,9 @@ _USV_DESCRIPTIONS = {
 
 def _read_csv(path, what) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, dtype={"usv_id": str, "emitter": str, "call_type": str}, keep_default_na=True)
+        return pd.read_csv(
+            path, dtype={"usv_id": str, "emitter": str, "call_type": str}, keep_default_na=True
+        )
     except (OSError, ValueError) as exc:
         raise InputError(path, f"cannot be read as {what} ({exc})") from None
 
@@ -195,8 +223,13 @@ def usv_table(p: SessionProducts) -> pd.DataFrame | None:
         df["emitter"] = df["usv_id"].map(em)
     if p.source_estimates is not None:
         se = _read_csv(p.source_estimates, "source estimates").set_index("usv_id")
-        ren = {"x_m": "source_x_m", "y_m": "source_y_m", "z_m": "source_z_m", "coherence": "source_coherence",
-               "confidence": "emitter_confidence"}  # fmt: skip
+        ren = {
+            "x_m": "source_x_m",
+            "y_m": "source_y_m",
+            "z_m": "source_z_m",
+            "coherence": "source_coherence",
+            "confidence": "emitter_confidence",
+        }
         for src, dst in ren.items():
             if src in se.columns:
                 df[dst] = df["usv_id"].map(se[src]).astype(float)
@@ -210,7 +243,8 @@ def _add_usvs(nwbfile, df: pd.DataFrame) -> None:
     from pynwb.epoch import TimeIntervals
 
     ti = TimeIntervals(
-        name="usvs", description=f"Ultrasonic vocalizations, one row per USV; start/stop in {SESSION_CLOCK}"
+        name="usvs",
+        description=f"Ultrasonic vocalizations, one row per USV; start/stop in {SESSION_CLOCK}",
     )
     cols = [c for c in df.columns if c not in ("start", "stop")]
     for c in cols:
@@ -230,12 +264,16 @@ def _add_usvs(nwbfile, df: pd.DataFrame) -> None:
     starts, stops = df["start"].to_numpy(float), df["stop"].to_numpy(float)
     order = np.argsort(starts, kind="stable")
     for i in order:
-        ti.add_interval(start_time=float(starts[i]), stop_time=float(stops[i]), **{c: data[c][i] for c in cols})
+        ti.add_interval(
+            start_time=float(starts[i]), stop_time=float(stops[i]), **{c: data[c][i] for c in cols}
+        )
     nwbfile.add_time_intervals(ti)
 
 
 # ---------------------------------------------------------------------------------------------- video / pose
-def frame_times(p: SessionProducts, n_frames: int, audio_rate: float | None) -> tuple[np.ndarray | None, float | None, str]:
+def frame_times(
+    p: SessionProducts, n_frames: int, audio_rate: float | None
+) -> tuple[np.ndarray | None, float | None, str]:
     """(timestamps, rate, how) of video frames ``0..n_frames-1`` on the session clock."""
     if p.frame_pulses is not None and audio_rate:
         try:
@@ -246,7 +284,9 @@ def frame_times(p: SessionProducts, n_frames: int, audio_rate: float | None) -> 
             how = f"frame pulses in the audio ({Path(p.frame_pulses).name}, {audio_rate:g} Hz)"
             return (pulses[:n_frames] - pulses[0]) / float(audio_rate), None, how
     if p.frame_counts is None:
-        raise InputError(p.points3d_metric, "no frame pulses and no camera frame counts: frame times unknown")
+        raise InputError(
+            p.points3d_metric, "no frame pulses and no camera frame counts: frame times unknown"
+        )
     esr = float(read_json(p.frame_counts)["median_empirical_camera_sr"])
     return None, esr, f"frame / median_empirical_camera_sr ({esr:g} Hz)"
 
@@ -276,8 +316,11 @@ def read_arena_transform(metric_h5) -> dict:
 
     with h5py.File(metric_h5, "r") as h:
         try:
-            return {"k": float(h.attrs["scale_k"]), "mid": np.asarray(h.attrs["mid"], float),
-                    "R": np.asarray(h.attrs["rotation_row_vector"], float)}  # fmt: skip
+            return {
+                "k": float(h.attrs["scale_k"]),
+                "mid": np.asarray(h.attrs["mid"], float),
+                "R": np.asarray(h.attrs["rotation_row_vector"], float),
+            }
         except KeyError as exc:
             raise InputError(metric_h5, f"lacks the arena transform attribute {exc}") from None
 
@@ -292,7 +335,9 @@ def cameras_in_arena_frame(calibration_toml, transform: dict | None) -> list[dic
         with open(calibration_toml, "rb") as fh:
             cal = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(calibration_toml, f"cannot be read as an aniposelib calibration ({exc})") from None
+        raise InputError(
+            calibration_toml, f"cannot be read as an aniposelib calibration ({exc})"
+        ) from None
     cams = []
     for key, c in cal.items():
         if not key.startswith("cam_") or not isinstance(c, dict):
@@ -307,14 +352,28 @@ def cameras_in_arena_frame(calibration_toml, transform: dict | None) -> list[dic
             t_w = rc @ transform["mid"] + transform["k"] * t
         else:
             r_w, t_w = rc, t
-        cams.append({"name": str(c.get("name", key)), "size": c.get("size"), "K": k_mat, "R": r_w, "t": t_w,
-                     "dist": dist})  # fmt: skip
+        cams.append(
+            {
+                "name": str(c.get("name", key)),
+                "size": c.get("size"),
+                "K": k_mat,
+                "R": r_w,
+                "t": t_w,
+                "dist": dist,
+            }
+        )
     return cams
 
 
 def _add_pose(nwbfile, p: SessionProducts, audio_rate) -> dict:
     import h5py
-    from ndx_pose import CalibratedCamera, MultiCameraPoseEstimation, PoseEstimationSeries, Skeleton, Skeletons
+    from ndx_pose import (
+        CalibratedCamera,
+        MultiCameraPoseEstimation,
+        PoseEstimationSeries,
+        Skeleton,
+        Skeletons,
+    )
 
     info = {}
     transform = read_arena_transform(p.points3d_metric) if p.points3d_metric else None
@@ -328,10 +387,15 @@ def _add_pose(nwbfile, p: SessionProducts, audio_rate) -> dict:
                 translation_vector=c["t"],
                 distortion_coefficients=c["dist"],
                 serial_number=c["name"],
-                description=(f"Loopbio camera {c['name']}, {c['size'][0]}x{c['size'][1]} px; aniposelib calibration; "
-                             + ("extrinsics map the " + ARENA_FRAME + " to the camera frame (metres)" if transform
-                                else "extrinsics in the calibration board's frame and units")),
-            )  # fmt: skip
+                description=(
+                    f"Loopbio camera {c['name']}, {c['size'][0]}x{c['size'][1]} px; aniposelib calibration; "
+                    + (
+                        "extrinsics map the " + ARENA_FRAME + " to the camera frame (metres)"
+                        if transform
+                        else "extrinsics in the calibration board's frame and units"
+                    )
+                ),
+            )
             nwbfile.add_device(cam)
             cameras.append(cam)
         info["cameras"] = len(cameras)
@@ -340,29 +404,49 @@ def _add_pose(nwbfile, p: SessionProducts, audio_rate) -> dict:
     with h5py.File(p.points3d_metric, "r") as h:
         tracks = np.asarray(h["tracks"][()], dtype=np.float64)
         nodes = [s.decode() for s in h["node_names"][()]]
-        animals = [s.decode() for s in h["track_names"][()]] if "track_names" in h else [
-            f"track_{i}" for i in range(tracks.shape[1])]  # fmt: skip
+        animals = (
+            [s.decode() for s in h["track_names"][()]]
+            if "track_names" in h
+            else [f"track_{i}" for i in range(tracks.shape[1])]
+        )
     if tracks.ndim != 4 or tracks.shape[2:] != (len(nodes), 3) or tracks.shape[1] != len(animals):
-        raise InputError(p.points3d_metric, f"tracks {tracks.shape} do not match {len(animals)} tracks x {len(nodes)} nodes x 3")
+        raise InputError(
+            p.points3d_metric,
+            f"tracks {tracks.shape} do not match {len(animals)} tracks x {len(nodes)} nodes x 3",
+        )
     ts, rate, how = frame_times(p, tracks.shape[0], audio_rate)
-    behavior = nwbfile.create_processing_module("behavior", "3D poses of the animals in the metric arena frame")
+    behavior = nwbfile.create_processing_module(
+        "behavior", "3D poses of the animals in the metric arena frame"
+    )
     skeleton = Skeleton(name="mouse", nodes=nodes, edges=np.zeros((0, 2), dtype=np.uint8))
     behavior.add(Skeletons(skeletons=[skeleton]))
     for a, animal in enumerate(animals):
         series, first = [], None
         for n, node in enumerate(nodes):
-            kw = {"timestamps": ts if first is None else first} if ts is not None else {"rate": rate, "starting_time": 0.0}
+            kw = (
+                {"timestamps": ts if first is None else first}
+                if ts is not None
+                else {"rate": rate, "starting_time": 0.0}
+            )
             s = PoseEstimationSeries(
-                name=node, data=tracks[:, a, n, :], unit="meters", reference_frame=ARENA_FRAME,
-                description=f"{animal} {node}, one row per video frame; times: {how}", **kw,
-            )  # fmt: skip
+                name=node,
+                data=tracks[:, a, n, :],
+                unit="meters",
+                reference_frame=ARENA_FRAME,
+                description=f"{animal} {node}, one row per video frame; times: {how}",
+                **kw,
+            )
             series.append(s)
             first = first or s
-        behavior.add(MultiCameraPoseEstimation(
-            name=f"pose_{_safe(animal)}", pose_estimation_series=series, skeleton=skeleton,
-            description=f"3D pose of {animal} (SLEAP 2D poses triangulated with aniposelib, metric arena frame)",
-            source_software="usvflow",
-        ))  # fmt: skip
+        behavior.add(
+            MultiCameraPoseEstimation(
+                name=f"pose_{_safe(animal)}",
+                pose_estimation_series=series,
+                skeleton=skeleton,
+                description=f"3D pose of {animal} (SLEAP 2D poses triangulated with aniposelib, metric arena frame)",
+                source_software="usvflow",
+            )
+        )
     info.update(frames=int(tracks.shape[0]), animals=animals, frame_times=how)
     return info
 
@@ -379,10 +463,14 @@ def _add_arena(nwbfile, p: SessionProducts, channel_names: list[str] | None) -> 
         pts = np.asarray(h["tracks"][0, 0], float)
         names = [s.decode() for s in h["node_names"][()]]
     mod = nwbfile.processing.get("audio") or nwbfile.create_processing_module(
-        "audio", "Microphone geometry and the filtered audio")
+        "audio", "Microphone geometry and the filtered audio"
+    )
     mics = [(i, n) for i, n in enumerate(names) if re.fullmatch(r"ch_\d+", n)]
     mics.sort(key=lambda x: int(x[1][3:]))
-    t = DynamicTable(name="microphones", description=f"Microphone positions (labelled in the calibration session), {ARENA_FRAME}")
+    t = DynamicTable(
+        name="microphones",
+        description=f"Microphone positions (labelled in the calibration session), {ARENA_FRAME}",
+    )
     t.add_column("node", "node name in the arena labelling (ch_<memmap column>)")
     t.add_column("channel", "audio channel (<device>_ch<NN>) of the memmap column")
     for c in ("x_m", "y_m", "z_m"):
@@ -412,28 +500,76 @@ def _add_sync(nwbfile, p: SessionProducts) -> dict:
         av = read_json(p.av_sync)
         for dev, d in (av.get("devices") or {}).items():
             med = (d.get("stats") or d).get("median_ms") if isinstance(d, dict) else None
-            rows.append(("audio/video", f"audio device {dev}", bool(av.get("passed")), str(av.get("verdict")),
-                         "; ".join(map(str, av.get("reasons") or [])), _num(med), _num(av.get("tolerance_ms"))))  # fmt: skip
+            rows.append(
+                (
+                    "audio/video",
+                    f"audio device {dev}",
+                    bool(av.get("passed")),
+                    str(av.get("verdict")),
+                    "; ".join(map(str, av.get("reasons") or [])),
+                    _num(med),
+                    _num(av.get("tolerance_ms")),
+                )
+            )
         if not av.get("devices"):
-            rows.append(("audio/video", "all", bool(av.get("passed")), str(av.get("verdict")),
-                         "; ".join(map(str, av.get("reasons") or [])), float("nan"), _num(av.get("tolerance_ms"))))  # fmt: skip
+            rows.append(
+                (
+                    "audio/video",
+                    "all",
+                    bool(av.get("passed")),
+                    str(av.get("verdict")),
+                    "; ".join(map(str, av.get("reasons") or [])),
+                    float("nan"),
+                    _num(av.get("tolerance_ms")),
+                )
+            )
     for probe, pp in p.probes.items():
         if pp.ev_sync is None:
             continue
         ev = read_json(pp.ev_sync)
-        rows.append(("ephys/video", probe, bool(ev.get("passed")), "pass" if ev.get("passed") else "fail",
-                     str(ev.get("problem") or ""), _num(ev.get("duration_difference_ms")), _num(ev.get("tolerance_ms"))))  # fmt: skip
+        rows.append(
+            (
+                "ephys/video",
+                probe,
+                bool(ev.get("passed")),
+                "pass" if ev.get("passed") else "fail",
+                str(ev.get("problem") or ""),
+                _num(ev.get("duration_difference_ms")),
+                _num(ev.get("tolerance_ms")),
+            )
+        )
     if not rows:
         return {}
-    mod = nwbfile.create_processing_module("sync", "Clock agreement checks between cameras, audio and e-phys")
-    t = DynamicTable(name="sync_checks", description="Verdicts of the A/V (LED IPIs) and E/V (triggerbox) sync checks")
-    for name, desc in (("check", "which clocks are compared"), ("stream", "audio device or probe"),
-                       ("passed", "whether the check passed"), ("verdict", "verdict"), ("reasons", "why it failed"),
-                       ("discrepancy_ms", "A/V: median audio - video IPI discrepancy; E/V: e-phys - video duration (ms)"),
-                       ("tolerance_ms", "the check's tolerance (ms)")):  # fmt: skip
+    mod = nwbfile.create_processing_module(
+        "sync", "Clock agreement checks between cameras, audio and e-phys"
+    )
+    t = DynamicTable(
+        name="sync_checks",
+        description="Verdicts of the A/V (LED IPIs) and E/V (triggerbox) sync checks",
+    )
+    for name, desc in (
+        ("check", "which clocks are compared"),
+        ("stream", "audio device or probe"),
+        ("passed", "whether the check passed"),
+        ("verdict", "verdict"),
+        ("reasons", "why it failed"),
+        (
+            "discrepancy_ms",
+            "A/V: median audio - video IPI discrepancy; E/V: e-phys - video duration (ms)",
+        ),
+        ("tolerance_ms", "the check's tolerance (ms)"),
+    ):
         t.add_column(name, desc)
     for r in rows:
-        t.add_row(check=r[0], stream=r[1], passed=r[2], verdict=r[3], reasons=r[4], discrepancy_ms=r[5], tolerance_ms=r[6])
+        t.add_row(
+            check=r[0],
+            stream=r[1],
+            passed=r[2],
+            verdict=r[3],
+            reasons=r[4],
+            discrepancy_ms=r[5],
+            tolerance_ms=r[6],
+        )
     mod.add(t)
     return {"sync_checks": len(rows)}
 
@@ -456,7 +592,9 @@ def _probe_geometry(meta_path):
         try:
             return probeinterface.read_spikeglx(meta_path)
         except Exception as exc:  # probeinterface raises several types on odd metas
-            raise InputError(meta_path, f"probeinterface cannot read the probe geometry ({exc})") from None
+            raise InputError(
+                meta_path, f"probeinterface cannot read the probe geometry ({exc})"
+            ) from None
 
 
 def _add_units(nwbfile, p: SessionProducts, settings: NwbSettings) -> dict:
@@ -473,45 +611,76 @@ def _add_units(nwbfile, p: SessionProducts, settings: NwbSettings) -> dict:
         probe_geo = _probe_geometry(pp.meta)
         ann = probe_geo.annotations
         device = nwbfile.create_device(
-            name=probe, description=f"Neuropixels probe {ann.get('model_name', '')} "
-            f"(part {ann.get('part_number', '')}), recorded with SpikeGLX", serial_number=str(ann.get("serial_number", "")),
-        )  # fmt: skip
+            name=probe,
+            description=f"Neuropixels probe {ann.get('model_name', '')} "
+            f"(part {ann.get('part_number', '')}), recorded with SpikeGLX",
+            serial_number=str(ann.get("serial_number", "")),
+        )
         where = str(settings.probe_locations.get(probe) or "unknown")
-        group = nwbfile.create_electrode_group(name=probe, description=f"{probe} contacts", location=where, device=device)
+        group = nwbfile.create_electrode_group(
+            name=probe, description=f"{probe} contacts", location=where, device=device
+        )
         pos = probe_geo.contact_positions
-        shanks = probe_geo.shank_ids if probe_geo.shank_ids is not None and len(probe_geo.shank_ids) else np.zeros(len(pos))
+        shanks = (
+            probe_geo.shank_ids
+            if probe_geo.shank_ids is not None and len(probe_geo.shank_ids)
+            else np.zeros(len(pos))
+        )
         first = len(nwbfile.electrodes) if nwbfile.electrodes is not None else 0
         for ch in range(len(pos)):
-            nwbfile.add_electrode(group=group, location=where, rel_x=float(pos[ch, 0]), rel_y=float(pos[ch, 1]),
-                                  probe_channel=ch, shank=int(shanks[ch] or 0) if str(shanks[ch]) != "" else 0)  # fmt: skip
+            nwbfile.add_electrode(
+                group=group,
+                location=where,
+                rel_x=float(pos[ch, 0]),
+                rel_y=float(pos[ch, 1]),
+                probe_channel=ch,
+                shank=int(shanks[ch] or 0) if str(shanks[ch]) != "" else 0,
+            )
         manifest = read_json(pp.manifest)
         q = read_quality_table(pp.quality) if pp.quality is not None else None
         for f in manifest.get("files", []):
             arr = np.load(Path(pp.cluster_dir) / f["file"])
             if arr.ndim != 2 or arr.shape[0] != 2:
-                raise InputError(Path(pp.cluster_dir) / f["file"], f"expected (2, n) seconds and frames, found {arr.shape}")
+                raise InputError(
+                    Path(pp.cluster_dir) / f["file"],
+                    f"expected (2, n) seconds and frames, found {arr.shape}",
+                )
             ch = int(f["channel"])
             if not 0 <= ch < len(pos):
-                raise InputError(pp.manifest, f"cluster {f['cluster_id']}: channel {ch} outside the probe's {len(pos)}")
-            row = {"probe": probe, "cluster_id": int(f["cluster_id"]), "sorter_label": str(f["label"]), "peak_channel": ch,
-                   "cluster_file": str(f["file"])}  # fmt: skip
+                raise InputError(
+                    pp.manifest,
+                    f"cluster {f['cluster_id']}: channel {ch} outside the probe's {len(pos)}",
+                )
+            row = {
+                "probe": probe,
+                "cluster_id": int(f["cluster_id"]),
+                "sorter_label": str(f["label"]),
+                "peak_channel": ch,
+                "cluster_file": str(f["file"]),
+            }
             if have_quality:
                 cid = int(f["cluster_id"])
                 if q is not None and cid in q.index:
                     row.update({c: float(q.loc[cid, c]) for c in METRIC_COLUMNS})
-                    row.update(quality_label=str(q.loc[cid, "quality_label"]), quality_failed=str(q.loc[cid, "quality_failed"]))
+                    row.update(
+                        quality_label=str(q.loc[cid, "quality_label"]),
+                        quality_failed=str(q.loc[cid, "quality_failed"]),
+                    )
                 else:
                     row.update({c: float("nan") for c in METRIC_COLUMNS})
                     row.update(quality_label="", quality_failed="")
-            units.append(({"spike_times": arr[0], "electrodes": [first + ch], "electrode_group": group}, row))
+            units.append(
+                ({"spike_times": arr[0], "electrodes": [first + ch], "electrode_group": group}, row)
+            )
     if units:
         from pynwb.misc import Units
 
         rates = [float(read_json(v.manifest).get("sample_rate") or 0) for v in probes.values()]
         nwbfile.units = Units(
-            name="units", description=f"Sorted units of every probe; spike_times in {SESSION_CLOCK}",
+            name="units",
+            description=f"Sorted units of every probe; spike_times in {SESSION_CLOCK}",
             resolution=1.0 / max(rates) if max(rates) > 0 else -1.0,
-        )  # fmt: skip
+        )
         nwbfile.add_unit_column("probe", "probe (imec<N>)")
         nwbfile.add_unit_column("cluster_id", "sorter cluster id")
         nwbfile.add_unit_column("sorter_label", "Kilosort/Phy label (good or mua)")
@@ -521,7 +690,9 @@ def _add_units(nwbfile, p: SessionProducts, settings: NwbSettings) -> dict:
             for c in METRIC_COLUMNS:
                 unit = " (uV)" if c == "amplitude_median" else ""
                 nwbfile.add_unit_column(c, f"SpikeInterface quality metric {c}{unit}")
-            nwbfile.add_unit_column("quality_label", "good when every threshold of the labelling rule holds, else bad")
+            nwbfile.add_unit_column(
+                "quality_label", "good when every threshold of the labelling rule holds, else bad"
+            )
             nwbfile.add_unit_column("quality_failed", "the labelling rule's failed thresholds")
         for base, row in units:
             nwbfile.add_unit(**base, **row)
@@ -537,13 +708,21 @@ def _add_audio(nwbfile, p: SessionProducts) -> dict:
     shape = tuple(int(x) for x in side["shape"])
     mm = np.memmap(p.memmap, dtype=np.dtype(side["dtype"]).newbyteorder("<"), mode="r", shape=shape)
     mod = nwbfile.processing.get("audio") or nwbfile.create_processing_module(
-        "audio", "Microphone geometry and the filtered audio")
-    mod.add(TimeSeries(
-        name="filtered_audio", data=H5DataIO(mm, compression="gzip", compression_opts=1, chunks=(min(shape[0], 65536), 1)),
-        unit="a.u.", rate=float(side["sample_rate"]), starting_time=0.0,
-        description=f"HPSS-harmonic, high-passed audio (int16 counts), columns {', '.join(side['channels'])}",
-        comments="sample 0 is the triggerbox pulse of the first recorded frame",
-    ))  # fmt: skip
+        "audio", "Microphone geometry and the filtered audio"
+    )
+    mod.add(
+        TimeSeries(
+            name="filtered_audio",
+            data=H5DataIO(
+                mm, compression="gzip", compression_opts=1, chunks=(min(shape[0], 65536), 1)
+            ),
+            unit="a.u.",
+            rate=float(side["sample_rate"]),
+            starting_time=0.0,
+            description=f"HPSS-harmonic, high-passed audio (int16 counts), columns {', '.join(side['channels'])}",
+            comments="sample 0 is the triggerbox pulse of the first recorded frame",
+        )
+    )
     return {"audio_samples": shape[0], "audio_channels": shape[1]}
 
 
@@ -560,12 +739,18 @@ def _subject(meta: dict, settings: NwbSettings, animals: list[str] | None):
     species = next((str(s["species"]) for s in subs if s.get("species")), settings.species)
     kw = {}
     ages = {str(s["age"]) for s in subs if s.get("age")}
-    births = {str(s.get("date_of_birth") or s.get("DOB")) for s in subs if s.get("date_of_birth") or s.get("DOB")}
+    births = {
+        str(s.get("date_of_birth") or s.get("DOB"))
+        for s in subs
+        if s.get("date_of_birth") or s.get("DOB")
+    }
     if len(ages) == 1:
         kw["age"] = ages.pop()
     elif len(births) == 1:
         try:
-            kw["date_of_birth"] = dt.datetime.fromisoformat(births.pop()).replace(tzinfo=dt.timezone.utc)
+            kw["date_of_birth"] = dt.datetime.fromisoformat(births.pop()).replace(
+                tzinfo=dt.timezone.utc
+            )
         except ValueError:
             pass
     if not kw and settings.subject_age:
@@ -598,7 +783,9 @@ def write_session_nwb(p: SessionProducts, out: str | os.PathLike, settings: NwbS
         timestamps_reference_time=start,
         file_create_date=dt.datetime.now(dt.timezone.utc),
         session_id=p.session_id,
-        experiment_description=(f"experimental code {code}: {words}" if code else "rodent social experiment"),
+        experiment_description=(
+            f"experimental code {code}: {words}" if code else "rodent social experiment"
+        ),
         institution=settings.institution or None,
         lab=settings.lab or None,
         experimenter=list(settings.experimenter) or None,

@@ -59,7 +59,10 @@ def decode_experimental_code(code: str) -> str:
         elif tok in CODE_LETTERS:
             words.append(CODE_LETTERS[tok])
         else:
-            raise InputError(None, f"experimental code {code!r}: unknown letter {tok!r} (known: {''.join(CODE_LETTERS)})")
+            raise InputError(
+                None,
+                f"experimental code {code!r}: unknown letter {tok!r} (known: {''.join(CODE_LETTERS)})",
+            )
     return "; ".join(words)
 
 
@@ -82,7 +85,9 @@ def session_start_time(date_joint: str, timezone: str) -> dt.datetime:
     try:
         tz = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(None, f"nwb.timezone {timezone!r} is not an IANA time zone name (e.g. America/New_York)") from None
+        raise InputError(
+            None, f"nwb.timezone {timezone!r} is not an IANA time zone name (e.g. America/New_York)"
+        ) from None
     try:
         return dt.datetime.strptime(date_joint, "%Y%m%d%H%M%S").replace(tzinfo=tz)
     except ValueError:
