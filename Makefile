@@ -39,6 +39,7 @@ demo: install
 	@find $(DEMO)/Data \( -name '*_ev_sync.json' -o -name '*_points3d_translated_rotated_metric.h5' -o -name '*_calibration.toml' \
 		-o -name '*_cluster_data_manifest.json' \) | sort
 	@find $(DEMO)/EPHYS -maxdepth 2 \( -name 'changepoints_info_*.json' -o -name 'concatenated_*' \) | sort
+	@find $(DEMO)/Data \( -name '*_quality_metrics.csv' -o -name '*.nwb' \) | sort
 	@echo "Call-type model (trained by the workflow on another simulated cohort): $(DEMO)/calltype_model/"
 	@echo "Ground truth of the simulation: $(DEMO)/truth/"
 

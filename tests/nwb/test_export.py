@@ -107,3 +107,43 @@ def test_bad_inputs_are_named(tmp_path):
     (tmp_path / "c.toml").write_text("[cam_0]\nname = 'x'\n")
     with pytest.raises(InputError, match="cam_0 lacks"):
         cameras_in_arena_frame(tmp_path / "c.toml", None)
+
+
+def test_filtered_audio_is_written_on_request(tmp_path):
+    """With include_audio the memmap goes in as a TimeSeries (sample i at i / rate), equal to the memmap."""
+    import json
+
+    from pynwb import NWBHDF5IO
+
+    from usvflow.nwb.export import NwbSettings, write_session_nwb
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3000, 3000, (5000, 4), dtype=np.int16)
+    mm = tmp_path / "250430145017_concatenated_audio_hpss_filtered_250000_5000_4_int16.mmap"
+    x.tofile(mm)
+    side = {
+        "shape": [5000, 4],
+        "dtype": "int16",
+        "sample_rate": 250000,
+        "channels": ["m_ch01", "m_ch02", "s_ch01", "s_ch02"],
+    }
+    mm.with_suffix(".json").write_text(json.dumps(side))
+    st = NwbSettings(
+        include_audio=True,
+        timezone="UTC",
+        institution="",
+        lab="",
+        experimenter=[],
+        species="Mus musculus",
+        subject_age="P90D",
+        probe_locations={},
+    )
+    p = SessionProducts(
+        "20250430_145017", date_joint="20250430145035", experimental_code="B2MF", memmap=mm
+    )
+    summary = write_session_nwb(p, tmp_path / "s.nwb", st)
+    assert summary["audio_samples"] == 5000
+    with NWBHDF5IO(str(tmp_path / "s.nwb"), "r") as io:
+        ts = io.read().processing["audio"]["filtered_audio"]
+        np.testing.assert_array_equal(ts.data[:], x)
+        assert ts.rate == 250000.0 and ts.starting_time == 0.0
