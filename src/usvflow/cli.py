@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from .io.atomic import InputError
 
 
+def _frame_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 1024x1280), got {text!r}") from None
+    return h, w
+
+
 def _cmd_simulate(a):
     from .simulate.cohort import simulate_cohort
 
+    from .simulate.cohort import N_AP_FULL, REAL_FRAME_SIZE
+
+    frame_size, probe_channels = a.frame_size, a.probe_channels
+    if a.real_size:
+        frame_size = frame_size or REAL_FRAME_SIZE
+        probe_channels = probe_channels or N_AP_FULL + 1
+    kw = {} if frame_size is None else {"frame_size": frame_size}
+    if probe_channels is not None:
+        kw["probe_channels"] = probe_channels
     res = simulate_cohort(
         a.out,
         sessions=a.sessions,
@@ -21,6 +39,9 @@ def _cmd_simulate(a):
         calibration=not a.no_calibration,
         calls_per_minute=a.calls_per_minute,
         pose=not a.no_pose,
+        progress=not a.no_progress,
+        workers=a.workers,
+        **kw,
     )
     print(f"simulated {len(res['sessions'])} session(s) in {res['root']}")
     print(f"  config:   {res['config']}")
@@ -388,6 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calls-per-minute", type=float, default=90.0, help="USV rate (default 90/min)")
     s.add_argument("--no-calibration", action="store_true", help="do not add a calibration session")
     s.add_argument("--no-pose", action="store_true", help="no pose streams (SLEAP files, ChArUco footage, arena labels)")
+    s.add_argument("--frame-size", type=_frame_size, metavar="HxW",
+                   help="camera frame size, height x width (default 128x160; the real cameras: 1024x1280)")
+    s.add_argument("--probe-channels", type=int, metavar="N",
+                   help="saved channels of the Neuropixels probe, sync channel included (default 33; "
+                        "a full NP1.0 recording: 385)")
+    s.add_argument("--real-size", action="store_true",
+                   help="every stream at its real size: 1024x1280 frames and a 385-channel probe "
+                        "(audio is always 24 x 250 kHz)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="cameras encoded at the same time (default: the CPU count; same files for any value)")
     s.set_defaults(func=_cmd_simulate)
 
     s = sub.add_parser("discover", help="print what a session folder holds")

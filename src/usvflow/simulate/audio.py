@@ -37,6 +37,7 @@ import soundfile as sf
 from scipy.signal import lfilter
 
 from ..io.atomic import atomic_path
+from ._progress import progress_bar
 from .calls import Call, draw_call, waveform
 from .geometry import (
     ARENA_SIDE_M,
@@ -196,6 +197,7 @@ def write_avisoft(
     click_amp_range_lsb: tuple[float, float] = (2000.0, 20000.0),
     noise: bool = True,
     block_seconds: float = 1.0,
+    progress: bool = False,
 ) -> dict:
     """Write the multichannel Avisoft files of both devices; return the ground truth.
 
@@ -223,6 +225,7 @@ def write_avisoft(
         click_amp_range_lsb: uniform range of a click's peak amplitude.
         noise: False writes no microphone noise (only LSBs, USVs and clicks) — for tests.
         block_seconds: streaming block length.
+        progress: a progress bar per device (stderr).
 
     Returns:
         JSON-able ground truth:
@@ -392,6 +395,7 @@ def write_avisoft(
         block_n = max(1, int(round(block_seconds * clk.nominal_rate)))
         names = []
         block_idx = 0
+        bar = progress_bar(n_samples[d] / clk.nominal_rate, f"audio {d}", "s", progress)
         for f0 in range(0, n_samples[d], file_n):
             f1 = min(n_samples[d], f0 + file_n)
             name = f"{d}_{_stamp(dev_start, f0 / clk.rate)}.wav"
@@ -406,6 +410,8 @@ def write_avisoft(
                         brng = np.random.default_rng([base_seed, di, block_idx])
                         block_idx += 1
                         fh.write(_render_block(clk, b0, b1, ranges, sl, stream, brng, noise, timeline).T)
+                        bar.update((b1 - b0) / clk.nominal_rate)
+        bar.close()
         devices_truth[d] = {
             "files": names,
             "n_samples": n_samples[d],

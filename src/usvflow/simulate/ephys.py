@@ -25,6 +25,7 @@ import numpy as np
 
 from usvflow.io.atomic import atomic_open, atomic_path
 from usvflow.io.spikeglx import write_meta
+from usvflow.simulate._progress import progress_bar
 from usvflow.simulate.timeline import Timeline
 
 __all__ = [
@@ -227,6 +228,7 @@ def write_spikeglx(
     noise_rms: float = NOISE_RMS,
     chunk_s: float = 1.0,
     spikes_npz: str | os.PathLike | None = None,
+    progress: bool = False,
 ) -> dict:
     """Write ``<session_dir>/ephys/<probe>/<session_id>.<probe>.ap.bin`` and ``.ap.meta``; return the truth.
 
@@ -234,7 +236,8 @@ def write_spikeglx(
     rate ``timeline.ephys.rate`` while the meta claims ``imSampRate=30000`` (the calibrated rate belongs
     in the workflow's ``{headstage_sn: rate}`` table). The sync word (last column) has bit ``sync_bit``
     high during every triggerbox pulse; with ``square_wave_bit`` that bit also carries SpikeGLX's 1 Hz
-    square wave (high during the first half of every second of the file). Written in ``chunk_s`` chunks.
+    square wave (high during the first half of every second of the file). Written in ``chunk_s`` chunks
+    (``progress``: with a progress bar on stderr).
 
     Truth keys: ``probe``, ``session_id``, ``bin``, ``meta``, ``n_samples``, ``n_saved_chans``,
     ``sync_channel_index``, ``rate_true``, ``rate_nominal``, ``headstage_sn``, ``probe_sn``,
@@ -275,6 +278,7 @@ def write_spikeglx(
     meta_path = out_dir / f"{session_id}.{probe}.ap.meta"
     chunk = max(1, int(round(chunk_s * clk.nominal_rate)))
     sha = hashlib.sha1()
+    bar = progress_bar(n / clk.nominal_rate, f"e-phys {probe}", "s", progress)
     with atomic_path(bin_path) as tmp, open(tmp, "wb") as fh:
         for c0 in range(0, n, chunk):
             c1 = min(n, c0 + chunk)
@@ -300,6 +304,8 @@ def write_spikeglx(
             b = buf.tobytes()
             sha.update(b)
             fh.write(b)
+            bar.update(m / clk.nominal_rate)
+        bar.close()
         fh.flush()
         os.fsync(fh.fileno())
     meta = np1_meta(session_id, probe, n_ap, n, headstage_sn, probe_sn, first_sample, sha.hexdigest())
