@@ -359,7 +359,7 @@ def crop_channel(in_wav: str | os.PathLike, out_wav: str | os.PathLike, start: i
     """Copy samples ``[start, start + n_out)`` of a mono WAV to ``out_wav`` (atomic), bit for bit."""
     info = wav_info(in_wav)
     _check_crop_range(info, start, n_out)
-    with WavWriter(out_wav, info.samplerate, info.channels) as w:
+    with WavWriter(out_wav, info.samplerate, info.channels, frames_hint=n_out) as w:
         _copy_range(in_wav, w, start, n_out, block)
     return Path(out_wav)
 
@@ -485,7 +485,7 @@ def resample_channel(in_wav: str | os.PathLike, out_wav: str | os.PathLike, star
     ``kw``: :class:`DriftResampler` options (``offset``, ``step``, filter parameters)."""
     info = wav_info(in_wav)
     _check_crop_range(info, start, n_in)
-    with WavWriter(out_wav, info.samplerate, 1) as w:
+    with WavWriter(out_wav, info.samplerate, 1, frames_hint=n_out) as w:
         _resample_into(in_wav, w, start, n_in, n_out, **kw)
     return Path(out_wav)
 
@@ -608,7 +608,7 @@ def crop_session(
         merged = _write_sync(out, info_json, sync_dir, entries, onsets)
         for d in devices:
             for c, src in enumerate(inputs[d], start=1):
-                w = out.wav(out_dir / cropped_name(d, stamp, c), rate)
+                w = out.wav(out_dir / cropped_name(d, stamp, c), rate, frames_hint=plans[d].n_out)
                 if plans[d].resample:
                     p = plans[d]
                     _resample_into(src, w, p.start, p.n_in, p.n_out, offset=p.offset, step=p.step, **resample_kw)

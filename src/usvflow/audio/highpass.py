@@ -227,7 +227,7 @@ def highpass_file(in_wav: str | os.PathLike, out_wav: str | os.PathLike, taps=No
     "sample_rate", "n_taps", "delay_samples"}``."""
     with WavReader(in_wav, n_channels=1) as r:
         h = design_highpass(r.sample_rate, cutoff) if taps is None else _check_taps(taps)
-        with WavWriter(out_wav, r.sample_rate) as w:
+        with WavWriter(out_wav, r.sample_rate, frames_hint=r.n_samples) as w:
             for _, blk in fir_stream(r.read, r.n_samples, h, block):
                 w.write(blk)
         return {"n_samples": r.n_samples, "sample_rate": r.sample_rate, "n_taps": len(h),

@@ -369,7 +369,7 @@ def hpss_file(in_wav: str | os.PathLike, out_wav: str | os.PathLike, n_fft: int 
     that is not mono 16-bit PCM or is truncated.
     """
     p = _params(n_fft, hop, kernel, power, margin)
-    with WavReader(in_wav, n_channels=1) as r, WavWriter(out_wav, r.sample_rate) as w:
+    with WavReader(in_wav, n_channels=1) as r, WavWriter(out_wav, r.sample_rate, frames_hint=r.n_samples) as w:
         for _, blk in hpss_stream(r.read, r.n_samples, p, block_frames):
             w.write(blk)
         return {"n_samples": r.n_samples, "sample_rate": r.sample_rate,

@@ -53,7 +53,8 @@ def split_device(
     targets = [out_dir / split_name(device, stamp, c + 1) for c in range(channels)]
     n = 0
     with OutputSet() as out:
-        writers = [out.wav(t, rate) for t in targets]
+        total = sum(i.frames for i in infos)
+        writers = [out.wav(t, rate, frames_hint=total) for t in targets]
         cols = np.empty((channels, block), dtype=np.int16)
         for blk in iter_blocks(files, block=block):
             m = len(blk)

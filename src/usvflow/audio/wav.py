@@ -15,6 +15,13 @@ ranges of a file at random positions, and writes WAV files block by block.
 * :class:`WavWriter` writes int16 PCM_16 blockwise to a temporary name and renames it over the
   target when closed without error (removed on error); :class:`OutputSet` does the same for a group
   of outputs that must appear together or not at all.
+
+Files past 4 GiB: a RIFF WAV counts its bytes in 32 bits, so a ``data`` chunk stops at 4 GiB (a
+12-channel Avisoft file at 250 kHz passes it after 11.9 minutes, a mono channel after 2.4 hours).
+The reader accepts RF64 (EBU Tech 3306: ``RF64`` header, 64-bit sizes in a ``ds64`` chunk) and
+plain RIFF files whose size fields were left at ``0xFFFFFFFF``. The writer writes a classic 44-byte
+RIFF header while the data fits, and RF64 when it does not: from the start when the expected length
+(``frames_hint``) says so, otherwise by inserting the ``ds64`` chunk when the file is finished.
 * :func:`read_wav`, :func:`write_wav` and :func:`stream_over_array` handle whole in-memory arrays
   (tests, small inputs).
 
@@ -40,6 +47,23 @@ BLOCK = 1 << 20  # samples per block (per channel) of the streamed readers
 #: the disk write time inside the step; the benchmark measures both settings.
 FSYNC = True
 _PCM, _EXTENSIBLE = 1, 0xFFFE
+_RIFF_HEADER, _RF64_HEADER = 44, 80  # bytes before the samples in the files WavWriter writes
+_NO_SIZE = b"\xff\xff\xff\xff"  # a 32-bit size field that defers to the ds64 chunk
+_MOVE_BLOCK = 1 << 26
+
+
+def _insert_ds64_room(fh, header: int, data_bytes: int) -> None:
+    """Move ``data_bytes`` of samples that start at ``header`` forward by the size of a ``ds64``
+    chunk (from the end backwards, in blocks), so that an RF64 header fits before them."""
+    shift = _RF64_HEADER - _RIFF_HEADER
+    end = data_bytes
+    while end > 0:
+        start = max(0, end - _MOVE_BLOCK)
+        fh.seek(header + start)
+        buf = fh.read(end - start)
+        fh.seek(header + start + shift)
+        fh.write(buf)
+        end = start
 
 
 @dataclass(frozen=True)
@@ -322,10 +346,12 @@ class WavWriter:
     or ``sample_rate``/``n_channels``.
     """
 
+    #: the most data bytes a RIFF header can count (the RIFF size field holds data + 36)
     MAX_DATA = 0xFFFFFFFF - 36
 
     def __init__(self, path: str | os.PathLike, samplerate: int | None = None, channels: int | None = None,
-                 atomic: bool = True, *, sample_rate: int | None = None, n_channels: int | None = None):
+                 atomic: bool = True, *, sample_rate: int | None = None, n_channels: int | None = None,
+                 frames_hint: int | None = None):
         if samplerate is None:
             samplerate = sample_rate
         elif sample_rate is not None and int(sample_rate) != int(samplerate):
@@ -342,7 +368,9 @@ class WavWriter:
         self.path = _tmp_name(self.target) if atomic else self.target
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.frames = 0
-        self._fh = open(self.path, "wb")
+        # RF64 from the start when the expected length does not fit a RIFF header
+        self.rf64 = frames_hint is not None and 2 * self.channels * int(frames_hint) > self.MAX_DATA
+        self._fh = open(self.path, "w+b")  # read back when RF64 room is made
         self._fh.write(self._header(0))
         self.closed = False
 
@@ -360,13 +388,17 @@ class WavWriter:
         return self.frames
 
     def _header(self, data_bytes: int) -> bytes:
+        """The header before the samples: 44 bytes (RIFF) or 80 bytes (RF64, with ``ds64``)."""
         align = 2 * self.channels
-        return (
-            b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
-            + b"fmt " + struct.pack("<IHHIIHH", 16, _PCM, self.channels, self.samplerate,
-                                    self.samplerate * align, align, 16)
-            + b"data" + struct.pack("<I", data_bytes)
-        )  # fmt: skip
+        fmt = b"fmt " + struct.pack(
+            "<IHHIIHH", 16, _PCM, self.channels, self.samplerate, self.samplerate * align, align, 16
+        )
+        if not self.rf64:
+            riff = struct.pack("<I", 36 + data_bytes)
+            return b"RIFF" + riff + b"WAVE" + fmt + b"data" + struct.pack("<I", data_bytes)
+        riff_size = _RF64_HEADER - 8 + data_bytes
+        ds64 = b"ds64" + struct.pack("<IQQQI", 28, riff_size, data_bytes, data_bytes // align, 0)
+        return b"RF64" + _NO_SIZE + b"WAVE" + ds64 + fmt + b"data" + _NO_SIZE
 
     def write(self, samples: np.ndarray) -> None:
         """Append ``(n,)`` (mono) or ``(n, channels)`` samples; values must already be int16."""
@@ -378,17 +410,30 @@ class WavWriter:
         if a.shape[1] != self.channels:
             raise ValueError(f"{a.shape[1]} channels written to a {self.channels}-channel WAV")
         a = np.ascontiguousarray(a, dtype="<i2")
-        if 2 * self.channels * (self.frames + len(a)) > self.MAX_DATA:
-            raise ValueError(f"{self.target}: more than 4 GiB of samples do not fit a RIFF WAV")
         self._fh.write(memoryview(a).cast("B"))
         self.frames += len(a)
+
+    def write_zeros(self, n: int) -> None:
+        """Append ``n`` frames of silence without writing them: the file system keeps a hole that
+        reads back as zeros."""
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"write_zeros: negative frame count {n}")
+        self._fh.seek(2 * self.channels * n, os.SEEK_CUR)
+        self._fh.truncate()  # the file ends after the hole even if nothing follows it
+        self.frames += n
 
     def finish(self) -> None:
         """Write the final header and close the file (no rename)."""
         if self.closed:
             return
+        data_bytes = 2 * self.channels * self.frames
+        if not self.rf64 and data_bytes > self.MAX_DATA:
+            self._fh.flush()
+            _insert_ds64_room(self._fh, _RIFF_HEADER, data_bytes)
+            self.rf64 = True
         self._fh.seek(0)
-        self._fh.write(self._header(2 * self.channels * self.frames))
+        self._fh.write(self._header(data_bytes))
         self._fh.flush()
         if FSYNC:
             os.fsync(self._fh.fileno())
@@ -444,8 +489,9 @@ class OutputSet:
         self._pending.append((tmp, target))
         return tmp
 
-    def wav(self, target: str | os.PathLike, samplerate: int, channels: int = 1) -> WavWriter:
-        w = WavWriter(self.path(target), samplerate, channels, atomic=False)
+    def wav(self, target: str | os.PathLike, samplerate: int, channels: int = 1,
+            frames_hint: int | None = None) -> WavWriter:
+        w = WavWriter(self.path(target), samplerate, channels, atomic=False, frames_hint=frames_hint)
         self._writers.append(w)
         return w
 
