@@ -30,3 +30,7 @@ rule all:
     default_target: True
     input:
         all_targets,
+
+
+onstart:
+    check_audio_disk_space()

@@ -6,9 +6,12 @@ rule split_audio_channels:
     input:
         device_files,
     output:
-        expand(
-            "{{sroot}}/audio/original/{{dev}}_{{stamp}}_ch{ch}.wav",
-            ch=[f"{c:02d}" for c in range(1, config["audio"]["channels_per_device"] + 1)],
+        audio_temp(
+            "split",
+            expand(
+                "{{sroot}}/audio/original/{{dev}}_{{stamp}}_ch{ch}.wav",
+                ch=[f"{c:02d}" for c in range(1, config["audio"]["channels_per_device"] + 1)],
+            ),
         ),
     log:
         "{sroot}/logs/split_audio_channels_{dev}_{stamp}.log",
@@ -38,6 +41,8 @@ checkpoint audio_sync_info:
         ),
     log:
         "{sroot}/logs/audio_sync_info.log",
+    benchmark:
+        "{sroot}/benchmarks/audio_sync_info.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -60,7 +65,9 @@ rule crop_audio_to_video:
             dev=config["audio"]["devices"],
         ),
     output:
-        "{sroot}/audio/cropped_to_video/{dev}_{stamp}_ch{ch}_cropped_to_video.wav",
+        audio_temp(
+            "cropped", "{sroot}/audio/cropped_to_video/{dev}_{stamp}_ch{ch}_cropped_to_video.wav"
+        ),
     log:
         "{sroot}/logs/crop_audio_to_video_{dev}_{stamp}_ch{ch}.log",
     benchmark:
@@ -82,7 +89,7 @@ rule hpss:
     input:
         "{sroot}/audio/cropped_to_video/{name}_cropped_to_video.wav",
     output:
-        "{sroot}/audio/hpss/{name}_cropped_to_video_hpss.wav",
+        audio_temp("hpss", "{sroot}/audio/hpss/{name}_cropped_to_video_hpss.wav"),
     log:
         "{sroot}/logs/hpss_{name}.log",
     benchmark:

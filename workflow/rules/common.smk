@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from usvflow.audio.disk import SessionAudio, check_audio_disk
 from usvflow.io.atomic import InputError, read_json
 from usvflow.io.config import read_sessions, validate_config
 from usvflow.io.session import discover
@@ -137,6 +138,54 @@ def trigger_channels(wildcards):
         f"{wildcards.sroot}/audio/original/{d}_{lay.audio_stamp}_ch{ch}.wav"
         for d in config["audio"]["devices"]
     ]
+
+
+def audio_temp(stage, paths):
+    """temp() for an intermediate audio stage whose audio.disk.keep_<stage> is false."""
+    return paths if config["audio"]["disk"][f"keep_{stage}"] else temp(paths)
+
+
+def session_audio(sid):
+    """The session's audio chain for the disk check: raw files and each stage's products."""
+    lay, root = LAYOUTS[sid], product_root(sid)
+    names = channel_names(sid)
+    raw_files = [
+        str(Path(lay.folder, "audio", "original_mc", f))
+        for d in lay.audio
+        for f in lay.audio[d].files
+    ]
+    products = {
+        "split": [f"{root}/audio/original/{n}.wav" for n in names],
+        "cropped": [f"{root}/audio/cropped_to_video/{n}_cropped_to_video.wav" for n in names],
+        "hpss": [f"{root}/audio/hpss/{n}_cropped_to_video_hpss.wav" for n in names],
+        "filtered": [
+            f"{root}/audio/hpss_filtered/{n}_cropped_to_video_hpss_filtered.wav" for n in names
+        ],
+        "memmap": [
+            f"{root}/audio/hpss_filtered/{lay.audio_stamp}_concatenated_audio_hpss_filtered_*_int16.mmap"
+        ],
+    }
+    return SessionAudio(sid, root, raw_files, products)
+
+
+def check_audio_disk_space():
+    """Stop before any job runs when the pending audio chains do not fit their file systems."""
+    disk = config["audio"]["disk"]
+    if not disk["check_free_space"] or "audio" not in config["stages"]:
+        return
+    sessions = [session_audio(sid) for sid, lay in LAYOUTS.items() if lay.audio and lay.cameras]
+    keep = {s: disk[f"keep_{s}"] for s in ("split", "cropped", "hpss")}
+    try:
+        plan = check_audio_disk(sessions, keep, reserve=int(disk["reserve_gb"] * 1e9))
+    except InputError as exc:
+        raise WorkflowError(f"usvflow: {exc}") from None
+    for folder, n in plan.needed.items():
+        if n:
+            print(
+                f"usvflow: the audio chain needs up to {n / 1e9:.1f} GB on {folder}"
+                f" ({plan.free[folder] / 1e9:.1f} GB free)",
+                file=sys.stderr,
+            )
 
 
 def filtered_channels(wildcards):
