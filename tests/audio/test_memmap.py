@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from usvflow.audio.wav import write_wav
-from usvflow.audio.memmap import channel_name, open_memmap, parse_memmap_name, write_memmap
+from usvflow.audio.memmap import (
+    channel_name,
+    open_memmap,
+    open_memmap_reader,
+    parse_memmap_name,
+    write_memmap,
+)
 from usvflow.io.atomic import InputError
 
 FS = 250_000
@@ -47,6 +53,26 @@ def test_round_trip(tmp_path, order):
     assert side["channels"] == ["m_ch01", "m_ch02", "s_ch01", "s_ch02"]
     assert side["source_files"] == [p.name for p in paths]
     assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, out.with_suffix(".json").name])
+
+
+def test_reader_matches_the_memmap(tmp_path):
+    """open_memmap_reader reads the same rows and columns as np.memmap, with numpy's slice clipping."""
+    paths, _ = _inputs(tmp_path, n=5000, nch=(3, 2))
+    out = write_memmap(paths, tmp_path / "out", TS)
+    mm = open_memmap(out)
+    with open_memmap_reader(out, require_sidecar=True) as r:
+        assert r.shape == mm.shape and r.dtype == mm.dtype and len(r) == len(mm)
+        for key in [slice(0, 10), slice(4990, 6000), slice(-7, None), slice(100, 50), slice(None)]:
+            np.testing.assert_array_equal(r[key], mm[key])
+        for cols in (0, 4, [1, 3], slice(1, None)):
+            np.testing.assert_array_equal(r[17:1234, cols], mm[17:1234, cols])
+        with pytest.raises(IndexError, match="step"):
+            r[::2]
+        with pytest.raises(IndexError, match="outside"):
+            r.read(4990, 5001)
+    out.with_suffix(".json").unlink()
+    with pytest.raises(InputError, match="sidecar not found"):
+        open_memmap_reader(out, require_sidecar=True)
 
 
 def test_orders_write_identical_bytes(tmp_path):

@@ -9,13 +9,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _common import setup  # noqa: E402
 
 log = setup(snakemake)
-from usvflow.audio.memmap import open_memmap, parse_memmap_name  # noqa: E402
+from usvflow.audio.memmap import open_memmap_reader, parse_memmap_name  # noqa: E402
 from usvflow.io.atomic import read_json  # noqa: E402
 from usvflow.usv.curate import read_summary  # noqa: E402
 from usvflow.usv.localize import arena_geometry, read_metric_tracks, write_dset  # noqa: E402
 
 summ = read_summary(snakemake.input.summary)
-mm = open_memmap(snakemake.input.mmap)
+mm = open_memmap_reader(snakemake.input.mmap)
 sr = parse_memmap_name(snakemake.input.mmap)["sample_rate"]
 fps = float(read_json(snakemake.input.frame_counts)["median_empirical_camera_sr"])
 geo = arena_geometry(snakemake.input.arena, mm.shape[1], snakemake.config["assignment"]["builtin"]["mic_node_pattern"])

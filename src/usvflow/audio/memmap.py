@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from usvflow.io.atomic import InputError, atomic_path, read_json, write_json
+from usvflow.io.rows import RowReader
 
 from .wav import WavReader, require_pcm16, wav_info
 
@@ -152,8 +153,27 @@ def parse_memmap_name(path: str | os.PathLike) -> dict:
 
 def open_memmap(path: str | os.PathLike, mode: str = "r", require_sidecar: bool = False) -> np.memmap:
     """Open a concatenated-audio memmap as ``(n_samples, n_channels)``, cross-checking name, size and
-    sidecar (if present, or required)."""
-    path = Path(path)
+    sidecar (if present, or required).
+
+    Every page a ``np.memmap`` touches stays in the process's resident set until the kernel needs the
+    memory back; a step that reads a whole session through it shows a resident size that grows with
+    the session. Steps that read many row ranges use :func:`open_memmap_reader` instead.
+    """
+    n, nch, dt = _checked_shape(Path(path), require_sidecar)
+    if n == 0 or nch == 0:
+        return np.zeros((n, nch), dt)
+    return np.memmap(path, dtype=dt, mode=mode, shape=(n, nch))
+
+
+def open_memmap_reader(path: str | os.PathLike, require_sidecar: bool = False) -> RowReader:
+    """:func:`open_memmap`'s checks, then a :class:`~usvflow.io.rows.RowReader` (row ranges read
+    with ``pread``; nothing stays mapped)."""
+    n, nch, dt = _checked_shape(Path(path), require_sidecar)
+    return RowReader(path, n, nch, dt)
+
+
+def _checked_shape(path: Path, require_sidecar: bool) -> tuple[int, int, np.dtype]:
+    """``(n, nch, dtype)`` of a memmap after checking its name, size and sidecar."""
     meta = parse_memmap_name(path)
     dt = np.dtype(meta["dtype"]).newbyteorder("<")
     n, nch = meta["n_samples"], meta["n_channels"]
@@ -175,6 +195,4 @@ def open_memmap(path: str | os.PathLike, mode: str = "r", require_sidecar: bool 
             raise InputError(side, f"{len(info['channels'])} channel names for {nch} channels")
     elif require_sidecar:
         raise InputError(side, "sidecar not found")
-    if n == 0 or nch == 0:
-        return np.zeros((n, nch), dt)
-    return np.memmap(path, dtype=dt, mode=mode, shape=(n, nch))
+    return n, nch, dt

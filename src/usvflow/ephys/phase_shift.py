@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from usvflow.io.atomic import InputError, atomic_path
+from usvflow.io.rows import RowReader
 from usvflow.io.spikeglx import SpikeGLXMeta, n_samples, parse_meta, read_meta, write_meta
 
 __all__ = ["adc_sample_shifts", "phase_shift_copy"]
@@ -73,9 +74,9 @@ def phase_shift_copy(
     n = n_samples(bin_path, meta)
     shifts = adc_sample_shifts(meta)
     nch, n_ap = meta.n_saved_chans, meta.n_ap
-    data = np.memmap(bin_path, dtype=np.int16, mode="r", shape=(n, nch)) if n else np.zeros((0, nch), np.int16)
+    data = RowReader(bin_path, n, nch, np.int16)
     shifted = _shifted_ap(bin_path, meta, shifts, margin) if n else None
-    with atomic_path(out_bin) as tmp:
+    with data, atomic_path(out_bin) as tmp:
         with open(tmp, "wb") as fh:
             for a in range(0, n, chunk):
                 b = min(n, a + chunk)

@@ -34,6 +34,7 @@ import numpy as np
 
 from usvflow.audio.crop import iter_bit_edges, level_changes
 from usvflow.io.atomic import InputError
+from usvflow.io.rows import RowReader
 from usvflow.io.spikeglx import n_samples as spikeglx_n_samples
 from usvflow.io.spikeglx import parse_meta
 
@@ -262,9 +263,9 @@ def audio_ipis(wav: str | os.PathLike | np.ndarray, sample_rate: float | None = 
 
 
 def _nidq_word_blocks(bin_path, n_ch: int, n: int, block: int) -> Iterator[np.ndarray]:
-    mm = np.memmap(bin_path, dtype=np.int16, mode="r", shape=(n, n_ch))
-    for k in range(0, n, block):
-        yield np.ascontiguousarray(mm[k : k + block, -1]).view(np.uint16)
+    with RowReader(bin_path, n, n_ch, np.int16) as rows:
+        for k in range(0, n, block):
+            yield np.ascontiguousarray(rows[k : k + block, -1]).view(np.uint16)
 
 
 def nidq_ipis(

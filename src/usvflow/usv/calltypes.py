@@ -545,13 +545,13 @@ def export_session_spectrograms(summary_csv, memmap, out_npz, params: SpecParams
     """Spectrograms of every USV of a summary from the session memmap (best channel = ``mean_amp_ch``)."""
     import pandas as pd
 
-    from usvflow.audio.memmap import open_memmap, parse_memmap_name
+    from usvflow.audio.memmap import open_memmap_reader, parse_memmap_name
 
     from .spectrogram import save_png, save_spectrograms, spectrograms_from_memmap
 
     p = params or SpecParams()
     df = read_summary(summary_csv)
-    mm = open_memmap(memmap)
+    mm = open_memmap_reader(memmap)
     sr = parse_memmap_name(memmap)["sample_rate"]
     ch = pd.to_numeric(df["mean_amp_ch"]).to_numpy()
     if np.any(ch != np.round(ch)):

@@ -459,12 +459,12 @@ def curate_session(annotation_csvs, memmap: str | os.PathLike, summary_csv: str 
                    histogram_svg: str | os.PathLike | None = None, params: CurateParams | dict | None = None,
                    title: str = "", progress: bool = False) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """Curate one session: annotation CSVs + memmap (with its JSON sidecar) -> summary CSV (+ SVG)."""
-    from ..audio.memmap import open_memmap, parse_memmap_name, sidecar_path
+    from ..audio.memmap import open_memmap_reader, parse_memmap_name, sidecar_path
     from ..io.atomic import read_json
 
     p = params if isinstance(params, CurateParams) else CurateParams.from_mapping(params)
     memmap = Path(memmap)
-    mm = open_memmap(memmap, require_sidecar=True)
+    mm = open_memmap_reader(memmap, require_sidecar=True)
     side = read_json(sidecar_path(memmap))
     channels = side.get("channels")
     if not channels:

@@ -367,12 +367,12 @@ def assign_session(summary_csv, memmap, tracks_h5, arena_h5, fps: float, estimat
                    params: LocalizeParams | dict | None = None, mic_node_pattern: str = "ch_{j}",
                    progress: bool = False) -> dict:  # fmt: skip
     """The built-in assignment of one session (rule ``localize_usvs``); returns counts."""
-    from ..audio.memmap import open_memmap, parse_memmap_name
+    from ..audio.memmap import open_memmap_reader, parse_memmap_name
     from .curate import read_summary, write_summary
 
     p = params if isinstance(params, LocalizeParams) else LocalizeParams.from_mapping(params)
     summ = read_summary(summary_csv)
-    mm = open_memmap(memmap)
+    mm = open_memmap_reader(memmap)
     sr = parse_memmap_name(memmap)["sample_rate"]
     geo = arena_geometry(arena_h5, mm.shape[1], mic_node_pattern)
     tr = read_metric_tracks(tracks_h5)
