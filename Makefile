@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO ?= demo
 CORES ?= 2
 
-.PHONY: demo test lint install bench rulegraph clean-demo
+.PHONY: demo test lint install bench bench-session rulegraph clean-demo
 
 $(BIN)/usvflow: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,13 @@ test: install lint
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# Whole simulated sessions of 1, 2 and 5 minutes (real-size streams, every stage) through the
+# workflow; per-stage time, memory and disk, projected to 20 minutes (needs ~40 GB of disk at 5 min).
+BENCH_OUT ?= bench-session
+MINUTES ?= 1 2 5
+bench-session: install
+	$(BIN)/python bench/session.py run $(BENCH_OUT) --minutes $(MINUTES) --cores $(CORES)
 
 rulegraph: demo
 	# after the demo run, so that the graph shows the rules behind the checkpoint too

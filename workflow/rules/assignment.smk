@@ -36,6 +36,8 @@ else:
             "{sroot}/audio/sound_localization/dset.h5",
         log:
             "{sroot}/logs/prepare_vocalocator.log",
+        benchmark:
+            "{sroot}/benchmarks/prepare_vocalocator.tsv"
         conda:
             "../envs/usvflow.yaml"
         threads: 1
@@ -91,6 +93,8 @@ else:
             "{sroot}/audio/{session}_usv_summary_assigned.csv",
         log:
             "{sroot}/logs/vocalocator_assign_{session}.log",
+        benchmark:
+            "{sroot}/benchmarks/vocalocator_assign_{session}.tsv"
         conda:
             "../envs/usvflow.yaml"
         threads: 1

@@ -37,6 +37,8 @@ rule ev_sync_check:
         onsets="{sroot}/ephys/{probe}/{session}_{probe}_frame_onsets.npy",
     log:
         "{sroot}/logs/ev_sync_check_{session}_{probe}.log",
+    benchmark:
+        "{sroot}/benchmarks/ev_sync_check_{session}_{probe}.tsv"
     wildcard_constraints:
         probe=r"imec\d+",
         session=r"\d{8}_\d{6}",
@@ -85,6 +87,8 @@ rule ephys_changepoints:
         "{eroot}/{day}_{probe}/changepoints_info_{day}_{probe}.json",
     log:
         "{eroot}/{day}_{probe}/logs/ephys_changepoints_{day}_{probe}.log",
+    benchmark:
+        "{eroot}/{day}_{probe}/benchmarks/ephys_changepoints_{day}_{probe}.tsv"
     wildcard_constraints:
         eroot=EROOT_RE,
         day=r"\d{8}",
@@ -195,6 +199,8 @@ rule ephys_split_spikes:
         manifest="{sroot}/ephys/{probe}/{probe}_cluster_data_manifest.json",
     log:
         "{sroot}/logs/ephys_split_spikes_{probe}.log",
+    benchmark:
+        "{sroot}/benchmarks/ephys_split_spikes_{probe}.tsv"
     wildcard_constraints:
         probe=r"imec\d+",
     conda:

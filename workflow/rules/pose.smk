@@ -60,6 +60,8 @@ rule slp_to_h5:
         "{sroot}/video/{date_joint}/{serial}/{serial}-{date_joint}.analysis.h5",
     log:
         "{sroot}/logs/slp_to_h5_{serial}_{date_joint}.log",
+    benchmark:
+        "{sroot}/benchmarks/slp_to_h5_{serial}_{date_joint}.tsv"
     conda:
         "../envs/anipose.yaml"
     threads: 1
@@ -124,6 +126,8 @@ rule recoordinate:
         "{sroot}/video/{date_joint}/{date_joint}_points3d_translated_rotated_metric.h5",
     log:
         "{sroot}/logs/recoordinate_{date_joint}.log",
+    benchmark:
+        "{sroot}/benchmarks/recoordinate_{date_joint}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1

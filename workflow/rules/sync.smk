@@ -67,6 +67,8 @@ rule av_sync_check:
         "{sroot}/sync/{session}_av_sync.json",
     log:
         "{sroot}/logs/av_sync_check_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/av_sync_check_{session}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -90,6 +92,8 @@ rule av_sync_summary:
         "{sroot}/sync/{session}_summary.svg",
     log:
         "{sroot}/logs/av_sync_summary_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/av_sync_summary_{session}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -107,6 +111,8 @@ rule av_sync_gate:
         "{sroot}/sync/{session}_av_sync.passed",
     log:
         "{sroot}/logs/av_sync_gate_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/av_sync_gate_{session}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1

@@ -9,6 +9,8 @@ rule camera_frame_count:
         "{sroot}/video/{date_joint}_camera_frame_count_dict.json",
     log:
         "{sroot}/logs/camera_frame_count_{date_joint}.log",
+    benchmark:
+        "{sroot}/benchmarks/camera_frame_count_{date_joint}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -28,6 +30,8 @@ rule concatenate_video:
         maybe_temp("{sroot}/video/concatenated_temp_{serial}.mp4"),
     log:
         "{sroot}/logs/concatenate_video_{serial}.log",
+    benchmark:
+        "{sroot}/benchmarks/concatenate_video_{serial}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1

@@ -1,0 +1,495 @@
+"""Whole sessions through the whole workflow: time, memory and disk per stage, projected to 20 minutes.
+
+    python bench/session.py run OUT [--minutes 1 2 5] [--cores 2] [--frame-size 1024x1280]
+                                    [--probe-channels 385] [--temp-audio] [--keep]
+    python bench/session.py report OUT [--markdown]
+
+``run`` simulates one experiment session (plus its calibration session) of each length with every
+stream at its real size (24 × 250 kHz audio, five 1280×1024 cameras, a 385-channel probe), runs the
+workflow on it with every stage on (``config/demo.yaml``'s overlay: SLEAP predictions stand in for
+proofread poses, the call-type model is trained once on simulated calls), and keeps in
+``OUT/<n>min/result.json``: every job's ``benchmark:`` record (wall and CPU seconds, peak RSS, bytes
+written), the simulation's time and memory, the peak disk use sampled during the run, and the load
+of the machine. The simulated data is deleted afterwards unless ``--keep``. A length whose
+``result.json`` exists is skipped, so lengths can be run one at a time.
+
+Snakemake samples a job's CPU time and memory every 30 s (after the first 15 s), so a job's last
+30 s would go uncounted; the run here sets that interval to 1 s.
+
+``report`` prints per stage (rule): jobs, × real time per core (recording seconds per CPU second of
+the stage), CPU seconds, peak RSS and bytes written at each length, a linear fit of the CPU seconds
+over the lengths and its 20-minute projection, and the stages whose peak RSS grows by more than 10 %
+from the shortest to the longest length. The projected 20-minute wall time on 2 and 8 cores comes
+from a list schedule of every job (longest first) with each job's CPU time extrapolated to 20
+minutes on ``min(threads, cores)`` cores and a rule waiting for every job of the rules it depends on
+(the rule graph): conservative, since a channel's HPSS need not wait for the other channels' crops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+#: Snakemake with its benchmark sampling every second (see the module docstring)
+SNAKEMAKE = [
+    PY,
+    "-c",
+    "import sys, snakemake.benchmark as b; b.benchmarked.__defaults__ = (None, None, 1.0); "
+    "from snakemake.cli import main; sys.argv[0] = 'snakemake'; main()",
+]
+SECONDS_20_MIN = 1200.0
+FPS = 150.057
+#: rules left out of the CPU-stage projection: video re-encoding and the GPU tools
+VIDEO_ENCODE = {"reencode_video", "reencode_calibration_video"}
+GPU_RULES = {"sleap_predict", "das_predict", "kilosort4", "vocalocator_predict", "calltype_train"}
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def _usvflow(*args) -> list[str]:
+    return [PY, "-m", "usvflow.cli", *map(str, args)]
+
+
+def _timed(cmd, log: Path, cwd=None) -> dict:
+    """Run ``cmd`` (output to ``log``); wall, CPU seconds and peak RSS of the process tree."""
+    t = time.perf_counter()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd)
+        _, status, ru = os.wait4(proc.pid, 0)
+    rc = os.waitstatus_to_exitcode(status)
+    return {
+        "rc": rc,
+        "wall_s": time.perf_counter() - t,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "max_rss_mb": ru.ru_maxrss / 1024,
+    }
+
+
+def _du(folder: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(folder):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+class _Sampler(threading.Thread):
+    """Disk use of a folder and the machine's load, every ``every`` seconds."""
+
+    def __init__(self, folder: Path, every: float = 10.0):
+        super().__init__(daemon=True)
+        self.folder, self.every = folder, every
+        self.peak = 0
+        self.loads: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, _du(self.folder))
+            self.loads.append(os.getloadavg()[0])
+            self.stop.wait(self.every)
+
+
+def _rule_threads() -> dict[str, int]:
+    threads, rule = {}, None
+    for f in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for line in f.read_text().splitlines():
+            m = re.match(r"\s*(?:rule|checkpoint) (\w+):", line)
+            if m:
+                rule = m.group(1)
+            m = re.match(r"\s*threads:\s*(\d+)", line)
+            if m and rule:
+                threads[rule] = int(m.group(1))
+    return threads
+
+
+def _rule_graph(cmd_args: list[str], cwd: Path) -> list[list[str]]:
+    """Edges [upstream, downstream] of the rule graph."""
+    out = subprocess.run(
+        [*SNAKEMAKE, *cmd_args, "--rulegraph"], capture_output=True, text=True, cwd=cwd
+    )
+    names, edges = {}, []
+    for line in out.stdout.splitlines():
+        m = re.match(r'\s*(\d+)\[label = "([^"]+)"', line)
+        if m:
+            names[m.group(1)] = m.group(2)
+        m = re.match(r"\s*(\d+) -> (\d+)", line)
+        if m:
+            edges.append((m.group(1), m.group(2)))
+    return [[names[a], names[b]] for a, b in edges if a in names and b in names]
+
+
+def _benchmarks(folder: Path, rules: list[str]) -> list[dict]:
+    rules = sorted(rules, key=len, reverse=True)
+    jobs = []
+    for p in sorted(folder.rglob("benchmarks/*.tsv")):
+        rule = next((r for r in rules if p.stem == r or p.stem.startswith(r + "_")), p.stem)
+        with open(p) as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        if not rows:
+            continue
+        r = rows[-1]
+
+        def num(k):
+            try:
+                return float(r[k])
+            except (KeyError, ValueError):
+                return None
+
+        jobs.append(
+            {
+                "rule": rule,
+                "job": p.stem,
+                "s": num("s"),
+                "cpu_time": num("cpu_time"),
+                "max_rss": num("max_rss"),
+                "io_in": num("io_in"),
+                "io_out": num("io_out"),
+            }
+        )
+    return jobs
+
+
+def _overlay(path: Path, out: Path, temp_audio: bool) -> None:
+    cfg = {
+        "stages": ["video", "audio", "usv", "sync", "ephys", "pose", "assignment", "calltypes"],
+        "pose": {"use_unproofread": True},
+        "call_types": {
+            "model_dir": str(out / "calltype_model"),
+            "train": {"data_dir": str(out / "calltype_training")},
+        },
+    }
+    if temp_audio:
+        cfg["audio"] = {"disk": {"keep_split": False, "keep_cropped": False, "keep_hpss": False}}
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def run_length(out: Path, minutes: float, a) -> None:
+    d = out / f"{minutes:g}min"
+    result = d / "result.json"
+    if result.exists():
+        print(f"{result} exists: skipped")
+        return
+    d.mkdir(parents=True, exist_ok=True)
+    training = out / "calltype_training"
+    if not training.exists():
+        r = _timed(
+            _usvflow(
+                "export-spectrograms", "--simulate", 120, "--seed", 1, "--dataset-dir", training
+            ),
+            out / "calltype_training.log",
+        )
+        if r["rc"]:
+            sys.exit(f"export-spectrograms failed, see {out / 'calltype_training.log'}")
+    cohort = d / "cohort"
+    seconds = 60.0 * minutes
+    if not (cohort / "config.yaml").exists():
+        sim = _timed(
+            _usvflow(
+                "simulate",
+                cohort,
+                "--seconds",
+                seconds,
+                "--seed",
+                0,
+                "--frame-size",
+                a.frame_size,
+                "--probe-channels",
+                a.probe_channels,
+                "--workers",
+                a.cores,
+                "--no-progress",
+            ),
+            d / "simulate.log",
+        )
+        if sim["rc"]:
+            sys.exit(f"simulation failed, see {d / 'simulate.log'}")
+        sim["bytes"] = _du(cohort)
+        (d / "simulate.json").write_text(json.dumps(sim, indent=1))
+    sim = json.loads((d / "simulate.json").read_text())
+    overlay = d / "overlay.yaml"
+    _overlay(overlay, out, a.temp_audio)
+    args = [
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(d),
+        "--cores",
+        str(a.cores),
+        "--configfile",
+        str(cohort / "config.yaml"),
+        str(overlay),
+        "--workflow-profile",
+        "none",
+    ]
+    sampler = _Sampler(cohort)
+    sampler.start()
+    load0 = os.getloadavg()
+    print(
+        f"{minutes:g} min: running the workflow on {a.cores} cores (log {d / 'snakemake.log'})",
+        flush=True,
+    )
+    wf = _timed([*SNAKEMAKE, *args], d / "snakemake.log", cwd=ROOT)
+    sampler.stop.set()
+    sampler.join()
+    if wf["rc"]:
+        sys.exit(f"the workflow failed, see {d / 'snakemake.log'}")
+    threads = _rule_threads()
+    rec = {
+        "minutes": minutes,
+        "seconds": seconds,
+        "cores": a.cores,
+        "frame_size": a.frame_size,
+        "probe_channels": a.probe_channels,
+        "temp_audio": a.temp_audio,
+        "simulate": sim,
+        "workflow": wf,
+        "load": {
+            "start": load0,
+            "mean": sum(sampler.loads) / max(1, len(sampler.loads)),
+            "end": os.getloadavg(),
+        },
+        "disk": {
+            "input_bytes": sim["bytes"],
+            "peak_bytes": sampler.peak,
+            "final_bytes": _du(cohort),
+        },
+        "jobs": _benchmarks(cohort, list(threads)),
+        "threads": threads,
+        "rule_graph": _rule_graph(args, ROOT),
+    }
+    result.write_text(json.dumps(rec, indent=1))
+    print(
+        f"{minutes:g} min: {wf['wall_s']:.0f} s wall, {len(rec['jobs'])} jobs, peak disk "
+        f"{sampler.peak / 1e9:.1f} GB -> {result}"
+    )
+    if not a.keep:
+        shutil.rmtree(cohort)
+        shutil.rmtree(d / ".snakemake", ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def _fit(xs, ys):
+    """Least-squares ``y = a + b x`` (one point: through the origin)."""
+    if len(xs) == 1:
+        return 0.0, ys[0] / xs[0]
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return my - b * mx, b
+
+
+def _schedule(jobs: list[tuple[str, float, int]], edges, cores: int) -> float:
+    """Makespan of a longest-first list schedule; jobs ``(rule, seconds on its cores, threads)``; a
+    rule's jobs wait for every job of its upstream rules."""
+    rules = {r for r, _, _ in jobs}
+    ups = {r: {a for a, b in edges if b == r and a in rules} for r in rules}
+    left = {r: sum(1 for j in jobs if j[0] == r) for r in rules}
+    pending = sorted(jobs, key=lambda j: -j[1])
+    running: list[tuple[float, str, int]] = []
+    t, free = 0.0, cores
+    while pending or running:
+        started = True
+        while started:
+            started = False
+            for j in pending:
+                r, dur, th = j
+                th = min(th, cores)
+                if th <= free and all(left[u] == 0 for u in ups[r]):
+                    pending.remove(j)
+                    running.append((t + dur, r, th))
+                    free -= th
+                    started = True
+                    break
+        if not running:
+            raise RuntimeError("schedule stuck: a cycle in the rule graph?")
+        running.sort()
+        end, r, th = running.pop(0)
+        t, free = end, free + th
+        left[r] -= 1
+    return t
+
+
+def report(out: Path, markdown: bool) -> str:
+    recs = sorted(
+        (json.loads(p.read_text()) for p in out.glob("*min/result.json")),
+        key=lambda r: r["seconds"],
+    )
+    if not recs:
+        sys.exit(f"no */result.json under {out}")
+    lens = [r["seconds"] for r in recs]
+    longest = recs[-1]
+    rules = sorted({j["rule"] for r in recs for j in r["jobs"]})
+    threads = longest["threads"]
+    per = {}
+    for rule in rules:
+        row = {"cpu": [], "rss": [], "out": [], "jobs": [], "wall": []}
+        for r in recs:
+            js = [j for j in r["jobs"] if j["rule"] == rule]
+            row["jobs"].append(len(js))
+            row["cpu"].append(sum(j["cpu_time"] or 0 for j in js) if js else None)
+            row["wall"].append(sum(j["s"] or 0 for j in js) if js else None)
+            row["rss"].append(max((j["max_rss"] or 0 for j in js), default=None) if js else None)
+            row["out"].append(sum(j["io_out"] or 0 for j in js) if js else None)
+        pts = [(x, c) for x, c in zip(lens, row["cpu"]) if c is not None]
+        a, b = _fit([p[0] for p in pts], [p[1] for p in pts]) if len(pts) > 1 or pts else (0.0, 0.0)
+        row["fit"] = (a, b)
+        row["cpu20"] = a + b * SECONDS_20_MIN if len(pts) > 1 else (pts[-1][1] if pts else 0.0)
+        per[rule] = row
+
+    # per-job projection for the schedule
+    def job_seconds(cores, keep):
+        by_job = {}
+        for r in recs:
+            for j in r["jobs"]:
+                by_job.setdefault(j["job"], (j["rule"], []))[1].append(
+                    (r["seconds"], j["cpu_time"] or 0.0)
+                )
+        jobs = []
+        for rule, pts in by_job.values():
+            if not keep(rule):
+                continue
+            if len(pts) > 1:
+                a, b = _fit([p[0] for p in pts], [p[1] for p in pts])
+                cpu = max(a + b * SECONDS_20_MIN, max(p[1] for p in pts))
+            else:
+                cpu = pts[0][1]
+            th = min(threads.get(rule, 1), cores)
+            jobs.append((rule, cpu / th, th))
+        return jobs
+
+    edges = longest["rule_graph"]
+    cpu_stage = lambda r: r not in VIDEO_ENCODE and r not in GPU_RULES  # noqa: E731
+    proj = {c: _schedule(job_seconds(c, cpu_stage), edges, c) for c in (2, 8)}
+    proj_all = {
+        c: _schedule(job_seconds(c, lambda r: r not in GPU_RULES), edges, c) for c in (2, 8)
+    }
+
+    lines = []
+    mins = [f"{r['minutes']:g}" for r in recs]
+    head = (
+        ["stage (rule)", "jobs", f"× real time per core ({mins[-1]} min)"]
+        + [f"CPU s ({m} min)" for m in mins]
+        + ["CPU s, 20 min (fit)"]
+        + [f"peak RSS MB ({m} min)" for m in mins]
+        + [f"MB written ({mins[-1]} min)"]
+    )
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    grows = []
+    order = sorted(rules, key=lambda r: -(per[r]["cpu20"] or 0))
+    for rule in order:
+        row = per[rule]
+        cpu_last = row["cpu"][-1]
+        speed = f"{longest['seconds'] / cpu_last:,.0f}" if cpu_last else "–"
+        rss = [v for v in row["rss"] if v]
+        if len(rss) > 1 and rss[0] > 0 and (max(rss) - rss[0]) / rss[0] > 0.10:
+            grows.append(f"{rule} ({rss[0]:,.0f} → {rss[-1]:,.0f} MB)")
+        tag = (
+            " (GPU tool)"
+            if rule in GPU_RULES
+            else " (video re-encoding)"
+            if rule in VIDEO_ENCODE
+            else ""
+        )
+        cells = (
+            [f"`{rule}`{tag}", str(row["jobs"][-1]), speed]
+            + [f"{v:,.1f}" if v is not None else "–" for v in row["cpu"]]
+            + [f"{row['cpu20']:,.0f}"]
+            + [f"{v:,.0f}" if v is not None else "–" for v in row["rss"]]
+            + [f"{row['out'][-1]:,.0f}" if row["out"][-1] is not None else "–"]
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    total_cpu20 = sum(per[r]["cpu20"] for r in rules if cpu_stage(r))
+    enc = [j for j in longest["jobs"] if j["rule"] == "reencode_video"]
+    frames = longest["seconds"] * FPS * len(enc)
+    enc_cpu = sum(j["cpu_time"] or 0 for j in enc)
+    fps_core = frames / enc_cpu if enc_cpu else float("nan")
+    summary = [
+        "",
+        f"Lengths: {', '.join(mins)} min of recording (one experiment session + its calibration session); "
+        f"{longest['cores']} cores; frames {longest['frame_size']}, probe {longest['probe_channels']} channels; "
+        f"intermediate audio {'temporary' if longest['temp_audio'] else 'kept'}.",
+        "Workflow wall time: "
+        + ", ".join(
+            f"{r['minutes']:g} min → {r['workflow']['wall_s']:,.0f} s "
+            f"(load {r['load']['mean']:.1f})"
+            for r in recs
+        )
+        + ".",
+        "Peak disk during the run: "
+        + ", ".join(
+            f"{r['minutes']:g} min → {r['disk']['peak_bytes'] / 1e9:.1f} GB "
+            f"(inputs {r['disk']['input_bytes'] / 1e9:.1f} GB)"
+            for r in recs
+        )
+        + ".",
+        f"Projected 20-min session, CPU stages (all but video re-encoding and GPU tools): {total_cpu20 / 60:,.1f} "
+        f"CPU minutes; wall {proj[2] / 60:,.1f} min on 2 cores, {proj[8] / 60:,.1f} min on 8 cores.",
+        f"With video re-encoding: wall {proj_all[2] / 60:,.1f} min on 2 cores, {proj_all[8] / 60:,.1f} min on 8 cores.",
+        f"Video re-encoding: {fps_core:,.0f} frames/s per core at {longest['frame_size']} → 5 × 180,000 frames "
+        f"in {5 * 180000 / fps_core / 60:,.0f} CPU minutes ({5 * 180000 / fps_core / 60 / 8:,.1f} min on 8 cores).",
+        "Peak RSS growing by more than 10 % with length: "
+        + (", ".join(grows) if grows else "none")
+        + ".",
+        "Largest peak RSS: "
+        + ", ".join(
+            f"`{r}` {max(v for v in per[r]['rss'] if v):,.0f} MB"
+            for r in sorted(rules, key=lambda r: -max(v or 0 for v in per[r]["rss"]))[:3]
+        )
+        + ".",
+    ]
+    text = "\n".join(lines + summary)
+    if not markdown:
+        text = text.replace("`", "")
+    return text
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("out", type=Path)
+    r.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 5])
+    r.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    r.add_argument("--frame-size", default="1024x1280")
+    r.add_argument("--probe-channels", type=int, default=385)
+    r.add_argument(
+        "--temp-audio", action="store_true", help="split, cropped and HPSS audio temporary"
+    )
+    r.add_argument("--keep", action="store_true", help="keep the simulated data and products")
+    p = sub.add_parser("report")
+    p.add_argument("out", type=Path)
+    p.add_argument("--markdown", action="store_true")
+    a = ap.parse_args(argv)
+    if a.cmd == "run":
+        a.out.mkdir(parents=True, exist_ok=True)
+        for m in a.minutes:
+            run_length(a.out.resolve(), m, a)
+        print(report(a.out, markdown=False))
+    else:
+        print(report(a.out, a.markdown))
+
+
+if __name__ == "__main__":
+    main()
