@@ -97,3 +97,30 @@ def test_cli(tmp_path):
     assert main(["slp-to-h5", str(REAL / "clip.predictions.slp"), "-o", str(out), "--frames", "1510"]) == 0
     assert read_analysis_h5(out)["n_frames"] == 1510
     assert main(["slp-to-h5", str(tmp_path / "missing.slp"), "-o", str(out)]) == 2
+
+
+def test_first_labelled_frame_after_zero(tmp_path):
+    """Frames before the first labelled one stay NaN and every frame keeps its index (sleap-io's lazy
+    arrays start at the first labelled frame; the eager ones at frame 0)."""
+    import sleap_io as sio
+
+    from usvflow.simulate.pose import mouse_skeleton, noisy_detections, write_slp
+
+    rng = np.random.default_rng(5)
+    det = noisy_detections(rng, rng.uniform(100, 900, size=(60, 2, 15, 2)))
+    det[:17] = np.nan  # nothing labelled before frame 17
+    slp = tmp_path / "late.predictions.slp"
+    write_slp(slp, det, mouse_skeleton(), ["a", "b"], "late.mp4")
+    out = tmp_path / "late.analysis.h5"
+    s = slp_to_analysis_h5(slp, out, n_frames=70)
+    r = read_analysis_h5(out)
+    want = sio.load_slp(str(slp), open_videos=False).numpy(return_confidence=True)
+    assert want.shape[0] == 60 and r["points"].shape == (70, 2, 15, 2)
+    np.testing.assert_array_equal(r["points"][:60], want[..., :2])
+    np.testing.assert_array_equal(r["scores"][:60], want[..., 2])
+    assert np.isnan(r["points"][:17]).all() and np.isnan(r["points"][60:]).all()
+    assert s["labelled_frames"] == 60 - 17
+    with h5py.File(out) as h:
+        assert h["tracks"].chunks[-1] == 70  # chunked along the frame axis
+        inst = h["instance_scores"][()]
+        assert np.isnan(inst[:, :17]).all() and np.isfinite(inst[:, 17:60]).all()

@@ -19,32 +19,69 @@ import numpy as np
 from ..io.atomic import InputError, atomic_path
 
 
-def load_slp(path):
-    """Load a ``.slp`` with sleap-io (videos not opened); :class:`InputError` if unreadable."""
+#: frames per block when the analysis file is written (and per HDF5 chunk along the frame axis)
+FRAME_BLOCK = 4096
+
+
+def load_slp(path, lazy: bool = False):
+    """Load a ``.slp`` with sleap-io (videos not opened); :class:`InputError` if unreadable.
+
+    ``lazy``: sleap-io's lazy mode (raw arrays, no Python object per instance).
+    """
     import sleap_io as sio
 
     try:
-        return sio.load_slp(str(path), open_videos=False)
+        return sio.load_slp(str(path), open_videos=False, lazy=lazy)
     except Exception as exc:  # sleap-io raises many kinds on corrupt files
         raise InputError(path, f"not a readable SLEAP .slp file ({type(exc).__name__}: {exc})") from None
 
 
-def slp_arrays(labels, path=None) -> dict:
-    """Points, scores and names of the first video of ``labels``.
-
-    Returns ``{"points": (n_frames, n_tracks, n_nodes, 2), "point_scores": (n_frames, n_tracks,
-    n_nodes), "instance_scores", "tracking_scores": (n_frames, n_tracks), "node_names",
-    "track_names", "edge_names", "edge_inds", "video_path"}``. Untracked files give one track per
-    instance slot (sleap-io's ``untracked=True``) and empty ``track_names`` (written as ``track_<i>``). User-labelled instances
-    win over predictions in the same frame and track.
-    """
+def _check_labels(labels, path) -> None:
     if not labels.videos:
         raise InputError(path, "the .slp file has no video")
     if len(labels.skeletons) != 1:
         raise InputError(path, f"expected one skeleton, found {len(labels.skeletons)}")
-    video = labels.videos[0]
+
+
+def _names_of(labels) -> dict:
     skel = labels.skeletons[0]
     tracked = len(labels.tracks) > 0
+    return {
+        "node_names": [n.name for n in skel.nodes],
+        "track_names": [t.name for t in labels.tracks] if tracked else [],
+        "edge_names": [(e.source.name, e.destination.name) for e in skel.edges],
+        "edge_inds": [(skel.nodes.index(e.source), skel.nodes.index(e.destination)) for e in skel.edges],
+        "video_path": str(labels.videos[0].filename),
+    }
+
+
+def slp_arrays(labels, path=None) -> dict:
+    """Points, scores and names of the first video of ``labels`` (loaded eagerly or lazily).
+
+    Returns ``{"points": (n_frames, n_tracks, n_nodes, 2), "point_scores": (n_frames, n_tracks,
+    n_nodes), "instance_scores", "tracking_scores": (n_frames, n_tracks), "node_names",
+    "track_names", "edge_names", "edge_inds", "video_path"}``; frame ``i`` of the arrays is frame
+    ``i`` of the video. Untracked files give one track per instance slot (sleap-io's
+    ``untracked=True``) and empty ``track_names`` (written as ``track_<i>``). User-labelled
+    instances win over predictions in the same frame and track, for the points and the scores.
+    """
+    _check_labels(labels, path)
+    tracked = len(labels.tracks) > 0
+    if labels.is_lazy:
+        arr, inst_scores, trk_scores = _lazy_arrays(labels._lazy_store, tracked)
+    else:
+        arr, inst_scores, trk_scores = _eager_arrays(labels, tracked)
+    return {
+        "points": arr[..., :2].astype(np.float64),
+        "point_scores": arr[..., 2].astype(np.float64),
+        "instance_scores": inst_scores,
+        "tracking_scores": trk_scores,
+        **_names_of(labels),
+    }
+
+
+def _eager_arrays(labels, tracked: bool):
+    video = labels.videos[0]
     arr = labels.numpy(video=video, untracked=not tracked, return_confidence=True)
     n_frames, n_tracks = arr.shape[0], arr.shape[1]
     inst_scores = np.full((n_frames, n_tracks), np.nan)
@@ -53,35 +90,132 @@ def slp_arrays(labels, path=None) -> dict:
     for lf in labels.find(video):
         if lf.frame_idx >= n_frames:
             continue
-        slot = 0
-        for inst in lf.instances:
-            k = track_index.get(id(inst.track)) if tracked else slot
-            slot += 1
-            if k is None or k >= n_tracks:
-                continue
+        chosen: dict[int, object] = {}
+        user = [i for i in lf.instances if not hasattr(i, "score")]
+        pred = [i for i in lf.instances if hasattr(i, "score")]
+        if tracked:
+            for inst in pred + user:  # user instances replace predictions of their track
+                k = track_index.get(id(inst.track))
+                if k is not None and k < n_tracks:
+                    chosen[k] = inst
+        else:
+            for k, inst in enumerate(_untracked_order(user, pred, n_tracks)):
+                chosen[k] = inst
+        for k, inst in chosen.items():
             inst_scores[lf.frame_idx, k] = float(getattr(inst, "score", np.nan))
             trk_scores[lf.frame_idx, k] = float(getattr(inst, "tracking_score", np.nan) or 0.0)
-    return {
-        "points": arr[..., :2].astype(np.float64),
-        "point_scores": arr[..., 2].astype(np.float64),
-        "instance_scores": inst_scores,
-        "tracking_scores": trk_scores,
-        "node_names": [n.name for n in skel.nodes],
-        "track_names": [t.name for t in labels.tracks] if tracked else [],
-        "edge_names": [(e.source.name, e.destination.name) for e in skel.edges],
-        "edge_inds": [(skel.nodes.index(e.source), skel.nodes.index(e.destination)) for e in skel.edges],
-        "video_path": str(video.filename),
-    }
+    return arr, inst_scores, trk_scores
+
+
+def _untracked_order(user: list, pred: list, n_slots: int) -> list:
+    """Instances of an untracked frame in slot order, as sleap-io fills them: user instances first,
+    then (with more than one slot) the predictions that no user instance replaces."""
+    if not user:
+        return pred[:n_slots]
+    out = list(user)
+    if n_slots > 1:
+        for p in pred:
+            if not any(_replaces(u, p) for u in user):
+                out.append(p)
+    return out[:n_slots]
+
+
+def _replaces(u, p) -> bool:
+    if isinstance(u, dict):  # raw rows
+        same_track = u["track"] >= 0 and p["track"] >= 0 and u["track"] == p["track"]
+        return same_track or u["from_predicted"] == p["instance_id"]
+    same_track = u.track is not None and p.track is not None and u.track is p.track
+    return same_track or u.from_predicted is p
+
+
+def _lazy_arrays(store, tracked: bool):
+    """:func:`_eager_arrays` from sleap-io's raw arrays (no object per instance): the points come
+    from sleap-io's lazy ``to_numpy``, which starts at the first labelled frame (placed at its frame
+    here), the scores from the instance rows."""
+    frames = store.frames_data[store.frames_data["video"] == 0]
+    inst = store.instances_data
+    # the instance rows of every frame (frames hold consecutive instance ids)
+    counts = (frames["instance_id_end"] - frames["instance_id_start"]).astype(np.int64)
+    rows = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in
+                           zip(frames["instance_id_start"], frames["instance_id_end"])]) if counts.sum() else \
+        np.zeros(0, np.int64)  # fmt: skip
+    fidx = np.repeat(frames["frame_idx"].astype(np.int64), counts)
+    r = inst[rows]
+    user = r["instance_type"] == 0
+    n_nodes = len(store.skeletons[-1].nodes)
+    arr = _tracked_points(store, r, fidx, user, n_nodes) if tracked else None
+    if arr is None:  # sleap-io's own (slower) fill; its array starts at the first labelled frame
+        part = store.to_numpy(untracked=not tracked, return_confidence=True)
+        if not len(frames):
+            return part, np.full(part.shape[:2], np.nan), np.full(part.shape[:2], np.nan)
+        first = int(frames["frame_idx"].min())
+        arr = np.full((first + part.shape[0],) + part.shape[1:], np.nan, dtype=part.dtype)
+        arr[first:] = part
+        del part
+    n_frames, n_tracks = arr.shape[0], arr.shape[1]
+    inst_scores = np.full((n_frames, n_tracks), np.nan)
+    trk_scores = np.full((n_frames, n_tracks), np.nan)
+    has_trk = "tracking_score" in (inst.dtype.names or ())
+    score = np.where(user, np.nan, r["score"].astype(np.float64))
+    # as sleap-io's objects: the stored tracking score, 0 in files older than format 1.2
+    trk = r["tracking_score"].astype(np.float64) if has_trk else np.zeros(len(r))
+    if tracked:
+        # predictions first, then user instances: a user instance replaces its track's prediction
+        for sel in (~user, user):
+            k = r["track"][sel].astype(np.int64)
+            ok = (k >= 0) & (k < n_tracks)
+            inst_scores[fidx[sel][ok], k[ok]] = score[sel][ok]
+            trk_scores[fidx[sel][ok], k[ok]] = trk[sel][ok]
+    else:
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        for i in np.flatnonzero(counts):
+            a, b = starts[i], starts[i + 1]
+            rr = [dict(zip(("track", "from_predicted", "instance_id"), (int(x["track"]), int(x["from_predicted"]),
+                                                                       int(x["instance_id"])))) | {"j": a + j}
+                  for j, x in enumerate(r[a:b])]  # fmt: skip
+            us = [x for x, u in zip(rr, user[a:b]) if u]
+            ps = [x for x, u in zip(rr, user[a:b]) if not u]
+            for k, x in enumerate(_untracked_order(us, ps, n_tracks)):
+                inst_scores[fidx[x["j"]], k] = score[x["j"]]
+                trk_scores[fidx[x["j"]], k] = trk[x["j"]]
+    return arr, inst_scores, trk_scores
+
+
+def _tracked_points(store, r, fidx, user, n_nodes: int):
+    """(n_frames, n_tracks, n_nodes, 3) x, y, score of a tracked file from the raw rows, vectorised
+    (the frame axis from 0, invisible points NaN as sleap-io's eager arrays, a user instance over its
+    track's prediction with score 1); None when an instance does not hold ``n_nodes`` points."""
+    n_tracks = len(store.tracks)
+    if (r["point_id_end"] - r["point_id_start"] != n_nodes).any():
+        return None
+    n_frames = int(fidx.max()) + 1 if len(fidx) else 0
+    arr = np.full((n_frames, n_tracks, n_nodes, 3), np.nan, dtype=np.float32)
+    shift = 0.5 if store.format_id < 1.1 else 0.0  # sleap-io's legacy pixel-centre convention
+    for sel, table in ((~user, store.pred_points_data), (user, store.points_data)):
+        k = r["track"][sel].astype(np.int64)
+        ok = (k >= 0) & (k < n_tracks)
+        if not ok.any():
+            continue
+        start = r["point_id_start"][sel][ok].astype(np.int64)
+        p = table[start[:, None] + np.arange(n_nodes)]  # (m, n_nodes)
+        xy = np.stack([p["x"] - shift, p["y"] - shift], axis=-1)
+        xy[~p["visible"]] = np.nan
+        score = p["score"] if "score" in (table.dtype.names or ()) else np.ones(p.shape)
+        arr[fidx[sel][ok], k[ok]] = np.concatenate([xy, score[..., None]], axis=-1)
+    return arr
 
 
 def slp_to_analysis_h5(slp, out, n_frames: int | None = None) -> dict:
     """Convert ``slp`` to an analysis HDF5 ``out`` padded (or trimmed) to ``n_frames`` frames.
 
-    ``n_frames=None`` keeps sleap-io's frame count (last labelled frame + 1). Returns a summary.
+    ``n_frames=None`` keeps sleap-io's frame count (last labelled frame + 1). The ``.slp`` is read
+    with sleap-io's lazy mode and the datasets are written in blocks of :data:`FRAME_BLOCK` frames,
+    chunked along the frame axis, so that a 180,000-frame camera takes a few hundred MB and readers
+    of a range of frames decompress only that range. Returns a summary.
     """
     import h5py
 
-    labels = load_slp(slp)
+    labels = load_slp(slp, lazy=True)
     a = slp_arrays(labels, slp)
     pts = a["points"]
     have = pts.shape[0]
@@ -90,36 +224,45 @@ def slp_to_analysis_h5(slp, out, n_frames: int | None = None) -> dict:
     if labelled_beyond:
         last = int(np.flatnonzero(np.isfinite(pts[..., 0]).any(axis=(1, 2)))[-1])
         raise InputError(slp, f"has points on frame {last}, beyond the video's {n} frames")
-
-    def fit(x):
-        out_ = np.full((n,) + x.shape[1:], np.nan)
-        m = min(n, x.shape[0])
-        out_[:m] = x[:m]
-        return out_
-
-    pts, ps = fit(pts), fit(a["point_scores"])
-    inst, trk = fit(a["instance_scores"]), fit(a["tracking_scores"])
-    occupancy = np.isfinite(pts[..., 0]).any(axis=2).astype(np.uint8)  # (n, tracks)
+    n_tracks, n_nodes = pts.shape[1], pts.shape[2]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     provenance = {"converted_by": "usvflow", "source": str(slp), "n_frames": n}
+    fb = max(1, min(FRAME_BLOCK, n))
+    kw = dict(compression="gzip", compression_opts=1, fillvalue=np.nan)
+    labelled = visible = 0
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as h:
             h.attrs["format"] = "analysis"
             h.attrs["preset"] = "matlab"
-            kw = dict(compression="gzip", compression_opts=1)
-            d = h.create_dataset("tracks", data=pts.transpose(1, 3, 2, 0), **kw)
-            d.attrs["dims"] = json.dumps(["track", "xy", "node", "frame"])
-            d = h.create_dataset("track_occupancy", data=occupancy, **kw)
-            d.attrs["dims"] = json.dumps(["frame", "track"])
-            d = h.create_dataset("point_scores", data=ps.transpose(1, 2, 0), **kw)
-            d.attrs["dims"] = json.dumps(["track", "node", "frame"])
-            for name, x in (("instance_scores", inst), ("tracking_scores", trk)):
-                d = h.create_dataset(name, data=x.T, **kw)
-                d.attrs["dims"] = json.dumps(["track", "frame"])
+            sets = {}
+            for name, shape, dims in (
+                ("tracks", (n_tracks, 2, n_nodes, n), ["track", "xy", "node", "frame"]),
+                ("point_scores", (n_tracks, n_nodes, n), ["track", "node", "frame"]),
+                ("instance_scores", (n_tracks, n), ["track", "frame"]),
+                ("tracking_scores", (n_tracks, n), ["track", "frame"]),
+            ):
+                chunks = shape[:-1] + (fb,) if n else None
+                sets[name] = h.create_dataset(name, shape=shape, dtype=np.float64, chunks=chunks, **kw)
+                sets[name].attrs["dims"] = json.dumps(dims)
+            occ = h.create_dataset("track_occupancy", shape=(n, n_tracks), dtype=np.uint8,
+                                   chunks=(fb, max(1, n_tracks)) if n and n_tracks else None,
+                                   compression="gzip", compression_opts=1)  # fmt: skip
+            occ.attrs["dims"] = json.dumps(["frame", "track"])
+            for s0 in range(0, min(n, have), fb):
+                s1 = min(s0 + fb, n, have)
+                p = pts[s0:s1]
+                sets["tracks"][..., s0:s1] = p.transpose(1, 3, 2, 0)
+                sets["point_scores"][..., s0:s1] = a["point_scores"][s0:s1].transpose(1, 2, 0)
+                sets["instance_scores"][:, s0:s1] = a["instance_scores"][s0:s1].T
+                sets["tracking_scores"][:, s0:s1] = a["tracking_scores"][s0:s1].T
+                o = np.isfinite(p[..., 0]).any(axis=2)
+                occ[s0:s1] = o.astype(np.uint8)
+                labelled += int(o.any(axis=1).sum())
+                visible += int(np.isfinite(p[..., 0]).sum())
             h.create_dataset("node_names", data=np.array([s.encode() for s in a["node_names"]], dtype="S"))
             # untracked files: track_<i> per instance slot, as sleap-io writes them (and reads them back)
-            names = a["track_names"] or [f"track_{i}" for i in range(pts.shape[1])]
+            names = a["track_names"] or [f"track_{i}" for i in range(n_tracks)]
             h.create_dataset("track_names", data=np.array([s.encode() for s in names], dtype="S").reshape(-1))
             en = np.array([[s.encode(), t.encode()] for s, t in a["edge_names"]], dtype="S").reshape(-1, 2)
             h.create_dataset("edge_names", data=en)
@@ -128,8 +271,9 @@ def slp_to_analysis_h5(slp, out, n_frames: int | None = None) -> dict:
             h.create_dataset("video_path", data=a["video_path"])
             h.create_dataset("video_ind", data=np.int32(0))
             h.create_dataset("provenance", data=json.dumps(provenance))
-    return {"frames": n, "labelled_frames": int(occupancy.any(axis=1).sum()), "tracks": a["track_names"],
-            "nodes": len(a["node_names"]), "visible_fraction": float(np.isfinite(pts[..., 0]).mean()) if pts.size else 0.0}  # fmt: skip
+    total = n * n_tracks * n_nodes
+    return {"frames": n, "labelled_frames": labelled, "tracks": a["track_names"], "nodes": len(a["node_names"]),
+            "visible_fraction": visible / total if total else 0.0}  # fmt: skip
 
 
 def _names(ds) -> list[str]:
