@@ -99,7 +99,8 @@ def test_cli(tmp_path):
     assert main(["slp-to-h5", str(tmp_path / "missing.slp"), "-o", str(out)]) == 2
 
 
-def test_first_labelled_frame_after_zero(tmp_path):
+@pytest.mark.parametrize("tracks", [["a", "b"], []], ids=["tracked", "untracked"])
+def test_first_labelled_frame_after_zero(tmp_path, tracks):
     """Frames before the first labelled one stay NaN and every frame keeps its index (sleap-io's lazy
     arrays start at the first labelled frame; the eager ones at frame 0)."""
     import sleap_io as sio
@@ -110,11 +111,12 @@ def test_first_labelled_frame_after_zero(tmp_path):
     det = noisy_detections(rng, rng.uniform(100, 900, size=(60, 2, 15, 2)))
     det[:17] = np.nan  # nothing labelled before frame 17
     slp = tmp_path / "late.predictions.slp"
-    write_slp(slp, det, mouse_skeleton(), ["a", "b"], "late.mp4")
+    write_slp(slp, det, mouse_skeleton(), tracks, "late.mp4")
     out = tmp_path / "late.analysis.h5"
     s = slp_to_analysis_h5(slp, out, n_frames=70)
     r = read_analysis_h5(out)
-    want = sio.load_slp(str(slp), open_videos=False).numpy(return_confidence=True)
+    labels = sio.load_slp(str(slp), open_videos=False)
+    want = labels.numpy(untracked=not tracks, return_confidence=True)
     assert want.shape[0] == 60 and r["points"].shape == (70, 2, 15, 2)
     np.testing.assert_array_equal(r["points"][:60], want[..., :2])
     np.testing.assert_array_equal(r["scores"][:60], want[..., 2])
@@ -123,4 +125,48 @@ def test_first_labelled_frame_after_zero(tmp_path):
     with h5py.File(out) as h:
         assert h["tracks"].chunks[-1] == 70  # chunked along the frame axis
         inst = h["instance_scores"][()]
-        assert np.isnan(inst[:, :17]).all() and np.isfinite(inst[:, 17:60]).all()
+        assert np.isnan(inst[:, :17]).all() and np.isfinite(inst[:, 17:60]).any(axis=0).all()
+
+
+def test_user_instances_replace_predictions_of_their_track(tmp_path):
+    """A proofread file: user instances replace the prediction of their track (points, score 1, no
+    instance score), on the streamed path; sleap-io's eager arrays agree."""
+    import sleap_io as sio
+
+    from usvflow.simulate.pose import mouse_skeleton
+
+    rng = np.random.default_rng(6)
+    skel = mouse_skeleton()
+    tracks = [sio.Track(name="a"), sio.Track(name="b")]
+    video = sio.Video(filename="v.mp4", open_backend=False)
+    lfs = []
+    for f in range(0, 30, 3):
+        insts = []
+        for k, t in enumerate(tracks):
+            xy = rng.uniform(100, 900, size=(15, 2))
+            scores = rng.uniform(0.5, 1, 15)
+            insts.append(
+                sio.PredictedInstance.from_numpy(
+                    points_data=xy, point_scores=scores, score=0.9, skeleton=skel, track=t, tracking_score=0.7
+                )
+            )
+        if f % 2 == 0:  # a user instance of track a
+            xy = rng.uniform(100, 900, size=(15, 2))
+            xy[3] = np.nan
+            insts.insert(f % 4 // 2, sio.Instance.from_numpy(xy, skeleton=skel, track=tracks[0]))
+        lfs.append(sio.LabeledFrame(video=video, frame_idx=f, instances=insts))
+    slp = tmp_path / "proofread.slp"
+    sio.save_slp(sio.Labels(labeled_frames=lfs, videos=[video], skeletons=[skel], tracks=tracks), str(slp))
+    from usvflow.pose.slp import _StreamedSlp
+
+    assert _StreamedSlp.open(slp) is not None
+    out = tmp_path / "p.analysis.h5"
+    slp_to_analysis_h5(slp, out, n_frames=30)
+    r = read_analysis_h5(out)
+    want = sio.load_slp(str(slp), open_videos=False).numpy(return_confidence=True)
+    np.testing.assert_array_equal(r["points"][: len(want)], want[..., :2])
+    np.testing.assert_array_equal(r["scores"][: len(want)], want[..., 2])
+    with h5py.File(out) as h:
+        inst = h["instance_scores"][()]
+    assert np.isnan(inst[0, ::6]).all() and (inst[0, 3::6] == np.float32(0.9)).all()
+    assert (inst[1, ::3] == np.float32(0.9)).all()

@@ -136,9 +136,7 @@ def _lazy_arrays(store, tracked: bool):
     inst = store.instances_data
     # the instance rows of every frame (frames hold consecutive instance ids)
     counts = (frames["instance_id_end"] - frames["instance_id_start"]).astype(np.int64)
-    rows = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in
-                           zip(frames["instance_id_start"], frames["instance_id_end"])]) if counts.sum() else \
-        np.zeros(0, np.int64)  # fmt: skip
+    rows = _instance_rows(frames)
     fidx = np.repeat(frames["frame_idx"].astype(np.int64), counts)
     r = inst[rows]
     user = r["instance_type"] == 0
@@ -153,26 +151,23 @@ def _lazy_arrays(store, tracked: bool):
         arr[first:] = part
         del part
     n_frames, n_tracks = arr.shape[0], arr.shape[1]
-    inst_scores = np.full((n_frames, n_tracks), np.nan)
-    trk_scores = np.full((n_frames, n_tracks), np.nan)
-    has_trk = "tracking_score" in (inst.dtype.names or ())
-    score = np.where(user, np.nan, r["score"].astype(np.float64))
-    # as sleap-io's objects: the stored tracking score, 0 in files older than format 1.2
-    trk = r["tracking_score"].astype(np.float64) if has_trk else np.zeros(len(r))
     if tracked:
-        # predictions first, then user instances: a user instance replaces its track's prediction
-        for sel in (~user, user):
-            k = r["track"][sel].astype(np.int64)
-            ok = (k >= 0) & (k < n_tracks)
-            inst_scores[fidx[sel][ok], k[ok]] = score[sel][ok]
-            trk_scores[fidx[sel][ok], k[ok]] = trk[sel][ok]
+        inst_scores, trk_scores = _scores(r, fidx, user, n_tracks, 0, n_frames)
     else:
+        inst_scores = np.full((n_frames, n_tracks), np.nan)
+        trk_scores = np.full((n_frames, n_tracks), np.nan)
+        score = np.where(user, np.nan, r["score"].astype(np.float64))
+        # as sleap-io's objects: the stored tracking score, 0 in files older than format 1.2
+        has_trk = "tracking_score" in (inst.dtype.names or ())
+        trk = r["tracking_score"].astype(np.float64) if has_trk else np.zeros(len(r))
         starts = np.concatenate([[0], np.cumsum(counts)])
         for i in np.flatnonzero(counts):
             a, b = starts[i], starts[i + 1]
-            rr = [dict(zip(("track", "from_predicted", "instance_id"), (int(x["track"]), int(x["from_predicted"]),
-                                                                       int(x["instance_id"])))) | {"j": a + j}
-                  for j, x in enumerate(r[a:b])]  # fmt: skip
+            rr = [
+                {"track": int(x["track"]), "from_predicted": int(x["from_predicted"]),
+                 "instance_id": int(x["instance_id"]), "j": a + j}
+                for j, x in enumerate(r[a:b])
+            ]
             us = [x for x, u in zip(rr, user[a:b]) if u]
             ps = [x for x, u in zip(rr, user[a:b]) if not u]
             for k, x in enumerate(_untracked_order(us, ps, n_tracks)):
@@ -181,54 +176,192 @@ def _lazy_arrays(store, tracked: bool):
     return arr, inst_scores, trk_scores
 
 
+def _instance_rows(frames) -> np.ndarray:
+    """Indices of the instance rows of ``frames`` (each frame holds consecutive instance ids)."""
+    spans = zip(frames["instance_id_start"], frames["instance_id_end"])
+    parts = [np.arange(a, b, dtype=np.int64) for a, b in spans]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def _tracked_points(store, r, fidx, user, n_nodes: int):
-    """(n_frames, n_tracks, n_nodes, 3) x, y, score of a tracked file from the raw rows, vectorised
-    (the frame axis from 0, invisible points NaN as sleap-io's eager arrays, a user instance over its
-    track's prediction with score 1); None when an instance does not hold ``n_nodes`` points."""
-    n_tracks = len(store.tracks)
+    """(n_frames, n_tracks, n_nodes, 3) x, y, score of a tracked file from the raw rows (the frame axis
+    from 0); None when an instance does not hold ``n_nodes`` points."""
     if (r["point_id_end"] - r["point_id_start"] != n_nodes).any():
         return None
     n_frames = int(fidx.max()) + 1 if len(fidx) else 0
+    tables = ((store.pred_points_data, 0), (store.points_data, 0))
+    return _fill_tracked(r, fidx, user, n_nodes, len(store.tracks), store.format_id, tables, 0, n_frames)
+
+
+def _fill_tracked(r, fidx, user, n_nodes, n_tracks, format_id, tables, frame0, n_frames):
+    """Frames ``frame0 .. frame0 + n_frames - 1`` as (n_frames, n_tracks, n_nodes, 3) x, y, score
+    from instance rows ``r`` (frames ``fidx``): invisible points NaN as sleap-io's eager arrays, a user
+    instance over its track's prediction with score 1. ``tables``: (predicted points, first row
+    held), (user points, first row held)."""
     arr = np.full((n_frames, n_tracks, n_nodes, 3), np.nan, dtype=np.float32)
-    shift = 0.5 if store.format_id < 1.1 else 0.0  # sleap-io's legacy pixel-centre convention
-    for sel, table in ((~user, store.pred_points_data), (user, store.points_data)):
+    shift = 0.5 if format_id < 1.1 else 0.0  # sleap-io's legacy pixel-centre convention
+    for sel, (table, base) in zip((~user, user), tables):
         k = r["track"][sel].astype(np.int64)
         ok = (k >= 0) & (k < n_tracks)
         if not ok.any():
             continue
-        start = r["point_id_start"][sel][ok].astype(np.int64)
+        start = r["point_id_start"][sel][ok].astype(np.int64) - base
         p = table[start[:, None] + np.arange(n_nodes)]  # (m, n_nodes)
         xy = np.stack([p["x"] - shift, p["y"] - shift], axis=-1)
         xy[~p["visible"]] = np.nan
         score = p["score"] if "score" in (table.dtype.names or ()) else np.ones(p.shape)
-        arr[fidx[sel][ok], k[ok]] = np.concatenate([xy, score[..., None]], axis=-1)
+        arr[fidx[sel][ok] - frame0, k[ok]] = np.concatenate([xy, score[..., None]], axis=-1)
     return arr
+
+
+def _scores(r, fidx, user, n_tracks, frame0, n_frames):
+    """Instance and tracking scores (n_frames, n_tracks) of tracked instance rows (user over
+    prediction, as the points)."""
+    inst_scores = np.full((n_frames, n_tracks), np.nan)
+    trk_scores = np.full((n_frames, n_tracks), np.nan)
+    score = np.where(user, np.nan, r["score"].astype(np.float64))
+    # as sleap-io's objects: the stored tracking score, 0 in files older than format 1.2
+    has_trk = "tracking_score" in (r.dtype.names or ())
+    trk = r["tracking_score"].astype(np.float64) if has_trk else np.zeros(len(r))
+    for sel in (~user, user):
+        k = r["track"][sel].astype(np.int64)
+        ok = (k >= 0) & (k < n_tracks)
+        inst_scores[fidx[sel][ok] - frame0, k[ok]] = score[sel][ok]
+        trk_scores[fidx[sel][ok] - frame0, k[ok]] = trk[sel][ok]
+    return inst_scores, trk_scores
+
+
+class _StreamedSlp:
+    """Blocks of frames of a tracked ``.slp`` read straight from its HDF5 tables (sleap-io's layout):
+    memory is one block, whatever the number of frames. :meth:`open` returns None for files this
+    does not cover (untracked, several videos, frames out of order, instances of another size)."""
+
+    @classmethod
+    def open(cls, path):
+        import h5py
+        from sleap_io.io import slp as sio_slp
+
+        try:
+            h = h5py.File(path, "r")
+        except OSError as exc:
+            raise InputError(path, f"not a readable SLEAP .slp file ({exc})") from None
+        try:
+            self = cls()
+            self.h, self.path = h, path
+            self.format_id = float(h["metadata"].attrs["format_id"])
+            skeletons = sio_slp.read_skeletons(str(path), _hdf5_file=h)
+            tracks = sio_slp.read_tracks(str(path), _hdf5_file=h)
+            videos = sio_slp.read_videos(str(path), open_backend=False, _hdf5_file=h)
+            fr = h["frames"][()]
+            inst_pts = h["instances"].fields(["point_id_start", "point_id_end"])[()]
+        except (KeyError, ValueError, OSError):
+            h.close()
+            return None
+        n_nodes = len(skeletons[-1].nodes) if skeletons else 0
+        ordered = (np.diff(fr["frame_idx"].astype(np.int64)) > 0).all() and (
+            fr["instance_id_start"][1:] >= fr["instance_id_end"][:-1]
+        ).all()
+        sizes = (inst_pts["point_id_end"] - inst_pts["point_id_start"] == n_nodes).all()
+        ok = len(videos) == 1 and len(skeletons) == 1 and len(tracks) > 0 and len(fr) > 0
+        ok = ok and bool(ordered) and bool(sizes)
+        if not ok:
+            h.close()
+            return None
+        self.frames = fr
+        self.fidx = fr["frame_idx"].astype(np.int64)
+        self.n_have = int(self.fidx[-1]) + 1
+        self.n_tracks, self.n_nodes = len(tracks), n_nodes
+
+        class _L:  # what _names_of reads
+            pass
+
+        lab = _L()
+        lab.skeletons, lab.tracks, lab.videos = skeletons, tracks, videos
+        self.names = _names_of(lab)
+        return self
+
+    def block(self, s0: int, s1: int):
+        """``(x, y, score) (m, T, J, 3)``, instance and tracking scores ``(m, T)`` of frames [s0, s1)."""
+        m = s1 - s0
+        a, b = np.searchsorted(self.fidx, [s0, s1])
+        if a == b:
+            nan = np.full((m, self.n_tracks), np.nan)
+            return np.full((m, self.n_tracks, self.n_nodes, 3), np.nan, np.float32), nan, nan.copy()
+        fr = self.frames[a:b]
+        lo, hi = int(fr["instance_id_start"][0]), int(fr["instance_id_end"][-1])
+        block_rows = self.h["instances"][lo:hi]
+        counts = (fr["instance_id_end"] - fr["instance_id_start"]).astype(np.int64)
+        rows = _instance_rows(fr) - lo
+        r = block_rows[rows]
+        fidx = np.repeat(self.fidx[a:b], counts)
+        user = r["instance_type"] == 0
+        tables = []
+        for sel, name in ((~user, "pred_points"), (user, "points")):
+            if sel.any():
+                p0 = int(r["point_id_start"][sel].min())
+                p1 = int(r["point_id_end"][sel].max())
+                tables.append((self.h[name][p0:p1], p0))
+            else:
+                tables.append((None, 0))
+        arr = _fill_tracked(r, fidx, user, self.n_nodes, self.n_tracks, self.format_id, tables, s0, m)
+        inst, trk = _scores(r, fidx, user, self.n_tracks, s0, m)
+        return arr, inst, trk
+
+    def close(self):
+        self.h.close()
+
+
+class _InMemorySlp:
+    """:class:`_StreamedSlp`'s interface over :func:`slp_arrays` (files it does not cover)."""
+
+    def __init__(self, path):
+        a = slp_arrays(load_slp(path, lazy=True), path)
+        self.a = a
+        self.n_have, self.n_tracks, self.n_nodes = a["points"].shape[:3]
+        self.names = {k: a[k] for k in ("node_names", "track_names", "edge_names", "edge_inds", "video_path")}
+
+    def block(self, s0: int, s1: int):
+        a = self.a
+        arr = np.concatenate([a["points"][s0:s1], a["point_scores"][s0:s1, ..., None]], axis=-1)
+        return arr, a["instance_scores"][s0:s1], a["tracking_scores"][s0:s1]
+
+    def close(self):
+        pass
 
 
 def slp_to_analysis_h5(slp, out, n_frames: int | None = None) -> dict:
     """Convert ``slp`` to an analysis HDF5 ``out`` padded (or trimmed) to ``n_frames`` frames.
 
-    ``n_frames=None`` keeps sleap-io's frame count (last labelled frame + 1). The ``.slp`` is read
-    with sleap-io's lazy mode and the datasets are written in blocks of :data:`FRAME_BLOCK` frames,
-    chunked along the frame axis, so that a 180,000-frame camera takes a few hundred MB and readers
-    of a range of frames decompress only that range. Returns a summary.
+    ``n_frames=None`` keeps sleap-io's frame count (last labelled frame + 1). A tracked file is read
+    from its HDF5 tables and written in blocks of :data:`FRAME_BLOCK` frames (memory does not grow
+    with the number of frames); other files go through sleap-io's lazy arrays. The datasets are
+    chunked along the frame axis, so that readers of a range of frames decompress only that range.
+    Returns a summary.
     """
+    src = _StreamedSlp.open(slp) or _InMemorySlp(slp)
+    try:
+        return _write_analysis(src, slp, out, n_frames)
+    finally:
+        src.close()
+
+
+def _write_analysis(src, slp, out, n_frames) -> dict:
     import h5py
 
-    labels = load_slp(slp, lazy=True)
-    a = slp_arrays(labels, slp)
-    pts = a["points"]
-    have = pts.shape[0]
+    have, n_tracks, n_nodes = src.n_have, src.n_tracks, src.n_nodes
     n = have if n_frames is None else int(n_frames)
-    labelled_beyond = have > n and np.isfinite(pts[n:, ..., 0]).any()
-    if labelled_beyond:
-        last = int(np.flatnonzero(np.isfinite(pts[..., 0]).any(axis=(1, 2)))[-1])
+    fb = max(1, min(FRAME_BLOCK, n))
+    last = None  # labelled frames beyond the video are an error
+    for s0 in range(n, have, FRAME_BLOCK):
+        pts = src.block(s0, min(s0 + FRAME_BLOCK, have))[0]
+        hit = np.flatnonzero(np.isfinite(pts[..., 0]).any(axis=(1, 2)))
+        last = s0 + int(hit[-1]) if len(hit) else last
+    if last is not None:
         raise InputError(slp, f"has points on frame {last}, beyond the video's {n} frames")
-    n_tracks, n_nodes = pts.shape[1], pts.shape[2]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    names = src.names
     provenance = {"converted_by": "usvflow", "source": str(slp), "n_frames": n}
-    fb = max(1, min(FRAME_BLOCK, n))
     kw = dict(compression="gzip", compression_opts=1, fillvalue=np.nan)
     labelled = visible = 0
     with atomic_path(out) as tmp:
@@ -242,38 +375,50 @@ def slp_to_analysis_h5(slp, out, n_frames: int | None = None) -> dict:
                 ("instance_scores", (n_tracks, n), ["track", "frame"]),
                 ("tracking_scores", (n_tracks, n), ["track", "frame"]),
             ):
-                chunks = shape[:-1] + (fb,) if n else None
+                chunks = shape[:-1] + (fb,) if n and n_tracks and n_nodes else None
                 sets[name] = h.create_dataset(name, shape=shape, dtype=np.float64, chunks=chunks, **kw)
                 sets[name].attrs["dims"] = json.dumps(dims)
-            occ = h.create_dataset("track_occupancy", shape=(n, n_tracks), dtype=np.uint8,
-                                   chunks=(fb, max(1, n_tracks)) if n and n_tracks else None,
-                                   compression="gzip", compression_opts=1)  # fmt: skip
+            occ_chunks = (fb, n_tracks) if n and n_tracks else None
+            occ = h.create_dataset(
+                "track_occupancy",
+                shape=(n, n_tracks),
+                dtype=np.uint8,
+                chunks=occ_chunks,
+                compression="gzip",
+                compression_opts=1,
+            )
             occ.attrs["dims"] = json.dumps(["frame", "track"])
             for s0 in range(0, min(n, have), fb):
                 s1 = min(s0 + fb, n, have)
-                p = pts[s0:s1]
+                arr, inst, trk = src.block(s0, s1)
+                p = arr[..., :2].astype(np.float64)
                 sets["tracks"][..., s0:s1] = p.transpose(1, 3, 2, 0)
-                sets["point_scores"][..., s0:s1] = a["point_scores"][s0:s1].transpose(1, 2, 0)
-                sets["instance_scores"][:, s0:s1] = a["instance_scores"][s0:s1].T
-                sets["tracking_scores"][:, s0:s1] = a["tracking_scores"][s0:s1].T
+                sets["point_scores"][..., s0:s1] = arr[..., 2].astype(np.float64).transpose(1, 2, 0)
+                sets["instance_scores"][:, s0:s1] = inst.T
+                sets["tracking_scores"][:, s0:s1] = trk.T
                 o = np.isfinite(p[..., 0]).any(axis=2)
                 occ[s0:s1] = o.astype(np.uint8)
                 labelled += int(o.any(axis=1).sum())
                 visible += int(np.isfinite(p[..., 0]).sum())
-            h.create_dataset("node_names", data=np.array([s.encode() for s in a["node_names"]], dtype="S"))
+            h.create_dataset("node_names", data=np.array([s.encode() for s in names["node_names"]], dtype="S"))
             # untracked files: track_<i> per instance slot, as sleap-io writes them (and reads them back)
-            names = a["track_names"] or [f"track_{i}" for i in range(n_tracks)]
-            h.create_dataset("track_names", data=np.array([s.encode() for s in names], dtype="S").reshape(-1))
-            en = np.array([[s.encode(), t.encode()] for s, t in a["edge_names"]], dtype="S").reshape(-1, 2)
+            tnames = names["track_names"] or [f"track_{i}" for i in range(n_tracks)]
+            h.create_dataset("track_names", data=np.array([s.encode() for s in tnames], dtype="S").reshape(-1))
+            en = np.array([[s.encode(), t.encode()] for s, t in names["edge_names"]], dtype="S").reshape(-1, 2)
             h.create_dataset("edge_names", data=en)
-            h.create_dataset("edge_inds", data=np.array(a["edge_inds"], dtype=np.int32).reshape(-1, 2))
+            h.create_dataset("edge_inds", data=np.array(names["edge_inds"], dtype=np.int32).reshape(-1, 2))
             h.create_dataset("labels_path", data=str(slp))
-            h.create_dataset("video_path", data=a["video_path"])
+            h.create_dataset("video_path", data=names["video_path"])
             h.create_dataset("video_ind", data=np.int32(0))
             h.create_dataset("provenance", data=json.dumps(provenance))
     total = n * n_tracks * n_nodes
-    return {"frames": n, "labelled_frames": labelled, "tracks": a["track_names"], "nodes": len(a["node_names"]),
-            "visible_fraction": visible / total if total else 0.0}  # fmt: skip
+    return {
+        "frames": n,
+        "labelled_frames": labelled,
+        "tracks": names["track_names"],
+        "nodes": n_nodes,
+        "visible_fraction": visible / total if total else 0.0,
+    }
 
 
 def _names(ds) -> list[str]:
