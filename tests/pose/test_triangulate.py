@@ -98,3 +98,28 @@ def test_fast_solver_equals_aniposelib(pose_session, triangulated, loss):
     got = triangulate_optim(cg, p, **kw)
     d = np.linalg.norm(got - want, axis=-1)  # mm
     assert np.median(d) < 0.02 and d.max() < 0.5
+
+
+def test_cameras_equal_aniposelib(pose_session, triangulated):
+    """The light camera model (no jax/numba) projects and triangulates as aniposelib does."""
+    from aniposelib.cameras import CameraGroup
+
+    from usvflow.pose.cameras import Cameras
+    from usvflow.pose.slp import read_analysis_h5
+
+    ours = Cameras.load(pose_session["toml"])
+    theirs = CameraGroup.load(str(pose_session["toml"]))
+    assert ours.names() == theirs.get_names()
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-200, 200, size=(50, 3)) + [0, 0, 50]
+    for c, cam in zip(ours.cameras, theirs.cameras):
+        np.testing.assert_allclose(c.project(pts), cam.project(pts).reshape(-1, 2), rtol=0, atol=1e-9)
+    _, _, h5 = triangulated
+    p = np.stack([read_analysis_h5(h5[s], frames=slice(0, 40))["points"][:, 0] for s in SERIALS])
+    flat = p.reshape(len(SERIALS), -1, 2)
+    flat[1:3, :7] = np.nan  # points seen by fewer cameras, some by one only
+    flat[:4, 7:9] = np.nan
+    want = theirs.triangulate(flat, progress=False)
+    got = ours.triangulate(flat)
+    assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isnan(got[7:9]).all()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # mm

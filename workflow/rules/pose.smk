@@ -109,7 +109,8 @@ rule triangulate:
         "../envs/anipose.yaml"
     threads: 8
     resources:
-        mem_mb=16000,
+        # ~170 MB + ~210 MB per worker at chunk_frames 500: under 2 GB on 8 threads
+        mem_mb=2500,
         runtime=240,
     params:
         tri=POSE["triangulation"],

@@ -17,5 +17,5 @@ if not arena:
     frames = tri.get("frame_restriction") or (0, int(read_json(snakemake.input.counts)["total_frame_number_least"]))
 h5 = dict(zip(snakemake.params.serials, snakemake.input.h5))
 summary = triangulate(h5, snakemake.input.calibration, snakemake.output[0], tri, arena=arena, frames=frames,
-                      threads=snakemake.threads, chunk=int(tri.get("chunk_frames", 2000)))  # fmt: skip
+                      threads=snakemake.threads, chunk=int(tri["chunk_frames"]))  # fmt: skip
 log.info("triangulation: %s", summary)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..io.atomic import InputError, atomic_path
 from ._pool import process_pool
+from .cameras import Cameras
 from .optim import triangulate_optim
 from .slp import read_analysis_h5
 
@@ -69,24 +70,31 @@ def optim_kwargs(tri: dict, node_names: list[str]) -> dict:
     )
 
 
-def _load_group(calibration, views: list[str]):
-    from aniposelib.cameras import CameraGroup
-
+def _load_group(calibration, views: list[str] | None = None):
+    """The calibration's cameras (those of ``views``, in that order): :class:`Cameras` (numpy and
+    OpenCV, a light worker), or aniposelib's ``CameraGroup`` for fisheye cameras."""
     try:
-        cg = CameraGroup.load(str(calibration))
-    except Exception as exc:
-        raise InputError(calibration, f"not an aniposelib calibration TOML ({exc})") from None
-    names = cg.get_names()
+        cg = Cameras.load(calibration)
+        names = cg.names()
+    except NotImplementedError:
+        from aniposelib.cameras import CameraGroup
+
+        try:
+            cg = CameraGroup.load(str(calibration))
+        except Exception as exc:
+            raise InputError(calibration, f"not an aniposelib calibration TOML ({exc})") from None
+        names = cg.get_names()
+    if views is None:
+        return cg
     missing = [v for v in views if v not in names]
     if missing:
         raise InputError(calibration, f"has no camera(s) {missing} (cameras: {names})")
-    return cg.subset_cameras_names(views)
+    return cg.subset(views) if isinstance(cg, Cameras) else cg.subset_cameras_names(views)
 
 
 def _views(h5_by_camera: dict, calibration, excluded) -> tuple[list[str], dict]:
-    from aniposelib.cameras import CameraGroup
-
-    names = CameraGroup.load(str(calibration)).get_names()
+    cg = _load_group(calibration)
+    names = cg.names() if isinstance(cg, Cameras) else cg.get_names()
     views = [n for n in names if n in h5_by_camera and n not in set(map(str, excluded))]
     if len(views) < 2:
         raise InputError(calibration, f"fewer than two views to triangulate (calibrated {names}, files for {sorted(h5_by_camera)}, excluded {list(excluded)})")
@@ -152,7 +160,7 @@ def triangulate(
     arena: bool = False,
     frames: tuple[int, int] | None = None,
     threads: int = 1,
-    chunk: int = 2000,
+    chunk: int = 500,
     margin: int = 50,
 ) -> dict:
     """Triangulate analysis files ``{camera name: path}`` with ``calibration``; write ``out``.
