@@ -53,6 +53,8 @@ FPS = 150.057
 #: rules left out of the CPU-stage projection: video re-encoding and the GPU tools
 VIDEO_ENCODE = {"reencode_video", "reencode_calibration_video"}
 GPU_RULES = {"sleap_predict", "das_predict", "kilosort4", "vocalocator_predict", "calltype_train"}
+#: rules that run once per cohort, not per session
+ONCE = {"calltype_train"}
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -134,11 +136,13 @@ def _rule_graph(cmd_args: list[str], cwd: Path) -> list[list[str]]:
     return [[names[a], names[b]] for a, b in edges if a in names and b in names]
 
 
-def _benchmarks(folder: Path, rules: list[str]) -> list[dict]:
+def _benchmarks(folder: Path, rules: list[str], extra: list[Path] = ()) -> list[dict]:
+    """Every job's benchmark record under ``folder`` (``*/benchmarks/*.tsv``) and in ``extra``."""
     rules = sorted(rules, key=len, reverse=True)
     jobs = []
-    for p in sorted(folder.rglob("benchmarks/*.tsv")):
-        rule = next((r for r in rules if p.stem == r or p.stem.startswith(r + "_")), p.stem)
+    for p in sorted(folder.rglob("benchmarks/*.tsv")) + [e for e in extra if e.exists()]:
+        stem = p.stem.removesuffix("_benchmark")
+        rule = next((r for r in rules if stem == r or stem.startswith(r + "_")), stem)
         with open(p) as fh:
             rows = list(csv.DictReader(fh, delimiter="\t"))
         if not rows:
@@ -239,6 +243,8 @@ def run_length(out: Path, minutes: float, a) -> None:
         "--workflow-profile",
         "none",
     ]
+    if a.rerun:  # products of an earlier run go (the raw inputs are never outputs)
+        _timed([*SNAKEMAKE, *args, "--delete-all-output"], d / "delete.log", cwd=ROOT)
     sampler = _Sampler(cohort)
     sampler.start()
     load0 = os.getloadavg()
@@ -252,6 +258,7 @@ def run_length(out: Path, minutes: float, a) -> None:
     if wf["rc"]:
         sys.exit(f"the workflow failed, see {d / 'snakemake.log'}")
     threads = _rule_threads()
+    trained = out / "calltype_model" / "logs" / "calltype_train_benchmark.tsv"
     rec = {
         "minutes": minutes,
         "seconds": seconds,
@@ -271,7 +278,7 @@ def run_length(out: Path, minutes: float, a) -> None:
             "peak_bytes": sampler.peak,
             "final_bytes": _du(cohort),
         },
-        "jobs": _benchmarks(cohort, list(threads)),
+        "jobs": _benchmarks(cohort, list(threads), [trained]),
         "threads": threads,
         "rule_graph": _rule_graph(args, ROOT),
     }
@@ -354,7 +361,12 @@ def report(out: Path, markdown: bool) -> str:
         pts = [(x, c) for x, c in zip(lens, row["cpu"]) if c is not None]
         a, b = _fit([p[0] for p in pts], [p[1] for p in pts]) if len(pts) > 1 or pts else (0.0, 0.0)
         row["fit"] = (a, b)
-        row["cpu20"] = a + b * SECONDS_20_MIN if len(pts) > 1 else (pts[-1][1] if pts else 0.0)
+        if rule in ONCE:
+            row["cpu20"] = max(p[1] for p in pts) if pts else 0.0
+        elif len(pts) > 1:
+            row["cpu20"] = max(a + b * SECONDS_20_MIN, max(p[1] for p in pts))
+        else:
+            row["cpu20"] = pts[0][1] * SECONDS_20_MIN / pts[0][0] if pts else 0.0
         per[rule] = row
 
     # per-job projection for the schedule
@@ -369,11 +381,13 @@ def report(out: Path, markdown: bool) -> str:
         for rule, pts in by_job.values():
             if not keep(rule):
                 continue
-            if len(pts) > 1:
+            if rule in ONCE:  # not per session (trained once per cohort)
+                cpu = max(p[1] for p in pts)
+            elif len(pts) > 1:
                 a, b = _fit([p[0] for p in pts], [p[1] for p in pts])
                 cpu = max(a + b * SECONDS_20_MIN, max(p[1] for p in pts))
-            else:
-                cpu = pts[0][1]
+            else:  # one length: proportional to the length
+                cpu = pts[0][1] * SECONDS_20_MIN / pts[0][0]
             th = min(threads.get(rule, 1), cores)
             jobs.append((rule, cpu / th, th))
         return jobs
@@ -401,7 +415,8 @@ def report(out: Path, markdown: bool) -> str:
     for rule in order:
         row = per[rule]
         cpu_last = row["cpu"][-1]
-        speed = f"{longest['seconds'] / cpu_last:,.0f}" if cpu_last else "–"
+        speed = f"{longest['seconds'] / cpu_last:#.2g}".rstrip(".") if cpu_last else "–"
+        speed = "–" if rule in ONCE else speed
         rss = [v for v in row["rss"] if v]
         if len(rss) > 1 and rss[0] > 0 and (max(rss) - rss[0]) / rss[0] > 0.10:
             grows.append(f"{rule} ({rss[0]:,.0f} → {rss[-1]:,.0f} MB)")
@@ -478,6 +493,11 @@ def main(argv=None):
         "--temp-audio", action="store_true", help="split, cropped and HPSS audio temporary"
     )
     r.add_argument("--keep", action="store_true", help="keep the simulated data and products")
+    r.add_argument(
+        "--rerun",
+        action="store_true",
+        help="delete the products of an earlier run of a kept cohort before running",
+    )
     p = sub.add_parser("report")
     p.add_argument("out", type=Path)
     p.add_argument("--markdown", action="store_true")
