@@ -337,7 +337,7 @@ def _schedule(jobs: list[tuple[str, float, int]], edges, cores: int) -> float:
     return t
 
 
-def report(out: Path, markdown: bool) -> str:
+def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
     recs = sorted(
         (json.loads(p.read_text()) for p in out.glob("*min/result.json")),
         key=lambda r: r["seconds"],
@@ -370,26 +370,32 @@ def report(out: Path, markdown: bool) -> str:
         per[rule] = row
 
     # per-job projection for the schedule
+    def at_20(rule, pts):
+        """A job's value at 20 minutes from its values at the measured lengths."""
+        if rule in ONCE:  # not per session (trained once per cohort)
+            return max(p[1] for p in pts)
+        if len(pts) > 1:
+            a, b = _fit([p[0] for p in pts], [p[1] for p in pts])
+            return max(a + b * SECONDS_20_MIN, max(p[1] for p in pts))
+        return pts[0][1] * SECONDS_20_MIN / pts[0][0]  # one length: proportional to the length
+
     def job_seconds(cores, keep):
+        """(rule, seconds, threads) per job at 20 min: its CPU time on its threads, or the time its
+        disk traffic takes at ``disk_mbps``, whichever is longer."""
         by_job = {}
         for r in recs:
             for j in r["jobs"]:
-                by_job.setdefault(j["job"], (j["rule"], []))[1].append(
-                    (r["seconds"], j["cpu_time"] or 0.0)
-                )
+                io = (j["io_in"] or 0.0) + (j["io_out"] or 0.0)
+                by_job.setdefault(j["job"], (j["rule"], [], []))
+                by_job[j["job"]][1].append((r["seconds"], j["cpu_time"] or 0.0))
+                by_job[j["job"]][2].append((r["seconds"], io))
         jobs = []
-        for rule, pts in by_job.values():
+        for rule, cpu_pts, io_pts in by_job.values():
             if not keep(rule):
                 continue
-            if rule in ONCE:  # not per session (trained once per cohort)
-                cpu = max(p[1] for p in pts)
-            elif len(pts) > 1:
-                a, b = _fit([p[0] for p in pts], [p[1] for p in pts])
-                cpu = max(a + b * SECONDS_20_MIN, max(p[1] for p in pts))
-            else:  # one length: proportional to the length
-                cpu = pts[0][1] * SECONDS_20_MIN / pts[0][0]
             th = min(threads.get(rule, 1), cores)
-            jobs.append((rule, cpu / th, th))
+            cpu, io_mb = at_20(rule, cpu_pts), at_20(rule, io_pts)
+            jobs.append((rule, max(cpu / th, io_mb / disk_mbps), th))
         return jobs
 
     edges = longest["rule_graph"]
@@ -461,6 +467,8 @@ def report(out: Path, markdown: bool) -> str:
         + ".",
         f"Projected 20-min session, CPU stages (all but video re-encoding and GPU tools): {total_cpu20 / 60:,.1f} "
         f"CPU minutes; wall {proj[2] / 60:,.1f} min on 2 cores, {proj[8] / 60:,.1f} min on 8 cores.",
+        f"(A job takes its CPU time on min(threads, cores) cores, or its disk traffic at "
+        f"{disk_mbps:g} MB/s if that is longer.) "
         f"With video re-encoding: wall {proj_all[2] / 60:,.1f} min on 2 cores, {proj_all[8] / 60:,.1f} min on 8 cores.",
         f"Video re-encoding: {fps_core:,.0f} frames/s per core at {longest['frame_size']} → 5 × 180,000 frames "
         f"in {5 * 180000 / fps_core / 60:,.0f} CPU minutes ({5 * 180000 / fps_core / 60 / 8:,.1f} min on 8 cores).",
@@ -501,6 +509,12 @@ def main(argv=None):
     p = sub.add_parser("report")
     p.add_argument("out", type=Path)
     p.add_argument("--markdown", action="store_true")
+    p.add_argument(
+        "--disk-mbps",
+        type=float,
+        default=500.0,
+        help="disk throughput for the I/O-bound jobs of the projection (MB/s)",
+    )
     a = ap.parse_args(argv)
     if a.cmd == "run":
         a.out.mkdir(parents=True, exist_ok=True)
@@ -508,7 +522,7 @@ def main(argv=None):
             run_length(a.out.resolve(), m, a)
         print(report(a.out, markdown=False))
     else:
-        print(report(a.out, a.markdown))
+        print(report(a.out, a.markdown, a.disk_mbps))
 
 
 if __name__ == "__main__":
