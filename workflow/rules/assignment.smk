@@ -18,7 +18,7 @@ if ASSIGN["method"] == "builtin":
             "{sroot}/benchmarks/localize_usvs_{session}.tsv"
         conda:
             "../envs/usvflow.yaml"
-        threads: 1
+        threads: 4
         resources:
             mem_mb=4000,
             runtime=240,

@@ -25,5 +25,6 @@ res = assign_session(
     params=settings,
     mic_node_pattern=pattern,
     progress=True,
+    workers=snakemake.threads,
 )
 log.info("%d of %d USVs assigned: %s", res["assigned"], res["usvs"], res["per_track"])

@@ -195,29 +195,39 @@ def assign(source_xy: np.ndarray, animals_xy: np.ndarray, params: LocalizeParams
 
 def localize_usvs(mm: np.ndarray, sr: float, summary, mics: np.ndarray, bounds_xy: tuple,
                   animals_at, track_names: list[str], params: LocalizeParams | None = None,
-                  progress: bool = False):  # fmt: skip
+                  progress: bool = False, workers: int = 1):  # fmt: skip
     """Localize and assign every USV of a summary DataFrame (``start``, ``stop`` in s).
 
     ``animals_at(t)`` returns the animals' ``(n_animals, 3)`` node positions (m) at session time
     ``t`` (s since the first video frame). Returns ``(estimates DataFrame, emitters list)``: per USV
-    ``usv_id, x_m, y_m, z_m, coherence, confidence, emitter, dist_<track>_m``.
+    ``usv_id, x_m, y_m, z_m, coherence, confidence, emitter, dist_<track>_m``. ``workers``: USVs
+    localized at the same time (threads: the steered-response kernel and the FFTs release the GIL;
+    the result does not depend on it). ``mm`` must allow reads from several threads (a
+    :class:`~usvflow.io.rows.RowReader` or an array).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pandas as pd
 
     p = params or LocalizeParams()
     rows, emitters = [], []
-    it = summary.itertuples(index=False)
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, total=len(summary), desc="localize USVs", unit="USV", mininterval=2.0)
     n = mm.shape[0]
-    for u in it:
+    usvs = list(summary.itertuples(index=False))
+
+    def one(u):
         a, b = max(0, int(math.floor(u.start * sr))), min(n, int(math.ceil(u.stop * sr)))
         if b - a < 64:
-            xyz, coh = np.full(3, np.nan), math.nan
-        else:
-            xyz, coh = localize(np.asarray(mm[a:b, :], np.float32), sr, mics, bounds_xy, p)
+            return np.full(3, np.nan), math.nan
+        return localize(np.asarray(mm[a:b, :], np.float32), sr, mics, bounds_xy, p)
+
+    with ThreadPoolExecutor(max_workers=max(1, int(workers))) as ex:
+        located = ex.map(one, usvs)  # in summary order
+        if progress:
+            from tqdm import tqdm
+
+            located = tqdm(located, total=len(usvs), desc="localize USVs", unit="USV", mininterval=2.0)
+        located = list(located)
+    for u, (xyz, coh) in zip(usvs, located):
         animals = np.asarray(animals_at(float(u.start)), np.float64)
         if np.isfinite(xyz).all():
             k, conf, d = assign(xyz[:2], animals[:, :2], p)
@@ -365,8 +375,9 @@ def plot_sources(estimates, animals_xy: np.ndarray, track_names: list[str], boun
 
 def assign_session(summary_csv, memmap, tracks_h5, arena_h5, fps: float, estimates_csv, assigned_csv, plot_svg,
                    params: LocalizeParams | dict | None = None, mic_node_pattern: str = "ch_{j}",
-                   progress: bool = False) -> dict:  # fmt: skip
-    """The built-in assignment of one session (rule ``localize_usvs``); returns counts."""
+                   progress: bool = False, workers: int = 1) -> dict:  # fmt: skip
+    """The built-in assignment of one session (rule ``localize_usvs``); returns counts (``workers``:
+    see :func:`localize_usvs`)."""
     from ..audio.memmap import open_memmap_reader, parse_memmap_name
     from .curate import read_summary, write_summary
 
@@ -387,7 +398,7 @@ def assign_session(summary_csv, memmap, tracks_h5, arena_h5, fps: float, estimat
             return np.asarray(tr["tracks"][f, :, node, :], np.float64)
 
         est, emitters = localize_usvs(mm, sr, summ, geo["mics"], geo["bounds"], animals_at, tr["track_names"], p,
-                                      progress=progress)  # fmt: skip
+                                      progress=progress, workers=workers)  # fmt: skip
         animals_xy = np.stack([animals_at(t)[:, :2] for t in summ["start"]]) if len(summ) else \
             np.zeros((0, len(tr["track_names"]), 2))  # fmt: skip
     finally:
