@@ -1,11 +1,17 @@
 # Config validation, session discovery and input functions shared by all rule files.
+import os
 import re
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The workflow runs the usvflow of its own repository: imported here, and by the rules' scripts through
+# PYTHONPATH (the conda envs of workflow/envs/ hold usvflow's dependencies, not usvflow itself; the
+# profiles let PYTHONPATH through to them with conda-not-block-search-path-envvars).
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *filter(None, [os.environ.get("PYTHONPATH")])]))
 
 from usvflow.audio.disk import SessionAudio, check_audio_disk
 from usvflow.io.atomic import InputError, read_json

@@ -1,12 +1,8 @@
 """Adapter: vocalocator's dset.h5 (USV audio snippets, animal locations in mm) for one session."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.audio.memmap import open_memmap_reader, parse_memmap_name  # noqa: E402

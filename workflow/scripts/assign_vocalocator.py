@@ -1,12 +1,8 @@
 """Adapter: vocalocator(-ssl) outputs -> <session>_usv_summary_assigned.csv (emitter = track name)."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.atomic import InputError, read_json  # noqa: E402

@@ -1,10 +1,8 @@
 """Adapter: one split channel -> cropped_to_video (sample-exact; the longer device resampled in NO SYNC)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.audio.crop import crop_file, load_plans  # noqa: E402

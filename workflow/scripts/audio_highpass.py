@@ -1,10 +1,6 @@
 """Adapter: HPSS output -> linear-phase FIR filtered (delay-compensated, same length)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.audio.highpass import design_sinc, highpass_file  # noqa: E402

@@ -1,10 +1,6 @@
 """Adapter: cropped channel -> harmonic part (chunked HPSS equal to the whole-file computation)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.audio.hpss import hpss_file  # noqa: E402

@@ -1,10 +1,8 @@
 """Adapter: 24 filtered channels -> one int16 samples x channels memmap + JSON sidecar (channel by channel)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.audio.memmap import write_memmap  # noqa: E402

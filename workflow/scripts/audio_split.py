@@ -1,10 +1,8 @@
 """Adapter: a device's Avisoft multichannel files -> audio/original/<dev>_<stamp>_chNN.wav (one pass)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.audio.split import split_device  # noqa: E402

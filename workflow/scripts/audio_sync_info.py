@@ -1,10 +1,8 @@
 """Adapter: triggerbox pulses in the LSB -> audio_triggerbox_sync_info.json + frame onsets per device."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.audio.crop import write_sync_outputs  # noqa: E402

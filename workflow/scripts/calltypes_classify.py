@@ -1,10 +1,8 @@
 """Adapter: summary + spectrograms + model -> audio/<sid>_usv_summary_call_types.csv (atomic)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.usv.calltypes import classify_summary, resolve_device  # noqa: E402

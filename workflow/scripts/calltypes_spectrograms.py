@@ -1,10 +1,6 @@
 """Adapter: a session's USV summary + hpss_filtered memmap -> audio/spectrograms/<sid>_usv_spectrograms.npz."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.usv.calltypes import export_session_spectrograms  # noqa: E402

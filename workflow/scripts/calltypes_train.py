@@ -1,10 +1,6 @@
 """Adapter: class-folder training set -> call-type model folder (model.pt, model.json, report, SVG)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.usv.calltypes import TrainParams, train  # noqa: E402

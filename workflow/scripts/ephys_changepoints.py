@@ -1,10 +1,6 @@
 """Adapter: a group's recordings + E/V verdicts -> changepoints_info_<YYYYMMDD>_imec<N>.json."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.ephys.concat import changepoints  # noqa: E402

@@ -1,10 +1,6 @@
 """Adapter: a group's SpikeGLX recordings (sheet order) -> concatenated_<YYYYMMDD>_imec<N>.<ft>.bin/.meta."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.ephys.concat import concatenate_recordings  # noqa: E402

@@ -1,10 +1,6 @@
 """Adapter: sync word + camera frame counts -> <session>_imec<N>_ev_sync.json (E/V verdict)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.atomic import read_json, write_json  # noqa: E402

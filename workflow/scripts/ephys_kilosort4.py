@@ -11,8 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup, source_root
 
 log = setup(snakemake)
 from usvflow.io.spikeglx import calibrated_rate  # noqa: E402
@@ -32,7 +31,7 @@ else:
             f"Kilosort4 is not importable here and there is no conda to run env {env!r}: "
             "use --sdm conda (workflow/envs/kilosort.yaml) or install kilosort"
         )
-    src = str(Path(snakemake.scriptdir).resolve().parents[1] / "src")
+    src = str(source_root())
     cmd = [conda, "run", "--no-capture-output", "-n", env, "python", "-m", "usvflow.ephys.kilosort", *args]
     log.info("running %s", " ".join(cmd))
     environ = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -1,10 +1,6 @@
 """Adapter: raw .ap.bin -> <session>.imec<N>.ap_phase_shifted.bin/.meta (ADC phase-shift copy)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.ephys.phase_shift import phase_shift_copy  # noqa: E402

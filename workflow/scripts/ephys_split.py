@@ -1,10 +1,8 @@
 """Adapter: the day's sorter output + changepoints -> <session>/ephys/imec<N>/cluster_data/ + manifest."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.ephys.concat import recording_key  # noqa: E402

@@ -1,10 +1,6 @@
 """Adapter: a probe's SpikeGLX .bin -> <session>_imec<N>_sync_ch_data.npy (one streamed pass)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.sync.ev import extract_sync_word  # noqa: E402

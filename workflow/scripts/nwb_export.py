@@ -1,10 +1,8 @@
 """Adapter: a session's products -> <session>/nwb/<session>.nwb (usvflow.nwb.export)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.nwb.export import NwbSettings, ProbeProducts, SessionProducts, write_session_nwb  # noqa: E402

@@ -1,10 +1,6 @@
 """Adapter: every camera's ChArUco calibration video -> calibration TOML, metadata HDF5, histogram SVG."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.pose.calibrate import calibrate  # noqa: E402

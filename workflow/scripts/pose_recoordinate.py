@@ -1,10 +1,8 @@
 """Adapter: <date_joint>_points3d.h5 -> <date_joint>_points3d_translated_rotated_metric.h5 (arena frame, metres)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 import yaml  # noqa: E402

@@ -1,10 +1,6 @@
 """Adapter: a camera's .slp -> <serial>-<date_joint>.analysis.h5, padded to the camera's frame count."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.atomic import InputError, read_json  # noqa: E402

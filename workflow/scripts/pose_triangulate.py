@@ -1,10 +1,6 @@
 """Adapter: per-camera analysis files + calibration -> <date_joint>_points3d.h5 (arena mode in calibration sessions)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.atomic import read_json  # noqa: E402

@@ -1,10 +1,8 @@
 """Adapter: LED intensities + cropped sync-channel audio + Arduino log (+ NIDQ) -> sync/<session>_av_sync.json."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.loopbio import read_store  # noqa: E402

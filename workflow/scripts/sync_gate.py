@@ -1,10 +1,6 @@
 """Adapter (sync.fail_on_mismatch): fail on a failed A/V verdict, else write sync/<session>_av_sync.passed."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.atomic import atomic_open, read_json  # noqa: E402

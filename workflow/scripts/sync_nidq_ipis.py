@@ -1,10 +1,6 @@
 """Adapter: NI-DAQ digital word -> sync/nidq_ipi_data.npy (IPI durations and starts in the video window)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.atomic import read_json  # noqa: E402

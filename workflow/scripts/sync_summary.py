@@ -1,10 +1,6 @@
 """Adapter: sync/<session>_av_sync.json -> sync/<session>_summary.svg."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.atomic import read_json  # noqa: E402

@@ -1,10 +1,6 @@
 """Adapter: a session's annotation CSVs + memmap -> <session>_usv_summary.csv and its noise histogram."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.usv.curate import curate_session  # noqa: E402

@@ -1,10 +1,6 @@
 """Adapter: one filtered channel -> das_annotations/<stem>_annotations.csv with the built-in detector."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.usv.detect import DetectParams, detect_file, write_das_csv  # noqa: E402

@@ -1,10 +1,6 @@
 """Adapter: Loopbio mp4 chunks of one camera -> video/concatenated_temp_<serial>.mp4 (stream copy)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.video.stage import concatenate_chunks  # noqa: E402

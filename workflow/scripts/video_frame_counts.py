@@ -1,10 +1,6 @@
 """Adapter: Loopbio frame metadata of every camera -> <date_joint>_camera_frame_count_dict.json."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.atomic import write_json  # noqa: E402

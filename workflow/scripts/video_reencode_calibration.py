@@ -1,11 +1,9 @@
 """Adapter: calibration footage of one camera -> calibration_images/<serial>-<date_joint>-calibration.mp4."""
 
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup  # noqa: E402
+from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.io.loopbio import read_store  # noqa: E402
