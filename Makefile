@@ -44,6 +44,7 @@ demo: install
 	@echo "Ground truth of the simulation: $(DEMO)/truth/"
 
 lint: install
+	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check Snakefile workflow/
 	$(BIN)/snakemake --lint --cores 1
 

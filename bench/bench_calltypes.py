@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import spectrogram as scipy_spectrogram
 
-from usvflow.usv.calltypes import TrainParams, load_model, metrics, confusion, predict_proba, train_arrays
+from usvflow.usv.calltypes import (
+    TrainParams,
+    confusion,
+    load_model,
+    metrics,
+    predict_proba,
+    train_arrays,
+)
 from usvflow.usv.calltypes_sim import simulate_labelled_spectrograms
 from usvflow.usv.spectrogram import SpecParams, spectrograms_from_memmap
 

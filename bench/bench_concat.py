@@ -25,8 +25,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _timing import best_time, plain_read
+
 from usvflow.ephys.concat import concatenate_recordings
 from usvflow.io.spikeglx import write_meta
 from usvflow.simulate.ephys import np1_meta
@@ -89,8 +89,8 @@ def run(mib: int = 256, k: int = 3) -> dict:
             os.sync()
 
         for fs in (False, True):
-            t_cat = best_time(lambda: cat(fs), REPEATS, clean)
-            t_ours = best_time(lambda: ours(fs), REPEATS, clean)
+            t_cat = best_time(lambda fs=fs: cat(fs), REPEATS, clean)
+            t_ours = best_time(lambda fs=fs: ours(fs), REPEATS, clean)
             tag = "fsync" if fs else "page cache"
             res[f"concat_{tag}"] = t_cat / t_ours
             print(f"concatenation ({tag}): {k} x {mib} MiB: cat {total / t_cat / 1e9:.2f} GB/s, "

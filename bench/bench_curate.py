@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from _timing import best_time
+
 from usvflow.usv.curate import curate
 
 FS = 250_000

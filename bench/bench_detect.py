@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from _timing import best_time
 from scipy.signal import lfilter
 
-from _timing import best_time
 from usvflow.usv.detect import detect_array, detect_file
 
 FS = 250_000

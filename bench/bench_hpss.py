@@ -81,9 +81,9 @@ def _reference(in_wav, out_wav):
 def run(seconds: float = 30.0, long: float | None = None) -> dict:
     from threadpoolctl import threadpool_limits
 
-    from usvflow.audio.wav import read_wav
     from usvflow.audio.highpass import design_highpass, highpass_file
     from usvflow.audio.hpss import hpss_file
+    from usvflow.audio.wav import read_wav
 
     res: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench_hpss_") as tmpd, threadpool_limits(1):

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _timing import best_time, plain_read
+
 from usvflow.ephys.phase_shift import phase_shift_copy
 from usvflow.io.spikeglx import write_meta
 from usvflow.simulate.ephys import np1_meta

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _timing import best_time, plain_read
+
 from usvflow.audio.wav import iter_blocks, write_wav
 from usvflow.simulate.syncfiles import write_nidq
 from usvflow.simulate.timeline import make_timeline

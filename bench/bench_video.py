@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _timing import best_time
+
 from usvflow.io.loopbio import camera_dirs, read_store
 from usvflow.simulate.timeline import make_timeline
 from usvflow.simulate.video import write_loopbio_cameras

@@ -149,7 +149,7 @@ def _benchmarks(folder: Path, rules: list[str], extra: list[Path] = ()) -> list[
             continue
         r = rows[-1]
 
-        def num(k):
+        def num(k, r=r):
             try:
                 return float(r[k])
             except (KeyError, ValueError):

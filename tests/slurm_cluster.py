@@ -333,7 +333,7 @@ PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         return "\n".join(parts)
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> "SlurmCluster":
+    def start(self) -> SlurmCluster:
         reason = unavailable_reason()
         if reason:
             raise SlurmUnavailable(reason)
@@ -459,7 +459,7 @@ PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
                 except ProcessLookupError:
                     pass
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -20,9 +20,7 @@ def _frame_size(text: str) -> tuple[int, int]:
 
 
 def _cmd_simulate(a):
-    from .simulate.cohort import simulate_cohort
-
-    from .simulate.cohort import N_AP_FULL, REAL_FRAME_SIZE
+    from .simulate.cohort import N_AP_FULL, REAL_FRAME_SIZE, simulate_cohort
 
     frame_size, probe_channels = a.frame_size, a.probe_channels
     if a.real_size:

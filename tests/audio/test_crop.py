@@ -9,6 +9,7 @@ import soundfile as sf
 
 from usvflow.audio.crop import (
     DriftResampler,
+    crop_file,
     crop_plans,
     crop_session,
     cropped_name,
@@ -16,7 +17,6 @@ from usvflow.audio.crop import (
     frames_txt_name,
     load_plans,
     rising_edges,
-    crop_file,
 )
 from usvflow.audio.split import split_device
 from usvflow.audio.wav import WavWriter

@@ -6,11 +6,16 @@ import subprocess
 import numpy as np
 import pytest
 
-from usvflow.audio.wav import read_wav, write_wav
 from usvflow.audio.highpass import (
-    design_bandpass, design_highpass, design_lowpass, fir_filter_array, freq_bounds_taps, freq_response,
+    design_bandpass,
+    design_highpass,
+    design_lowpass,
+    fir_filter_array,
+    freq_bounds_taps,
+    freq_response,
     highpass_file,
 )
+from usvflow.audio.wav import read_wav, write_wav
 
 FS = 250_000
 STOP_EDGE = 30_000 - 0.025 * FS / 2  # 26 875 Hz: SoX's default transition = 5 % of Nyquist, centred

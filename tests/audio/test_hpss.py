@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from usvflow.audio.wav import WavWriter, read_wav, write_wav
 from usvflow.audio.hpss import HPSSParams, hpss_array, hpss_chunked, hpss_file
+from usvflow.audio.wav import WavWriter, read_wav, write_wav
 from usvflow.io.atomic import InputError
 
 FS = 250_000

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from usvflow.audio.wav import write_wav
 from usvflow.audio.memmap import (
     channel_name,
     open_memmap,
@@ -13,6 +12,7 @@ from usvflow.audio.memmap import (
     parse_memmap_name,
     write_memmap,
 )
+from usvflow.audio.wav import write_wav
 from usvflow.io.atomic import InputError
 
 FS = 250_000

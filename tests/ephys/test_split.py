@@ -57,7 +57,7 @@ def _split_all(group, tmp_path, min_spike_num=5, with_onsets=True):
 def test_split_equals_truth_for_every_session(group, tmp_path):
     sorter = group["sorter"]
     noise = set(sorter["noise_cluster_ids"])
-    for i, (s, e, man) in enumerate(_split_all(group, tmp_path)):
+    for i, (s, _e, man) in enumerate(_split_all(group, tmp_path)):
         t0, t1 = s["truth"]["tracking_start_end"]
         rate = s["truth"]["rate_true"]
         n = s["timeline"].n_frames_least
@@ -85,7 +85,7 @@ def test_split_equals_truth_for_every_session(group, tmp_path):
 
 
 def test_rate_based_frames_without_onsets(group, tmp_path):
-    for s, e, man in _split_all(group, tmp_path, with_onsets=False):
+    for s, _e, man in _split_all(group, tmp_path, with_onsets=False):
         assert man["frame_index"].startswith("round")
         n = s["timeline"].n_frames_least
         for f in man["files"]:

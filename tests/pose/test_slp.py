@@ -142,7 +142,7 @@ def test_user_instances_replace_predictions_of_their_track(tmp_path):
     lfs = []
     for f in range(0, 30, 3):
         insts = []
-        for k, t in enumerate(tracks):
+        for t in tracks:
             xy = rng.uniform(100, 900, size=(15, 2))
             scores = rng.uniform(0.5, 1, 15)
             insts.append(

@@ -12,7 +12,13 @@ from usvflow.io.atomic import InputError
 from usvflow.io.spikeglx import open_bin, parse_meta, read_meta, write_meta
 from usvflow.simulate.ephys import draw_units, write_spikeglx
 from usvflow.simulate.timeline import make_timeline
-from usvflow.sync.ev import ev_sync_check, extract_sync_word, read_sync_word, rising_edges, tracking_window
+from usvflow.sync.ev import (
+    ev_sync_check,
+    extract_sync_word,
+    read_sync_word,
+    rising_edges,
+    tracking_window,
+)
 
 CAMS = ["21372315", "21241563"]
 HS = "23280196"

@@ -173,7 +173,7 @@ def test_assign_session_writes_estimates_summary_and_plot(tmp_path):
         rows.append({"usv_id": f"{i:04d}", "start": t0, "stop": t0 + call.duration_s + 0.002})
         who.append(k)
     np.round(mm).astype("<i2").tofile(mm_path)
-    sidecar_path(mm_path).write_text('{"shape": [%d, 24], "dtype": "int16", "sample_rate": %d}' % (n, SR))
+    sidecar_path(mm_path).write_text(f'{{"shape": [{n}, 24], "dtype": "int16", "sample_rate": {SR}}}')
     summ = pd.DataFrame(rows)
     for c in SUMMARY_COLUMNS:
         if c not in summ:

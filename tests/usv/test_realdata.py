@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from usvflow.usv.detect import detect_file
-from usvflow.usv.score import AMVOC_TOOLS, amvoc_root, compare_tools, comparison_markdown, read_intervals
+from usvflow.usv.score import (
+    AMVOC_TOOLS,
+    amvoc_root,
+    compare_tools,
+    comparison_markdown,
+    read_intervals,
+)
 
 AMVOC = amvoc_root(Path(__file__).resolve())
 needs_data = pytest.mark.skipif(AMVOC is None, reason="../shared/real-data/usv-audio not found")

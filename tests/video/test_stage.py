@@ -14,7 +14,12 @@ from usvflow.io.loopbio import camera_dirs, read_store
 from usvflow.simulate.timeline import make_timeline
 from usvflow.simulate.video import write_loopbio_cameras
 from usvflow.video.ffmpeg import count_frames, ffmpeg_exe, iter_frames, probe, run_ffmpeg, video_fps
-from usvflow.video.stage import camera_frame_count_dict, concatenate_chunks, empirical_rate, reencode
+from usvflow.video.stage import (
+    camera_frame_count_dict,
+    concatenate_chunks,
+    empirical_rate,
+    reencode,
+)
 
 SERIALS = ["21372315", "21372316", "21369048", "22085397", "21241563"]
 STAMP = "20250430_145035"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from .conftest import ROOT, snakemake
+from .conftest import snakemake
 
 pytestmark = pytest.mark.slow
 

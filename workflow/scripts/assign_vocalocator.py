@@ -7,7 +7,12 @@ from usvflow.workflow import setup
 log = setup(snakemake)
 from usvflow.io.atomic import InputError, read_json  # noqa: E402
 from usvflow.usv.curate import read_summary, write_summary  # noqa: E402
-from usvflow.usv.localize import LocalizeParams, assign, read_metric_tracks, vocalocator_ssl_assignments  # noqa: E402
+from usvflow.usv.localize import (  # noqa: E402
+    LocalizeParams,
+    assign,
+    read_metric_tracks,
+    vocalocator_ssl_assignments,
+)
 
 summ = read_summary(snakemake.input.summary)
 tr = read_metric_tracks(snakemake.input.tracks)

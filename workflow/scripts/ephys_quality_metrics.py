@@ -6,7 +6,11 @@ from usvflow.workflow import setup
 
 log = setup(snakemake)
 from usvflow.ephys.concat import recording_key  # noqa: E402
-from usvflow.ephys.quality import METRIC_COLUMNS, QualitySettings, session_quality_metrics  # noqa: E402
+from usvflow.ephys.quality import (  # noqa: E402
+    METRIC_COLUMNS,
+    QualitySettings,
+    session_quality_metrics,
+)
 from usvflow.io.atomic import InputError, atomic_path, read_json  # noqa: E402
 
 inp, sp = snakemake.input, snakemake.params.spikes

@@ -5,7 +5,12 @@ from pathlib import Path
 from usvflow.workflow import setup
 
 log = setup(snakemake)
-from usvflow.nwb.export import NwbSettings, ProbeProducts, SessionProducts, write_session_nwb  # noqa: E402
+from usvflow.nwb.export import (  # noqa: E402
+    NwbSettings,
+    ProbeProducts,
+    SessionProducts,
+    write_session_nwb,
+)
 
 inp, info = snakemake.input, snakemake.params.session
 

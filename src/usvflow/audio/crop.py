@@ -45,9 +45,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.fft as sfft

@@ -90,7 +90,7 @@ def _params(n_fft, hop, kernel, power, margin) -> HPSSParams:
 def hpss_array(x: np.ndarray, n_fft: int = 512, hop: int = 128, kernel=(5, 60), power: float = 4.0,
                margin=(4, 1)) -> np.ndarray:
     """The original's computation on a whole int16 array via librosa (reference; O(length) memory)."""
-    import librosa  # noqa: PLC0415 - heavy import, only the reference needs it
+    import librosa
 
     xf = np.asarray(x).astype(np.float32)
     if xf.size == 0:

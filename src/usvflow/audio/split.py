@@ -10,8 +10,8 @@ copied bit for bit. ``<stamp>`` is the time stamp of the first *master* file and
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

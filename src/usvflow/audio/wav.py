@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -322,7 +322,7 @@ class WavReader:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "WavReader":
+    def __enter__(self) -> WavReader:
         return self
 
     def __exit__(self, *exc) -> None:

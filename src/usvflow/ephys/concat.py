@@ -30,7 +30,14 @@ import os
 from pathlib import Path
 
 from usvflow.io.atomic import InputError, atomic_path
-from usvflow.io.spikeglx import SpikeGLXMeta, calibrated_rate, n_samples, parse_meta, read_meta, write_meta
+from usvflow.io.spikeglx import (
+    SpikeGLXMeta,
+    calibrated_rate,
+    n_samples,
+    parse_meta,
+    read_meta,
+    write_meta,
+)
 
 __all__ = ["changepoints", "check_group", "concatenate_recordings", "copy_concatenated", "recording_key"]
 

@@ -90,7 +90,7 @@ def run_kilosort4(
 
     Raises :class:`InputError` when Kilosort finishes without ``spike_times.npy``.
     """
-    import kilosort  # noqa: PLC0415 - only in the kilosort environment
+    import kilosort
 
     meta = parse_meta(meta_path)
     probe = probe_from_meta(meta)
@@ -101,7 +101,7 @@ def run_kilosort4(
     st.update({"n_chan_bin": meta.n_saved_chans, "fs": float(sample_rate), "filename": str(bin_path)})
     kwargs = {"settings": st, "probe": probe, "results_dir": str(results_dir), "data_dtype": "int16"}
     if device is not None:
-        import torch  # noqa: PLC0415
+        import torch
 
         kwargs["device"] = torch.device(device)
     kilosort.run_kilosort(**kwargs)

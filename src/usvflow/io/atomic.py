@@ -10,8 +10,8 @@ import contextlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 class InputError(ValueError):

@@ -749,7 +749,7 @@ def _subject(meta: dict, settings: NwbSettings, animals: list[str] | None):
     elif len(births) == 1:
         try:
             kw["date_of_birth"] = dt.datetime.fromisoformat(births.pop()).replace(
-                tzinfo=dt.timezone.utc
+                tzinfo=dt.UTC
             )
         except ValueError:
             pass
@@ -781,7 +781,7 @@ def write_session_nwb(p: SessionProducts, out: str | os.PathLike, settings: NwbS
         identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"usvflow:session:{p.session_id}")),
         session_start_time=start,
         timestamps_reference_time=start,
-        file_create_date=dt.datetime.now(dt.timezone.utc),
+        file_create_date=dt.datetime.now(dt.UTC),
         session_id=p.session_id,
         experiment_description=(
             f"experimental code {code}: {words}" if code else "rodent social experiment"

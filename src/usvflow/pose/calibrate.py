@@ -128,8 +128,9 @@ def reprojection_errors(cgroup, board, all_rows) -> np.ndarray:
 
 
 def write_metadata(path, names, all_rows, errors, board_kwargs, summary) -> None:
-    import h5py
     import json
+
+    import h5py
 
     with atomic_path(Path(path)) as tmp:
         with h5py.File(tmp, "w") as h:

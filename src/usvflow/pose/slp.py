@@ -18,7 +18,6 @@ import numpy as np
 
 from ..io.atomic import InputError, atomic_path
 
-
 #: frames per block when the analysis file is written (and per HDF5 chunk along the frame axis)
 FRAME_BLOCK = 4096
 

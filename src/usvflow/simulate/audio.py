@@ -28,9 +28,9 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -38,7 +38,7 @@ from scipy.signal import lfilter
 
 from ..io.atomic import atomic_path
 from ._progress import progress_bar
-from .calls import Call, draw_call, waveform
+from .calls import draw_call, waveform
 from .geometry import (
     ARENA_SIDE_M,
     MICS_PER_DEVICE,

@@ -90,7 +90,7 @@ def simulate_session(
         led_pixels=led_pixels_for(frame_size),
         height=height,
         width=width,
-        epoch0=start.replace(tzinfo=dt.timezone.utc).timestamp(),
+        epoch0=start.replace(tzinfo=dt.UTC).timestamp(),
         sync_serials=(SYNC_SERIAL,),
         frame_time_jitter_s=frame_time_jitter_s,
         progress=progress,

@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import atomic_path
-from .geometry import ARENA_SIDE_M, MOUSE_SKELETON, AnimalTracks, arena_corners, microphone_positions
+from .geometry import (
+    ARENA_SIDE_M,
+    MOUSE_SKELETON,
+    AnimalTracks,
+    arena_corners,
+    microphone_positions,
+)
 
 CAMERA_SIZE = (1280, 1024)
 """(width, height) of the simulated cameras (pixels), as the real FLIR Blackfly S."""

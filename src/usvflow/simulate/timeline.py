@@ -22,7 +22,6 @@ The :class:`Timeline` holds:
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np

@@ -16,9 +16,9 @@ import datetime as _dt
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import yaml
@@ -266,7 +266,7 @@ def _write_npz(path: Path, frame_number: np.ndarray, frame_time: np.ndarray) -> 
 
 
 def _created(video_stamp: str) -> str:
-    return _dt.datetime.strptime(video_stamp, "%Y%m%d_%H%M%S").replace(tzinfo=_dt.timezone.utc).isoformat()
+    return _dt.datetime.strptime(video_stamp, "%Y%m%d_%H%M%S").replace(tzinfo=_dt.UTC).isoformat()
 
 
 def _write_store(

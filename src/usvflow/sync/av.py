@@ -24,8 +24,8 @@ No file is deleted (the original removes ``audio/original`` on success, B9).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 

@@ -26,9 +26,9 @@ and enough IPIs agree, so a single faulty IPI (a clock jump) is located instead 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 

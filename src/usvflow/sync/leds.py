@@ -23,8 +23,8 @@ filter), so memory does not depend on the video length.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 from scipy import ndimage

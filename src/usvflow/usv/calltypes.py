@@ -514,7 +514,7 @@ def check_params(m: CallTypeModel, params: SpecParams, source) -> None:
 
 
 # ---------------------------------------------------------------- session tables
-def read_summary(path) -> "pd.DataFrame":  # noqa: F821
+def read_summary(path) -> pd.DataFrame:  # noqa: F821
     """A session USV summary as text columns (written back unchanged), checked for the columns used."""
     import pandas as pd
 
@@ -572,7 +572,7 @@ def export_session_spectrograms(summary_csv, memmap, out_npz, params: SpecParams
 
 
 def classify_summary(summary_csv, spectrograms_npz, model_dir, out_csv, device: str = "cpu",
-                     expected_classes=None, seed: int = 0, threads: int = 1) -> "pd.DataFrame":  # noqa: F821  # fmt: skip
+                     expected_classes=None, seed: int = 0, threads: int = 1) -> pd.DataFrame:  # noqa: F821  # fmt: skip
     """The summary with ``call_type`` and ``call_type_prob`` appended, written atomically to ``out_csv``.
 
     The spectrogram file must list the summary's USVs in the same order and have the model's

@@ -141,7 +141,12 @@ def add_classify_arguments(s) -> None:
 def run_classify(a) -> None:
     import tempfile
 
-    from .calltypes import classify_summary, evaluate_dataset, export_session_spectrograms, load_model
+    from .calltypes import (
+        classify_summary,
+        evaluate_dataset,
+        export_session_spectrograms,
+        load_model,
+    )
 
     if a.evaluate:
         rep = evaluate_dataset(load_model(a.model, a.device, a.expect_classes), a.evaluate)

@@ -81,7 +81,7 @@ class CurateParams:
     snr_flank_s: float = 0.05
 
     @classmethod
-    def from_mapping(cls, m: dict | None) -> "CurateParams":
+    def from_mapping(cls, m: dict | None) -> CurateParams:
         from ..io.config import dataclass_from_mapping
 
         return dataclass_from_mapping(cls, m, "curation setting")

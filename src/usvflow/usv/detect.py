@@ -41,9 +41,9 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -97,7 +97,7 @@ class DetectParams:
     floor_lsb: float = 4.0
     name: str = "USV"
 
-    def updated(self, **kw) -> "DetectParams":
+    def updated(self, **kw) -> DetectParams:
         """A copy with the given fields changed (unknown names raise)."""
         known = {f.name for f in fields(self)}
         bad = set(kw) - known
@@ -309,14 +309,14 @@ class _Engine:
         """Consume the flags of frames ``f0 .. f0 + F - 1``; closed runs with a call-like frame are kept."""
         F = lo.shape[1]
         for ch in range(self.n_ch):
-            l, hh = lo[ch], hi[ch]
+            lc, hh = lo[ch], hi[ch]
             was_open = self.run_start[ch] >= 0
-            if not l.any():
+            if not lc.any():
                 if was_open:
                     self._emit(ch, self.run_start[ch], f0, self.run_has_hi[ch])
                     self.run_start[ch], self.run_has_hi[ch] = -1, False
                 continue
-            d = np.diff(np.concatenate([[0], l.view(np.int8), [0]]))
+            d = np.diff(np.concatenate([[0], lc.view(np.int8), [0]]))
             starts = np.flatnonzero(d == 1)
             stops = np.flatnonzero(d == -1)  # exclusive
             chi = np.concatenate([[0], np.cumsum(hh, dtype=np.int64)])

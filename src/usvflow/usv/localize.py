@@ -54,7 +54,7 @@ class LocalizeParams:
     node: str = "Nose"
 
     @classmethod
-    def from_mapping(cls, m: dict | None) -> "LocalizeParams":
+    def from_mapping(cls, m: dict | None) -> LocalizeParams:
         from ..io.config import dataclass_from_mapping
 
         m = dict(m or {})

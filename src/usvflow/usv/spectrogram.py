@@ -51,7 +51,7 @@ class SpecParams:
             raise ValueError(f"n_fft >= 16, n_freq >= 2 and n_time >= 2 are needed: {self}")
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "SpecParams":
+    def from_dict(cls, d: dict | None) -> SpecParams:
         """Build from a dict (config section, JSON); unknown keys are an error."""
         d = dict(d or {})
         names = {f.name for f in fields(cls)}
@@ -163,7 +163,7 @@ def spectrograms_from_memmap(mm: np.ndarray, sample_rate: float, starts_s, stops
     out = np.zeros((starts_s.size, p.n_freq, p.n_time), dtype=np.float32)
     for i, (t0, t1, ch) in enumerate(zip(starts_s, stops_s, channels.astype(np.int64))):
         col = int(ch)
-        out[i] = sp(lambda a, b: np.asarray(mm[a:b, col], dtype=np.float64), n_samples, float(t0), float(t1))
+        out[i] = sp(lambda a, b, col=col: np.asarray(mm[a:b, col], dtype=np.float64), n_samples, float(t0), float(t1))
     return out
 
 

@@ -18,9 +18,9 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
