@@ -71,7 +71,8 @@ rule ev_phase_shift:
         session=r"\d{8}_\d{6}",
     conda:
         "../envs/usvflow.yaml"
-    threads: 1
+    # chunks shifted on the rule's threads: ~1.6x real time per core on 385 channels
+    threads: 4
     resources:
         mem_mb=2000,
         runtime=240,
