@@ -55,14 +55,16 @@ def _spikeinterface_copy(b, m, out, chunk=65536, margin=4096):
         for a in range(0, n, chunk):
             b_ = min(n, a + chunk)
             o = np.empty((b_ - a, meta.n_saved_chans), np.int16)
-            o[:, :n_ap] = np.clip(np.rint(sh.get_traces(start_frame=a, end_frame=b_)), -32768, 32767)
+            o[:, :n_ap] = np.clip(
+                np.rint(sh.get_traces(start_frame=a, end_frame=b_)), -32768, 32767
+            )
             o[:, n_ap:] = rec.get_traces(start_frame=a, end_frame=b_)[:, n_ap:]
             fh.write(o.tobytes())
 
 
-def _cpu_timed(fn):
+def _cpu_timed(fn, *args):
     t, c = time.perf_counter(), time.process_time()
-    fn()
+    fn(*args)
     return time.perf_counter() - t, time.process_time() - c
 
 
@@ -87,7 +89,7 @@ def run(seconds: float = SECONDS) -> None:
         outs = {}
         for name, fn in cases.items():
             out = tmp / f"{len(outs)}.bin"
-            wall, cpu = min(_cpu_timed(lambda: fn(out)) for _ in range(REPEATS))
+            wall, cpu = min(_cpu_timed(fn, out) for _ in range(REPEATS))
             outs[name] = out.read_bytes()
             print(
                 f"  {name}: {wall:.2f} s wall ({seconds / wall:.2f}x real time), {cpu:.2f} CPU s "

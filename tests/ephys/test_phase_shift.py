@@ -23,14 +23,8 @@ def _meta(name):
 def test_shifts_of_each_probe_family():
     s1 = adc_sample_shifts(_meta("Noise_g0_t0.imec0.ap.meta"))
     assert len(s1) == 384 and s1[0] == s1[1] == 0
-    assert (
-        s1[2] == pytest.approx(1 / 13)
-        and s1[22] == pytest.approx(11 / 13)
-        and s1[24] == 0
-    )
-    assert (
-        np.bincount((s1 * 13).round().astype(int)).tolist() == [32] * 12
-    )  # 32 ADCs x 12 channels
+    assert s1[2] == pytest.approx(1 / 13) and s1[22] == pytest.approx(11 / 13) and s1[24] == 0
+    assert np.bincount((s1 * 13).round().astype(int)).tolist() == [32] * 12  # 32 ADCs x 12 channels
     sub = adc_sample_shifts(_meta("NP1_saved_only_subset_of_channels.meta"))
     np.testing.assert_array_equal(sub, s1[:151])
     s2 = adc_sample_shifts(_meta("p2_g0_t0.imec0.ap.meta"))
@@ -66,18 +60,14 @@ def test_correction_aligns_channels(tmp_path):
     b, meta, truth, data = _recording(tmp_path)
     sha = hashlib.sha1(b.read_bytes()).hexdigest()
     out = tmp_path / "r.imec0.ap_phase_shifted.bin"
-    res = phase_shift_copy(
-        b, meta, out, out.with_suffix(".meta"), chunk=3000, margin=1500
-    )
+    res = phase_shift_copy(b, meta, out, out.with_suffix(".meta"), chunk=3000, margin=1500)
     y = np.fromfile(out, np.int16).reshape(data.shape)
     inner = slice(500, -500)
     err_before = np.abs(data[inner, :-1].astype(int) - truth[inner]).max()
     err_after = np.abs(y[inner, :-1].astype(int) - truth[inner]).max()
     assert err_before > 100 and err_after <= 3  # from >100 LSB to rounding level
     np.testing.assert_array_equal(y[:, -1], data[:, -1])  # sync word bit-exact
-    np.testing.assert_array_equal(
-        y[:, 0], data[:, 0]
-    )  # shift 0: unchanged up to rounding
+    np.testing.assert_array_equal(y[:, 0], data[:, 0])  # shift 0: unchanged up to rounding
     assert hashlib.sha1(b.read_bytes()).hexdigest() == sha  # raw untouched
     whole = tmp_path / "whole.bin"
     phase_shift_copy(b, meta, whole, tmp_path / "whole.meta", chunk=10**9)
@@ -128,9 +118,7 @@ def test_kilosort_call_with_a_stand_in(tmp_path, monkeypatch):
     def run_kilosort(settings, probe, results_dir, data_dtype):
         calls.append((settings, probe, results_dir, data_dtype))
 
-    monkeypatch.setitem(
-        sys.modules, "kilosort", types.SimpleNamespace(run_kilosort=run_kilosort)
-    )
+    monkeypatch.setitem(sys.modules, "kilosort", types.SimpleNamespace(run_kilosort=run_kilosort))
     with pytest.raises(InputError, match="without writing spike_times.npy"):
         run_kilosort4(b, meta, tmp_path / "ks", 30000.25)
     settings, probe, results_dir, dtype = calls[0]
@@ -139,12 +127,8 @@ def test_kilosort_call_with_a_stand_in(tmp_path, monkeypatch):
         and settings["fs"] == 30000.25
         and settings["filename"] == str(b)
     )
-    assert {
-        k: settings[k] for k in KILOSORT_SETTINGS
-    } == KILOSORT_SETTINGS and dtype == "int16"
-    assert probe["n_chan"] == 30 and np.array_equal(
-        probe["yc"], probe_from_meta(meta)["yc"]
-    )
+    assert {k: settings[k] for k in KILOSORT_SETTINGS} == KILOSORT_SETTINGS and dtype == "int16"
+    assert probe["n_chan"] == 30 and np.array_equal(probe["yc"], probe_from_meta(meta)["yc"])
     assert probe["yc"].max() == 14 * 20.0  # NP1.0: 2 channels per 20 um row
 
 
@@ -174,18 +158,14 @@ def test_equals_spikeinterface_on_the_real_layouts(tmp_path, name):
         probe = probeinterface.read_spikeglx(_meta(name))
     ref_shifts = get_neuropixels_sample_shifts_from_probe(probe)
     n_ap = len(ref_shifts)
-    np.testing.assert_array_equal(
-        adc_sample_shifts(_meta(name)), ref_shifts
-    )  # same layout
+    np.testing.assert_array_equal(adc_sample_shifts(_meta(name)), ref_shifts)  # same layout
     n = 9000
     nsaved = int(raw["nSavedChans"])
     raw["fileSizeBytes"] = str(n * nsaved * 2)
     meta = tmp_path / "r.imec0.ap.meta"
     write_meta(meta, raw)
     rng = np.random.default_rng(1)
-    x = np.cumsum(
-        rng.normal(0, 40, (n, n_ap)), axis=0
-    )  # brown noise + spikes near full scale
+    x = np.cumsum(rng.normal(0, 40, (n, n_ap)), axis=0)  # brown noise + spikes near full scale
     x -= x.mean(axis=0)
     x[rng.integers(0, n, 40), rng.integers(0, n_ap, 40)] -= 2000
     data = np.zeros((n, nsaved), np.int16)

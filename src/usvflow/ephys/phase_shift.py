@@ -92,9 +92,7 @@ def phase_shift_copy(
     meta = parse_meta(meta_path)
     bin_path, out_bin = Path(bin_path), Path(out_bin)
     if out_bin.resolve() == bin_path.resolve():
-        raise InputError(
-            out_bin, "the phase-shifted copy must not replace the raw recording"
-        )
+        raise InputError(out_bin, "the phase-shifted copy must not replace the raw recording")
     if chunk < 1 or margin < 1:
         raise ValueError("chunk and margin must be positive")
     n = n_samples(bin_path, meta)
@@ -107,15 +105,11 @@ def phase_shift_copy(
             starts = iter(range(0, n, chunk))
             pending: deque = deque()
             while True:
-                while (
-                    len(pending) < workers + 1
-                ):  # bounded read-ahead: memory flat in n
+                while len(pending) < workers + 1:  # bounded read-ahead: memory flat in n
                     a = next(starts, None)
                     if a is None:
                         break
-                    pending.append(
-                        pool.submit(shifter.copy, data, a, min(n, a + chunk), n_ap)
-                    )
+                    pending.append(pool.submit(shifter.copy, data, a, min(n, a + chunk), n_ap))
                 if not pending:
                     break
                 fh.write(pending.popleft().result().tobytes())
