@@ -12,12 +12,11 @@ from usvflow.ephys.phase_shift import adc_sample_shifts, phase_shift_copy
 from usvflow.io.atomic import InputError
 from usvflow.io.spikeglx import read_meta, write_meta
 
-REAL = Path("/work/shared/real-data/spikeglx")
-LOCAL = Path(__file__).resolve().parents[1] / "data" / "spikeglx"
+REAL = Path(__file__).resolve().parents[1] / "data" / "spikeglx"
 
 
 def _meta(name):
-    return (REAL if (REAL / name).is_file() else LOCAL) / name
+    return REAL / name
 
 
 def test_shifts_of_each_probe_family():

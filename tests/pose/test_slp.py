@@ -9,11 +9,10 @@ import pytest
 from usvflow.io.atomic import InputError
 from usvflow.pose.slp import read_analysis_h5, slp_to_analysis_h5
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "real-data" / "sleap"
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="real SLEAP files not available")
+# real SLEAP files (tests/data/sleap/, BSD-3 licence of SLEAP beside them)
+REAL = Path(__file__).resolve().parents[1] / "data" / "sleap"
 
 
-@needs_real
 @pytest.mark.parametrize("name", ["clip.predictions.slp", "minimal_instance.slp"])
 def test_real_slp_matches_sleap_io(name, tmp_path):
     import sleap_io as sio
@@ -39,7 +38,6 @@ def test_real_slp_matches_sleap_io(name, tmp_path):
         assert h["point_scores"].shape == (n_tracks, n_nodes, n_frames)
 
 
-@needs_real
 def test_real_sleap_analysis_file_reads():
     import sleap_io as sio
 
@@ -51,7 +49,6 @@ def test_real_sleap_analysis_file_reads():
     assert np.isfinite(r["points"]).any()
 
 
-@needs_real
 def test_padding_to_the_video_frame_count(tmp_path):
     out = tmp_path / "p.analysis.h5"
     s = slp_to_analysis_h5(REAL / "clip.predictions.slp", out, n_frames=1600)
@@ -89,7 +86,6 @@ def test_bad_files(tmp_path):
         read_analysis_h5(tmp_path / "e.h5")
 
 
-@needs_real
 def test_cli(tmp_path):
     from usvflow.cli import main
 

@@ -22,8 +22,7 @@ from usvflow.sync.ev import (
 
 CAMS = ["21372315", "21241563"]
 HS = "23280196"
-REAL = Path("/work/shared/real-data/spikeglx")
-LOCAL = Path(__file__).resolve().parents[1] / "data" / "spikeglx"
+REAL = Path(__file__).resolve().parents[1] / "data" / "spikeglx"
 
 
 def _session(tmp, seed=1, seconds=1.0, **kw):
@@ -180,7 +179,7 @@ def test_truncated_bin_stops_before_writing(tmp_path):
 )  # fmt: skip
 def test_real_metas(tmp_path, name, n_saved, sync_index):
     """Every real meta: channel counts, sync column, rate; a synthesised .bin of its layout."""
-    src = (REAL if (REAL / name).is_file() else LOCAL) / name
+    src = REAL / name
     m = parse_meta(src)
     assert (m.n_saved_chans, m.sync_channel_index, m.sample_rate) == (n_saved, sync_index, 30000.0)
     raw = read_meta(src)

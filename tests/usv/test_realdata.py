@@ -1,8 +1,8 @@
-"""The built-in detector on real recordings (../shared/real-data/usv-audio, read in place).
+"""The built-in detector on real recordings (tests/data/usv-audio/, licences and sources beside them).
 
 amvoc files 1–3 carry human labels and the detections of DeepSqueak, VocalMat, MUPET and MSA1/2;
 small2.wav is unlabelled; vocalpy's deermouse-go.wav holds deer-mouse pup cries (f0 25–30 kHz with
-harmonics far into the band) and one USV near 1.15 s. Skipped when the shared data is absent.
+harmonics far into the band) and one USV near 1.15 s.
 """
 
 from pathlib import Path
@@ -13,14 +13,12 @@ import pytest
 from usvflow.usv.detect import detect_file
 from usvflow.usv.score import (
     AMVOC_TOOLS,
-    amvoc_root,
     compare_tools,
     comparison_markdown,
     read_intervals,
 )
 
-AMVOC = amvoc_root(Path(__file__).resolve())
-needs_data = pytest.mark.skipif(AMVOC is None, reason="../shared/real-data/usv-audio not found")
+AMVOC = Path(__file__).resolve().parents[1] / "data" / "usv-audio" / "amvoc" / "vocalizations_evaluation"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +26,6 @@ def comparison():
     return compare_tools(AMVOC)
 
 
-@needs_data
 def test_builtin_f1_on_amvoc(comparison):
     print("\n" + comparison_markdown(comparison))
     ours = comparison[comparison["tool"] == "builtin"].set_index("file")
@@ -41,7 +38,6 @@ def test_builtin_f1_on_amvoc(comparison):
     assert abs(pooled["median_onset_error_s"]) <= 0.005 and abs(pooled["median_offset_error_s"]) <= 0.005
 
 
-@needs_data
 def test_other_tools_read_and_scored(comparison):
     # the shipped files of every tool parse (msa1 files 1–2 use quoted decimal commas)
     for n in (1, 2, 3):
@@ -54,7 +50,6 @@ def test_other_tools_read_and_scored(comparison):
     assert set(comparison["tool"]) == {"builtin", *AMVOC_TOOLS}
 
 
-@needs_data
 def test_small2_unlabelled():
     df = detect_file(AMVOC.parent / "small2.wav")
     # the first second holds no call (only a click near 0.93 s); calls follow from ~1.07 s
@@ -62,7 +57,6 @@ def test_small2_unlabelled():
     assert 12 <= len(df) <= 25
 
 
-@needs_data
 def test_deermouse_pup_cries_and_usv():
     wav = AMVOC.parents[1] / "vocalpy" / "deermouse-go.wav"
     df = detect_file(wav)

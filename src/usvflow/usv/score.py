@@ -1,6 +1,6 @@
 """Scoring USV detections against labelled calls, and readers for label / detection files.
 
-Convention (``../shared/real-data/README.md``): a detection *matches* a labelled call when the two
+Convention: a detection *matches* a labelled call when the two
 intervals overlap; pairs are formed greedily one-to-one, best overlap first (largest overlap in
 seconds; ties broken by the earlier label, then the earlier detection). Precision = matched
 detections / detections, recall = matched labels / labels, F1 their harmonic mean. The same is
@@ -40,7 +40,6 @@ __all__ = [
     "scores_table",
     "pool_scores",
     "AMVOC_TOOLS",
-    "amvoc_root",
     "compare_tools",
     "comparison_markdown",
     "simulated_channel_truth",
@@ -345,20 +344,6 @@ def scores_table(rows: list[tuple[str, Score]]) -> str:
 
 
 # ---------------------------------------------------------------------------------------- real data
-
-
-def amvoc_root(start: str | os.PathLike | None = None) -> Path | None:
-    """``shared/real-data/usv-audio/amvoc/vocalizations_evaluation`` next to the project, or None."""
-    env = os.environ.get("USVFLOW_REAL_DATA")
-    cands = [Path(env) / "usv-audio" / "amvoc" / "vocalizations_evaluation"] if env else []
-    here = Path(start) if start is not None else Path(__file__).resolve()
-    for parent in [here, *here.parents]:
-        cands.append(parent / "shared" / "real-data" / "usv-audio" / "amvoc" / "vocalizations_evaluation")
-        cands.append(parent.parent / "shared" / "real-data" / "usv-audio" / "amvoc" / "vocalizations_evaluation")
-    for c in cands:
-        if (c / "1" / "gt_1.csv").is_file():
-            return c
-    return None
 
 
 def compare_tools(root: str | os.PathLike, files=(1, 2, 3), tools=("builtin", *AMVOC_TOOLS), params=None):
