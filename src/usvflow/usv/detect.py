@@ -63,12 +63,18 @@ __all__ = [
     "add_cli_arguments",
     "run_cli",
     "postprocess",
+    "confidence_of",
+    "min_call_s",
     "MIN_SAMPLE_RATE",
 ]
 
 MIN_SAMPLE_RATE = 192_000
-_NOISE_SUM_STD = 1.44  # std of sum(S - 1) over n bins of a 3-frame-smoothed white-noise frame, / sqrt(n / 3)
+_NOISE_SUM_STD = (
+    1.44  # std of sum(S - 1) over n bins of a 3-frame-smoothed white-noise frame, / sqrt(n / 3)
+)
 DAS_COLUMNS = ["name", "start_seconds", "stop_seconds"]
+_MEDIAN_SCALE = 1.0 / math.log(2.0)  # median of an exponential distribution -> mean
+CONFIDENCE_SCALE_DB = 2.0  # dB of peak ridge score per logistic unit of a call's confidence
 
 
 @dataclass(frozen=True)
@@ -89,8 +95,15 @@ class DetectParams:
     conc_min: float = 0.5
     broad_z: float = 3.0
     guard_hz: float = 10_000.0
-    minlen_s: float = 0.005
+    minlen_s: float = 0.0  # on top of the window-derived minimum (longer than any sub-window sound)
     fillgap_s: float = 0.015
+    # gaps from fillgap_s up to fillgap_max_s are filled when the ridge resumes within fillgap_df_hz
+    # of the frequency where it broke off (spectral continuity)
+    fillgap_max_s: float = 0.035
+    fillgap_df_hz: float = 1_500.0
+    min_confidence: float = (
+        0.5  # operating point: a call's peak score maps to its confidence (0.5 at thr_high_db)
+    )
     clip_level: float | None = None  # |x| at or above this is clipped; None: not checked
     # lowest noise rms (input units) the per-bin floor may assume; integer PCM files: floor_lsb LSB
     min_noise_rms: float | None = None
@@ -149,7 +162,9 @@ class _Engine:
         if self.b1 - self.b0 < 8:
             raise ValueError("detection band too narrow for the STFT resolution")
         self.nb = self.b1 - self.b0
-        self.gb0 = max(1, int(math.ceil((p.f_lo_hz - max(0.0, p.guard_hz)) / df)))  # guard below the band
+        self.gb0 = max(
+            1, int(math.ceil((p.f_lo_hz - max(0.0, p.guard_hz)) / df))
+        )  # guard below the band
         self.g = self.b0 - self.gb0  # index of the band's first bin in the computed bins
         self.nx = self.b1 - self.gb0
         # std of the summed whitened noise excess over all computed bins of a time-smoothed frame
@@ -165,9 +180,18 @@ class _Engine:
         self.ctx = max(0, int(p.noise_context_blocks))
         self.q = float(p.noise_quantile)
         self.q_scale = 1.0 / -math.log1p(-self.q)  # exponential quantile -> mean
-        self.thr_hi = 10 ** (p.thr_high_db / 10)
         self.thr_lo = 10 ** (min(p.thr_low_db, p.thr_high_db) / 10)
         self.clip = p.clip_level
+        # operating point: a run is a call when its peak score reaches the score of confidence
+        # min_confidence (thr_high_db at 0.5); never below the continuation threshold
+        mc = min(max(float(p.min_confidence), 1e-6), 1 - 1e-6)
+        self.emit_db = max(
+            p.thr_high_db + CONFIDENCE_SCALE_DB * math.log(mc / (1 - mc)), p.thr_low_db
+        )
+        self.thr_hi = 10 ** (self.emit_db / 10)
+        # physical minimum: a sound no longer than one window touches (2 nfft - 2) // hop + 1 frames,
+        # which the score smoothing widens by smooth - 1; a call must be longer than that
+        self.min_frames = (2 * self.nfft - 2) // self.hop + 1 + (self.smooth - 1) + 1
         # per-bin power of white noise of rms min_noise_rms through the window: the floor's minimum
         # (after HPSS a channel can be digital silence between calls; rounding leaves ~0.3 LSB rms)
         rms = p.min_noise_rms or 0.0
@@ -180,11 +204,16 @@ class _Engine:
         # spectra of computed blocks awaiting their floor: deque of (first_frame, P, clipped, pct)
         self.blocks: deque = deque()
         self.past_pct: deque = deque(maxlen=self.ctx)
-        self.prev_tail: np.ndarray | None = None  # last smooth//2 whitened rows of the previous block
+        self.prev_tail: np.ndarray | None = (
+            None  # last smooth//2 whitened rows of the previous block
+        )
         # hysteresis state per channel: pending frames of an open run
         self.run_start = [-1] * n_ch  # global frame index where the open lo-run began (-1: none)
-        self.run_has_hi = [False] * n_ch
-        self.segments: list[list[tuple[int, int]]] = [[] for _ in range(n_ch)]  # frame index ranges
+        self.run_peak = [0.0] * n_ch  # peak score of the open run's call-like-eligible frames
+        self.run_f0 = [0] * n_ch  # ridge bin of the open run's first frame
+        self.run_f1 = [0] * n_ch  # ridge bin of the last frame consumed (end of an open run)
+        # frame ranges [a, b) with peak score and ridge bins of the first and last frame
+        self.segments: list[list[tuple[int, int, float, int, int]]] = [[] for _ in range(n_ch)]
         self.frames_done = 0  # frames whose flags were consumed
 
     # -- input ---------------------------------------------------------------------------------
@@ -234,15 +263,20 @@ class _Engine:
             cs = np.concatenate([np.zeros((1, self.n_ch), np.int64), np.cumsum(hit, axis=0)])
             st = np.arange(nfr) * self.hop
             clipped = (cs[st + self.nfft] - cs[st]).T > 0  # (n_ch, nfr)
+        # per bin, two estimates of the mean noise power: the q-quantile and the median, each scaled
+        # as for exponentially distributed power; their maximum. Equal in noise; a stationary line
+        # whose level fluctuates (a tone after HPSS masking) has a low quantile but not a low median
         k = max(1, int(round(self.q * nfr)))
-        pct = np.partition(P, k - 1, axis=1)[:, k - 1, :]  # (n_ch, nb): the q-quantile per bin
+        km = max(1, int(round(0.5 * nfr)))
+        part = np.partition(P, sorted({k - 1, km - 1}), axis=1)
+        pct = np.maximum(part[:, k - 1, :] * self.q_scale, part[:, km - 1, :] * _MEDIAN_SCALE)
         self.blocks.append((self.next_frame, P, clipped, pct))
 
     def _finalise(self, final: bool) -> None:
         # block i (index 0 of self.blocks) can be finalised when ctx later blocks exist (or at end)
         while self.blocks and (len(self.blocks) > self.ctx or final):
             pcts = list(self.past_pct) + [b[3] for b in list(self.blocks)[: self.ctx + 1]]
-            floor = np.median(np.stack(pcts), axis=0) * self.q_scale  # (n_ch, nx)
+            floor = np.median(np.stack(pcts), axis=0)  # (n_ch, nx)
             np.maximum(floor, self.floor_min, out=floor)  # digital silence
             f0, P, clipped, pct = self.blocks[0]
             nxt = self.blocks[1][1] if len(self.blocks) > 1 else None
@@ -262,29 +296,40 @@ class _Engine:
             head = self.prev_tail if self.prev_tail is not None else np.repeat(S[:, :1], h, axis=1)
             tail = nxt[:, :h] * inv if nxt is not None else np.repeat(S[:, -1:], h, axis=1)
             if tail.shape[1] < h:
-                tail = np.concatenate([tail, np.repeat(tail[:, -1:], h - tail.shape[1], axis=1)], axis=1)
+                tail = np.concatenate(
+                    [tail, np.repeat(tail[:, -1:], h - tail.shape[1], axis=1)], axis=1
+                )
             self.prev_tail = S[:, F - h :].copy() if F >= h else None
             ext = np.concatenate([head, S, tail], axis=1)  # (n_ch, F + 2h, nx)
         else:
             ext = S
         band = ext[:, :, self.g : self.g + self.nb]
         R = _max_filter_last(band, self.ridge)
-        if self.smooth > 1:  # moving mean over frames by shifted sums (a cumsum would lose precision)
-            T = R[:, : F].copy()
+        if (
+            self.smooth > 1
+        ):  # moving mean over frames by shifted sums (a cumsum would lose precision)
+            T = R[:, :F].copy()
             for k in range(1, self.smooth):
                 T += R[:, k : k + F]
             T *= 1.0 / self.smooth
         else:
             T = R
-        score = T.max(axis=2)  # (n_ch, F): ridge score (linear SNR)
+        ridge_bin = T.argmax(axis=2)  # (n_ch, F): ridge bin within the band
+        score = np.take_along_axis(T, ridge_bin[..., None], axis=2)[
+            ..., 0
+        ]  # ridge score (linear SNR)
         lo = score >= self.thr_lo
-        hi = score >= self.thr_hi
         if lo.any():
             ci, fi = np.nonzero(lo)
             # time-smoothed whitened spectrum of these frames (same frames as the score)
-            rows = ext[ci[:, None], fi[:, None] + np.arange(self.smooth)[None, :]].mean(axis=1)  # (k, nx)
+            rows = ext[ci[:, None], fi[:, None] + np.arange(self.smooth)[None, :]].mean(
+                axis=1
+            )  # (k, nx)
             pk = self.g + np.argmax(rows[:, self.g :], axis=1)
-            cs = np.concatenate([np.zeros((rows.shape[0], 1)), np.cumsum(rows - 1.0, axis=1, dtype=np.float64)], axis=1)
+            cs = np.concatenate(
+                [np.zeros((rows.shape[0], 1)), np.cumsum(rows - 1.0, axis=1, dtype=np.float64)],
+                axis=1,
+            )
             a = np.clip(pk - self.conc_w, 0, self.nx)
             b = np.clip(pk + self.conc_w + 1, 0, self.nx)
             k = np.arange(len(pk))
@@ -295,72 +340,111 @@ class _Engine:
             conc = inside / np.maximum(inside + spread, 1e-12)
             narrow = (conc >= self.p.conc_min) & (inside > 0)
             lo[ci, fi] = narrow
-            call_like = narrow & hi[ci, fi]
+            eligible = narrow.copy()
             if clipped is not None:
-                call_like &= ~clipped[ci, fi]
-            hi[:] = False
-            hi[ci, fi] = call_like
+                eligible &= ~clipped[ci, fi]
+            peak = np.zeros(score.shape, np.float32)  # score of frames that may make a call
+            peak[ci, fi] = np.where(eligible, score[ci, fi], 0.0)
         else:
-            hi[:] = False
-        self._hysteresis(f0, lo, hi)
+            peak = None
+        self._hysteresis(f0, lo, peak, ridge_bin)
 
     # -- hysteresis --------------------------------------------------------------------------------
-    def _hysteresis(self, f0: int, lo: np.ndarray, hi: np.ndarray) -> None:
-        """Consume the flags of frames ``f0 .. f0 + F - 1``; closed runs with a call-like frame are kept."""
+    def _hysteresis(self, f0: int, lo: np.ndarray, peak, fbin: np.ndarray) -> None:
+        """Consume the flags of frames ``f0 .. f0 + F - 1``: runs of continuation frames (``lo``) are
+        closed into candidate segments with their peak eligible score and edge ridge bins."""
         F = lo.shape[1]
         for ch in range(self.n_ch):
-            lc, hh = lo[ch], hi[ch]
+            lc = lo[ch]
             was_open = self.run_start[ch] >= 0
             if not lc.any():
                 if was_open:
-                    self._emit(ch, self.run_start[ch], f0, self.run_has_hi[ch])
-                    self.run_start[ch], self.run_has_hi[ch] = -1, False
+                    self._emit(ch, self.run_start[ch], f0)
                 continue
             d = np.diff(np.concatenate([[0], lc.view(np.int8), [0]]))
             starts = np.flatnonzero(d == 1)
             stops = np.flatnonzero(d == -1)  # exclusive
-            chi = np.concatenate([[0], np.cumsum(hh, dtype=np.int64)])
+            pk = peak[ch]
+            fb = fbin[ch]
             for k, (a, b) in enumerate(zip(starts, stops)):
-                has = bool(chi[b] > chi[a])
-                ga = f0 + a
+                m = float(pk[a:b].max())
+                ga, fa = f0 + a, int(fb[a])
                 if k == 0 and was_open:
                     if a == 0:  # the open run goes on
-                        ga = self.run_start[ch]
-                        has = has or self.run_has_hi[ch]
+                        ga, fa = self.run_start[ch], self.run_f0[ch]
+                        m = max(m, self.run_peak[ch])
                     else:  # it ended at the block edge
-                        self._emit(ch, self.run_start[ch], f0, self.run_has_hi[ch])
-                    self.run_start[ch], self.run_has_hi[ch] = -1, False
-                if b == F:
-                    self.run_start[ch], self.run_has_hi[ch] = ga, has
-                else:
-                    self._emit(ch, ga, f0 + b, has)
+                        self._emit(ch, self.run_start[ch], f0)
+                self.run_start[ch], self.run_peak[ch], self.run_f0[ch] = ga, m, fa
+                self.run_f1[ch] = int(fb[b - 1])
+                if b < F:
+                    self._emit(ch, ga, f0 + b)
         self.frames_done = f0 + F
 
-    def _emit(self, ch: int, a: int, b: int, has_hi: bool) -> None:
-        if has_hi:
-            self.segments[ch].append((a, b))
+    def _emit(self, ch: int, a: int, b: int) -> None:
+        if self.run_peak[ch] >= self.thr_hi:
+            self.segments[ch].append((a, b, self.run_peak[ch], self.run_f0[ch], self.run_f1[ch]))
+        self.run_start[ch], self.run_peak[ch] = -1, 0.0
 
     def _close_runs(self) -> None:
         for ch in range(self.n_ch):
             if self.run_start[ch] >= 0:
-                self._emit(ch, self.run_start[ch], self.frames_done, self.run_has_hi[ch])
-                self.run_start[ch], self.run_has_hi[ch] = -1, False
+                self._emit(ch, self.run_start[ch], self.frames_done)
 
     # -- output ----------------------------------------------------------------------------------
-    def finish(self) -> list[list[tuple[float, float]]]:
+    def finish(self) -> list[list[tuple[float, float, float]]]:
+        """Per channel: ``(start_s, stop_s, confidence)`` of every call, sorted."""
         self._compute_blocks(final=True)
         out = []
         half = self.hop / 2
+        df = self.fs / self.nfft
+        p = self.p
         for ch in range(self.n_ch):
-            segs = [
-                ((a * self.hop + self.nfft / 2 - half) / self.fs, ((b - 1) * self.hop + self.nfft / 2 + half) / self.fs)
-                for a, b in self.segments[ch]
-            ]
-            out.append(postprocess(segs, self.p.fillgap_s, self.p.minlen_s))
+            # gap filling: gaps shorter than fillgap_s always (DAS semantics), longer ones up to
+            # fillgap_max_s when the ridge resumes within fillgap_df_hz of where it broke off
+            merged: list[list] = []
+            for a, b, pk, fa, fb in sorted(self.segments[ch]):
+                gap = (a - merged[-1][1]) * self.hop / self.fs if merged else math.inf
+                long_piece = b - a >= self.min_frames
+                if merged and (gap < p.fillgap_s or (gap < p.fillgap_max_s and abs(fa - merged[-1][4]) * df
+                                                     <= p.fillgap_df_hz)):  # fmt: skip
+                    last = merged[-1]
+                    last[1], last[2], last[4] = max(last[1], b), max(last[2], pk), fb
+                    last[5] = last[5] or long_piece
+                else:
+                    merged.append([a, b, pk, fa, fb, long_piece])
+            segs = []
+            for a, b, pk, _, _, long_piece in merged:
+                t0 = (a * self.hop + self.nfft / 2 - half) / self.fs
+                t1 = ((b - 1) * self.hop + self.nfft / 2 + half) / self.fs
+                # a call holds at least one piece longer than any sound shorter than the window
+                # (gap filling may join pieces, but never specks alone)
+                if not long_piece or t1 - t0 < p.minlen_s - 1e-9:
+                    continue
+                segs.append((t0, t1, confidence_of(10 * math.log10(max(pk, 1e-30)), p)))
+            out.append(segs)
         return out
 
 
-def postprocess(segs: Iterable[tuple[float, float]], fillgap_s: float, minlen_s: float) -> list[tuple[float, float]]:
+def confidence_of(peak_db: float, p: DetectParams) -> float:
+    """Detection confidence of a call whose peak ridge score is ``peak_db``: a logistic function of
+    the score, 0.5 at ``thr_high_db``, ``CONFIDENCE_SCALE_DB`` per logistic unit (docs/detector.md)."""
+    return float(1.0 / (1.0 + math.exp(-(peak_db - p.thr_high_db) / CONFIDENCE_SCALE_DB)))
+
+
+def min_call_s(fs: float, params: DetectParams | dict | None = None) -> float:
+    """Shortest segment the detector reports at ``fs``: one frame more than a sound no longer than
+    the analysis window can produce (``minlen_s`` may raise it)."""
+    p = _params(params)
+    nfft = _nfft_for(fs, p.win_s)
+    hop = nfft // 2
+    n = (2 * nfft - 2) // hop + 1 + (max(1, int(p.smooth_frames)) - 1) + 1
+    return max(n * hop / fs, p.minlen_s)
+
+
+def postprocess(
+    segs: Iterable[tuple[float, float]], fillgap_s: float, minlen_s: float
+) -> list[tuple[float, float]]:
     """DAS semantics: fill gaps shorter than ``fillgap_s``, then drop segments shorter than ``minlen_s``."""
     merged: list[list[float]] = []
     for a, b in sorted(segs):
@@ -385,8 +469,9 @@ def _params(params: DetectParams | dict | None, **kw) -> DetectParams:
 
 
 def detect_array(x: np.ndarray, fs: float, params: DetectParams | dict | None = None,
-                 block_s: float = 1.0) -> list[list[tuple[float, float]]]:  # fmt: skip
-    """Detect on every column of ``x`` (``(n,)`` or ``(n, n_ch)``); one list of (start, stop) s per channel."""
+                 block_s: float = 1.0, confidence: bool = False) -> list[list[tuple]]:  # fmt: skip
+    """Detect on every column of ``x`` (``(n,)`` or ``(n, n_ch)``); one list of (start, stop) s per
+    channel (``(start, stop, confidence)`` with ``confidence=True``)."""
     p = _params(params)
     x = np.asarray(x)
     if x.ndim == 1:
@@ -395,10 +480,13 @@ def detect_array(x: np.ndarray, fs: float, params: DetectParams | dict | None = 
     step = max(1, int(block_s * fs))
     for i in range(0, x.shape[0], step):
         eng.feed(x[i : i + step])
-    return eng.finish()
+    out = eng.finish()
+    return out if confidence else [[(a, b) for a, b, _ in ss] for ss in out]
 
 
-def detect(x: np.ndarray, fs: float, params: DetectParams | dict | None = None) -> list[tuple[float, float]]:
+def detect(
+    x: np.ndarray, fs: float, params: DetectParams | dict | None = None
+) -> list[tuple[float, float]]:
     """Detect USVs in one channel ``x`` sampled at ``fs`` Hz; returns sorted (start_s, stop_s) pairs."""
     x = np.asarray(x)
     if x.ndim != 1:
@@ -418,7 +506,7 @@ def detect_file(wav: str | os.PathLike, params: DetectParams | dict | None = Non
 
     Returns:
         DataFrame with columns ``channel`` (0-based), ``name``, ``start_seconds``, ``stop_seconds``,
-        sorted by channel then start.
+        ``confidence`` (0-1, :func:`confidence_of`), sorted by channel then start.
     """
     wav = Path(wav)
     p = _params(params)
@@ -433,10 +521,18 @@ def detect_file(wav: str | os.PathLike, params: DetectParams | dict | None = Non
     with fh:
         fs, n_ch = fh.samplerate, fh.channels
         if fs < MIN_SAMPLE_RATE:
-            raise InputError(wav, f"sample rate {fs} Hz < {MIN_SAMPLE_RATE} Hz: no ultrasonic band to detect in")
+            raise InputError(
+                wav, f"sample rate {fs} Hz < {MIN_SAMPLE_RATE} Hz: no ultrasonic band to detect in"
+            )
         if channel is not None and not (0 <= channel < n_ch):
             raise InputError(wav, f"channel {channel} out of range (file has {n_ch})")
-        if p.clip_level is None and fh.subtype in ("PCM_16", "PCM_24", "PCM_32", "PCM_U8", "PCM_S8"):
+        if p.clip_level is None and fh.subtype in (
+            "PCM_16",
+            "PCM_24",
+            "PCM_32",
+            "PCM_U8",
+            "PCM_S8",
+        ):
             # integer PCM read as float in [-1, 1): full scale is clipping
             bits = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}.get(fh.subtype, 8)
             p = p.updated(clip_level=1.0 - 2.0 ** (1 - bits))
@@ -451,35 +547,48 @@ def detect_file(wav: str | os.PathLike, params: DetectParams | dict | None = Non
                 break
             eng.feed(x[:, chans] if channel is not None else x)
         segs = eng.finish()
-    rows = [(c, p.name, a, b) for c, ss in zip(chans, segs) for a, b in ss]
-    return pd.DataFrame(rows, columns=["channel", *DAS_COLUMNS]).astype(
-        {"channel": "int64", "start_seconds": "float64", "stop_seconds": "float64"}
+    rows = [(c, p.name, a, b, q) for c, ss in zip(chans, segs) for a, b, q in ss]
+    return pd.DataFrame(rows, columns=["channel", *DAS_COLUMNS, "confidence"]).astype(
+        {
+            "channel": "int64",
+            "start_seconds": "float64",
+            "stop_seconds": "float64",
+            "confidence": "float64",
+        }
     )
 
 
 # ---------------------------------------------------------------------------------------- output
 
 
-def das_frame(segments: Iterable[tuple[float, float]] | pd.DataFrame, name: str = "USV") -> pd.DataFrame:
-    """DAS's annotation table (``name, start_seconds, stop_seconds``, RangeIndex) from segments."""
+def das_frame(
+    segments: Iterable[tuple[float, float]] | pd.DataFrame, name: str = "USV"
+) -> pd.DataFrame:
+    """DAS's annotation table (``name, start_seconds, stop_seconds``, RangeIndex) from segments,
+    plus ``confidence`` when the segments carry it (built-in detector; 3-tuples or that column)."""
     if isinstance(segments, pd.DataFrame):
         df = segments
         if "name" not in df:
             df = df.assign(name=name)
-        df = df[DAS_COLUMNS]
+        df = df[DAS_COLUMNS + (["confidence"] if "confidence" in df else [])]
     else:
-        df = pd.DataFrame([(name, float(a), float(b)) for a, b in segments], columns=DAS_COLUMNS)
+        rows = [(name, *map(float, s)) for s in segments]
+        extra = ["confidence"] if rows and len(rows[0]) > 3 else []
+        df = pd.DataFrame([r[: 3 + len(extra)] for r in rows], columns=DAS_COLUMNS + extra)
     df = df.astype({"start_seconds": "float64", "stop_seconds": "float64"})
     df["name"] = df["name"].astype(object)
     return df.reset_index(drop=True)
 
 
-def write_das_csv(df: pd.DataFrame | Iterable[tuple[float, float]], path: str | os.PathLike) -> Path:
+def write_das_csv(
+    df: pd.DataFrame | Iterable[tuple[float, float]], path: str | os.PathLike
+) -> Path:
     """Write detections in DAS's exact CSV format, atomically.
 
     ``pandas.DataFrame.to_csv`` *with* its index: header ``,name,start_seconds,stop_seconds``, one row
-    per segment ``i,USV,start,stop``; nothing detected: the header line only. Extra columns of ``df``
-    (e.g. ``channel``) are not written.
+    per segment ``i,USV,start,stop``; nothing detected: the header line only. The built-in detector's
+    ``confidence`` is written as a fourth column when present (readers of DAS files select columns by
+    name); other extra columns of ``df`` (e.g. ``channel``) are not written.
     """
     path = Path(path)
     out = das_frame(df)
@@ -514,7 +623,9 @@ def main_detect(in_wav: str | os.PathLike, out_csv: str | os.PathLike | None = N
         folder = folder.parent
     paths = []
     for c in range(info.channels):
-        paths.append(write_das_csv(df[df["channel"] == c], folder / f"{stem}_ch{c + 1:02d}_annotations.csv"))
+        paths.append(
+            write_das_csv(df[df["channel"] == c], folder / f"{stem}_ch{c + 1:02d}_annotations.csv")
+        )
     return paths
 
 
@@ -535,10 +646,14 @@ def add_cli_arguments(parser) -> None:
     """Register the arguments of ``usvflow detect-usvs`` on an argparse (sub)parser."""
     d = DetectParams()
     parser.add_argument("input", help="mono or multichannel WAV, sample rate >= 192 kHz")
-    parser.add_argument("-o", "--output", help="output CSV (mono) or folder (multichannel); default beside the WAV")
+    parser.add_argument(
+        "-o", "--output", help="output CSV (mono) or folder (multichannel); default beside the WAV"
+    )
     parser.add_argument("--channel", type=int, help="detect on this 1-based channel only (one CSV)")
     for opt, (field, text) in _CLI_PARAMS.items():
-        parser.add_argument(opt, type=float, default=None, help=f"{text} (default {getattr(d, field)})")
+        parser.add_argument(
+            opt, type=float, default=None, help=f"{text} (default {getattr(d, field)})"
+        )
 
 
 def run_cli(args) -> list[Path]:
