@@ -99,8 +99,19 @@ def test_assignment_accuracy_and_rate_on_two_animals():
     assert assigned.sum() >= 10
     assert np.mean(got[assigned] == truth[assigned]) >= 0.95
     assert np.mean(assigned[sep > 0.10]) >= 0.8
-    assert list(est.columns[:7]) == ["usv_id", "x_m", "y_m", "z_m", "coherence", "confidence", "emitter"]
-    err = np.linalg.norm(est[["x_m", "y_m"]].to_numpy() - np.array([x[w, :2] for x, w in zip(animals, truth)]), axis=1)
+    assert list(est.columns[:7]) == [
+        "usv_id",
+        "x_m",
+        "y_m",
+        "z_m",
+        "coherence",
+        "confidence",
+        "emitter",
+    ]
+    err = np.linalg.norm(
+        est[["x_m", "y_m"]].to_numpy() - np.array([x[w, :2] for x, w in zip(animals, truth)]),
+        axis=1,
+    )
     assert np.median(err) < 0.002
 
 
@@ -173,7 +184,9 @@ def test_assign_session_writes_estimates_summary_and_plot(tmp_path):
         rows.append({"usv_id": f"{i:04d}", "start": t0, "stop": t0 + call.duration_s + 0.002})
         who.append(k)
     np.round(mm).astype("<i2").tofile(mm_path)
-    sidecar_path(mm_path).write_text(f'{{"shape": [{n}, 24], "dtype": "int16", "sample_rate": {SR}}}')
+    sidecar_path(mm_path).write_text(
+        f'{{"shape": [{n}, 24], "dtype": "int16", "sample_rate": {SR}}}'
+    )
     summ = pd.DataFrame(rows)
     for c in SUMMARY_COLUMNS:
         if c not in summ:
@@ -195,7 +208,38 @@ def test_assign_session_writes_estimates_summary_and_plot(tmp_path):
                        tmp_path / "e2.csv", tmp_path / "a2.csv", tmp_path / "s2.svg")  # fmt: skip
     assert not (tmp_path / "a2.csv").exists()
     # vocalocator-ssl output reader
-    np.savez(tmp_path / "p.npz", **{"dset-scores": np.zeros((6, 2)), "dset-assignments": np.array([0, 1, -1, 0, 1, 1])})
+    np.savez(
+        tmp_path / "p.npz",
+        **{"dset-scores": np.zeros((6, 2)), "dset-assignments": np.array([0, 1, -1, 0, 1, 1])},
+    )
     assert list(vocalocator_ssl_assignments(tmp_path / "p.npz", 6)) == [0, 1, -1, 0, 1, 1]
     with pytest.raises(Exception, match="7 USVs"):
         vocalocator_ssl_assignments(tmp_path / "p.npz", 7)
+
+
+def test_noise_is_never_assigned_with_confidence():
+    """Pure noise and a call on one microphone only localize somewhere with a tiny coherence: the
+    assignment probability is weighted by the localization's validity, so it stays low even when
+    one animal sits right on the (meaningless) estimate."""
+    from usvflow.simulate.calls import waveform
+    from usvflow.usv.localize import localization_validity
+
+    rng = np.random.default_rng(3)
+    p = LocalizeParams()
+    for i in range(4):
+        call = draw_call(rng)
+        x = render(call, random_position(rng), rng, noise=20.0, amp=0.0)
+        if i % 2:  # a speck on one channel
+            x[:, i] += 200 * waveform(call, np.arange(len(x)) / SR - 0.01)
+        xyz, coh = localize(x, SR, MICS, BOUNDS)
+        assert coh < 0.0025
+        k, conf, _ = assign(xyz[:2], np.array([xyz[:2], xyz[:2] + 0.3]), p, coherence=coh)
+        assert k == -1 and conf < 0.3
+        # without the validity weight the same estimate would be assigned with confidence ~1
+        assert assign(xyz[:2], np.array([xyz[:2], xyz[:2] + 0.3]), p)[1] > 0.99
+    # a clearly localized call keeps its confidence
+    call = draw_call(rng, "up_ramp")
+    src = random_position(rng)
+    xyz, coh = localize(render(call, src, rng, noise=20.0, amp=3000.0), SR, MICS, BOUNDS)
+    assert localization_validity(coh, p) > 0.9
+    assert localization_validity(0.0, p) == 0.0 and localization_validity(float("nan"), p) == 0.0

@@ -196,7 +196,8 @@ _USV_DESCRIPTIONS = {
     "source_y_m": "estimated sound source y in the arena frame (m)",
     "source_z_m": "estimated sound source z in the arena frame (m)",
     "source_coherence": "steered response power at the estimate",
-    "emitter_confidence": "probability of the most likely animal under the localization error model",
+    "emitter_confidence": "probability of the most likely animal under the localization error model, "
+    "weighted by the probability that the localization is valid (from its coherence)",
 }
 
 

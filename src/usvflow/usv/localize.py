@@ -17,6 +17,13 @@ horizontal plane, the posterior probability of animal ``k`` (uniform prior) is
 animal when that probability reaches ``confidence`` and the estimate lies within
 ``max_distance_m`` of it, else left unassigned. ``sigma_m`` is calibrated on simulated sessions
 (``tests/usv/test_localize.py`` checks that the stated confidence is not optimistic).
+
+**Weak evidence.** That posterior assumes the estimate is a real source. It is weighted by the
+probability that the localization is valid at all, a function of its coherence (the mean pair GCC
+at the estimate): ``1 / (1 + (coherence_half / coherence) ** COHERENCE_EXPONENT)``. On simulated
+clips (docs/detector.md) noise and single-channel specks reach 0.001-0.002, calls localized to
+millimetres 0.006-0.12, and failed localizations of faint calls (cm errors) 0.001-0.004; so the
+half point is 0.003 and a USV localized from noise (coherence 0.002) gets confidence <= 0.15.
 """
 
 from __future__ import annotations
@@ -32,7 +39,19 @@ import scipy.fft as sfft
 
 from ..io.atomic import InputError, atomic_path
 
-__all__ = ["LocalizeParams", "gcc_phat", "localize", "assign", "localize_usvs", "write_dset"]
+__all__ = [
+    "LocalizeParams",
+    "gcc_phat",
+    "localize",
+    "assign",
+    "localization_validity",
+    "localize_usvs",
+    "write_dset",
+]
+
+COHERENCE_EXPONENT = (
+    4.0  # steepness of the validity curve: 0.05 at half the half point, 0.94 at twice
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,7 @@ class LocalizeParams:
     z_levels_m: tuple = (0.0, 0.02, 0.04, 0.06, 0.08)
     margin_m: float = 0.02
     sigma_m: float = 0.015
+    coherence_half: float = 0.003
     confidence: float = 0.95
     max_distance_m: float = 0.1
     node: str = "Nose"
@@ -68,7 +88,9 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
-def gcc_phat(x: np.ndarray, sr: float, max_lag: int, f_lo: float, f_hi: float, dynamic_db: float = 30.0) -> np.ndarray:
+def gcc_phat(
+    x: np.ndarray, sr: float, max_lag: int, f_lo: float, f_hi: float, dynamic_db: float = 30.0
+) -> np.ndarray:
     """GCC-PHAT of every microphone pair ``(i < j)`` of ``x`` (samples × mics).
 
     Returns the analytic correlation ``(n_pairs, 2 * max_lag + 1)`` (complex; real part the GCC,
@@ -117,7 +139,9 @@ def _srp_kernel(gcc, d, pi, pj, scale, offset):  # pragma: no cover - compiled
     return out
 
 
-def _srp(gcc: np.ndarray, pts: np.ndarray, mics: np.ndarray, sr: float, c: float, max_lag: int) -> np.ndarray:
+def _srp(
+    gcc: np.ndarray, pts: np.ndarray, mics: np.ndarray, sr: float, c: float, max_lag: int
+) -> np.ndarray:
     """Steered response of ``pts``: for each point the sum over pairs of the pair's correlation at
     the point's time difference of arrival (linearly interpolated between lags)."""
     i, j = _pairs(len(mics))
@@ -170,16 +194,27 @@ def localize(x: np.ndarray, sr: float, mics: np.ndarray, bounds_xy: tuple, param
     return fine[k], float(r[k] / g.shape[0])
 
 
-def assign(source_xy: np.ndarray, animals_xy: np.ndarray, params: LocalizeParams | None = None
-           ) -> tuple[int, float, np.ndarray]:  # fmt: skip
+def localization_validity(coherence: float, params: LocalizeParams | None = None) -> float:
+    """Probability that a localization of this coherence is a real source (module docstring)."""
+    p = params or LocalizeParams()
+    if not math.isfinite(coherence) or coherence <= 0:
+        return 0.0
+    return float(1.0 / (1.0 + (p.coherence_half / coherence) ** COHERENCE_EXPONENT))
+
+
+def assign(source_xy: np.ndarray, animals_xy: np.ndarray, params: LocalizeParams | None = None,
+           coherence: float | None = None) -> tuple[int, float, np.ndarray]:  # fmt: skip
     """``(animal index or -1, probability of the most probable animal, distances (m))`` for one USV.
 
     ``animals_xy``: ``(n_animals, 2)``; rows with NaN (animal not tracked at that frame) get
-    probability 0. Unassigned (-1) when the probability is below ``confidence``, the closest animal
-    is farther than ``max_distance_m``, or no animal is tracked.
+    probability 0. With ``coherence`` (of the localization) the probability is weighted by
+    :func:`localization_validity`. Unassigned (-1) when the probability is below ``confidence``,
+    the closest animal is farther than ``max_distance_m``, or no animal is tracked.
     """
     p = params or LocalizeParams()
-    d = np.linalg.norm(np.asarray(animals_xy, np.float64) - np.asarray(source_xy, np.float64)[None, :2], axis=1)
+    d = np.linalg.norm(
+        np.asarray(animals_xy, np.float64) - np.asarray(source_xy, np.float64)[None, :2], axis=1
+    )
     ok = np.isfinite(d)
     if not ok.any():
         return -1, math.nan, d
@@ -188,6 +223,8 @@ def assign(source_xy: np.ndarray, animals_xy: np.ndarray, params: LocalizeParams
     post /= post.sum()
     k = int(np.argmax(post))
     conf = float(post[k])
+    if coherence is not None:
+        conf *= localization_validity(coherence, p)
     if conf < p.confidence or d[k] > p.max_distance_m:
         return -1, conf, d
     return k, conf, d
@@ -225,12 +262,14 @@ def localize_usvs(mm: np.ndarray, sr: float, summary, mics: np.ndarray, bounds_x
         if progress:
             from tqdm import tqdm
 
-            located = tqdm(located, total=len(usvs), desc="localize USVs", unit="USV", mininterval=2.0)
+            located = tqdm(
+                located, total=len(usvs), desc="localize USVs", unit="USV", mininterval=2.0
+            )
         located = list(located)
     for u, (xyz, coh) in zip(usvs, located):
         animals = np.asarray(animals_at(float(u.start)), np.float64)
         if np.isfinite(xyz).all():
-            k, conf, d = assign(xyz[:2], animals[:, :2], p)
+            k, conf, d = assign(xyz[:2], animals[:, :2], p, coherence=coh)
         else:
             k, conf, d = -1, math.nan, np.full(len(track_names), np.nan)
         emitter = track_names[k] if k >= 0 else None
@@ -238,7 +277,9 @@ def localize_usvs(mm: np.ndarray, sr: float, summary, mics: np.ndarray, bounds_x
         rows.append({"usv_id": u.usv_id, "x_m": xyz[0], "y_m": xyz[1], "z_m": xyz[2], "coherence": coh,
                      "confidence": conf, "emitter": emitter,
                      **{f"dist_{t}_m": float(v) for t, v in zip(track_names, d)}})  # fmt: skip
-    cols = ["usv_id", "x_m", "y_m", "z_m", "coherence", "confidence", "emitter"] + [f"dist_{t}_m" for t in track_names]
+    cols = ["usv_id", "x_m", "y_m", "z_m", "coherence", "confidence", "emitter"] + [
+        f"dist_{t}_m" for t in track_names
+    ]
     return pd.DataFrame(rows, columns=cols), emitters
 
 
@@ -269,7 +310,9 @@ def write_dset(path: str | os.PathLike, mm: np.ndarray, sr: int, summary, locati
             for i, u in enumerate(summary.itertuples(index=False)):
                 a, b = int(u.start * sr), int(u.stop * sr)
                 if not (0 <= a < b <= mm.shape[0]):
-                    raise InputError(path, f"USV {u.usv_id} [{u.start}, {u.stop}] s lies outside the audio")
+                    raise InputError(
+                        path, f"USV {u.usv_id} [{u.start}, {u.stop}] s lies outside the audio"
+                    )
                 x = (np.asarray(mm[a:b, :], np.float32) / 32767.0).astype(np.float16)
                 audio.resize(audio.shape[0] + x.shape[0], axis=0)
                 audio[-x.shape[0] :] = x
@@ -279,7 +322,9 @@ def write_dset(path: str | os.PathLike, mm: np.ndarray, sr: int, summary, locati
             h.create_dataset("length_idx", data=np.asarray(length, np.int64))
             h.create_dataset("locations", data=locs)
             h.create_dataset("node_names", data=np.array([s.encode() for s in node_names]))
-            h.create_dataset("animal_id", data=np.tile(np.arange(n_animals, dtype=np.int32), (n, 1)))
+            h.create_dataset(
+                "animal_id", data=np.tile(np.arange(n_animals, dtype=np.int32), (n, 1))
+            )
             h.attrs["audio_sr"] = int(sr)
             h.attrs["video_fps"] = float(fps)
             h.attrs["arena_dims"] = np.asarray(arena_dims_m, np.float64) * 1000.0
@@ -309,7 +354,11 @@ def read_metric_tracks(path: str | os.PathLike) -> dict:
     if t.ndim != 4 or t.shape[-1] != 3:
         raise InputError(path, f"tracks of shape {t.shape}, expected (frames, tracks, nodes, 3)")
     dec = lambda a: [x.decode() if isinstance(x, bytes) else str(x) for x in np.asarray(a).ravel()]  # noqa: E731
-    names = dec(h["track_names"][()]) if "track_names" in h else [f"track_{k}" for k in range(t.shape[1])]
+    names = (
+        dec(h["track_names"][()])
+        if "track_names" in h
+        else [f"track_{k}" for k in range(t.shape[1])]
+    )
     return {"file": h, "tracks": t, "node_names": dec(h["node_names"][()]), "track_names": names}
 
 
@@ -328,15 +377,22 @@ def arena_geometry(arena_h5: str | os.PathLike, n_channels: int, pattern: str = 
     mics = np.stack([pts[names.index(w)] for w in want])
     corners = [c for c in ("North", "West", "South", "East") if c in names]
     if len(corners) < 4:
-        raise InputError(arena_h5, f"arena corners North/West/South/East not all labelled (nodes: {names[:8]}…)")
+        raise InputError(
+            arena_h5, f"arena corners North/West/South/East not all labelled (nodes: {names[:8]}…)"
+        )
     cxy = np.stack([pts[names.index(c), :2] for c in corners])
     if not np.isfinite(mics).all() or not np.isfinite(cxy).all():
         raise InputError(arena_h5, "a microphone or corner position is NaN")
-    bounds = ((float(cxy[:, 0].min()), float(cxy[:, 0].max())), (float(cxy[:, 1].min()), float(cxy[:, 1].max())))
+    bounds = (
+        (float(cxy[:, 0].min()), float(cxy[:, 0].max())),
+        (float(cxy[:, 1].min()), float(cxy[:, 1].max())),
+    )
     return {"mics": mics, "bounds": bounds, "corners_xy": cxy}
 
 
-def plot_sources(estimates, animals_xy: np.ndarray, track_names: list[str], bounds, mics, path, title="") -> Path:
+def plot_sources(
+    estimates, animals_xy: np.ndarray, track_names: list[str], bounds, mics, path, title=""
+) -> Path:
     """SVG: estimated sources over the arena (coloured by emitter, unassigned grey) with each animal's
     position at the USV and a line from estimate to the assigned animal."""
     import matplotlib
@@ -408,8 +464,15 @@ def assign_session(summary_csv, memmap, tracks_h5, arena_h5, fps: float, estimat
     out = summ.copy()
     out["emitter"] = pd_object(emitters)
     write_summary(out, assigned_csv)
-    plot_sources(est, animals_xy, tr["track_names"], geo["bounds"], geo["mics"], plot_svg,
-                 title=f"{Path(summary_csv).name}: {sum(e is not None for e in emitters)} of {len(emitters)} assigned")
+    plot_sources(
+        est,
+        animals_xy,
+        tr["track_names"],
+        geo["bounds"],
+        geo["mics"],
+        plot_svg,
+        title=f"{Path(summary_csv).name}: {sum(e is not None for e in emitters)} of {len(emitters)} assigned",
+    )
     return {"usvs": len(summ), "assigned": int(sum(e is not None for e in emitters)),
             "per_track": {t: emitters.count(t) for t in tr["track_names"]}}  # fmt: skip
 
@@ -432,7 +495,9 @@ def vocalocator_ssl_assignments(npz_path: str | os.PathLike, n_usvs: int) -> np.
         raise InputError(path, f"not an .npz file ({exc})") from None
     keys = sorted(k for k in z.files if k.endswith("assignments"))
     if not keys:
-        raise InputError(path, f"no '*assignments' array (has {z.files}): did vocalocatorssl.assign run?")
+        raise InputError(
+            path, f"no '*assignments' array (has {z.files}): did vocalocatorssl.assign run?"
+        )
     a = np.asarray(z[keys[0]]).astype(np.int64).ravel()
     if a.size != n_usvs:
         raise InputError(path, f"{a.size} assignments for {n_usvs} USVs in the summary")
