@@ -28,6 +28,8 @@ if "{mode}" == "write":
 
 
 def stand_in(path, mode):
+    path = path.parent / "Bartul's tools" / path.name  # quoted as an executable too
+    path.parent.mkdir(exist_ok=True)
     path.write_text(STAND_IN.replace("{mode}", mode))
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return path
@@ -38,7 +40,8 @@ def filtered_session(tmp_path_factory):
     """A simulated session processed through the memmap (the input of DAS)."""
     from usvflow.simulate.cohort import simulate_cohort
 
-    out = tmp_path_factory.mktemp("das_cohort")
+    # a data root named as labs name theirs: the shell rule must quote every path
+    out = tmp_path_factory.mktemp("das_cohort") / "Bartul's data ü"
     simulate_cohort(out, sessions=1, seconds=1.0, seed=21, calibration=False)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     cfg["stages"] = ["video", "audio"]

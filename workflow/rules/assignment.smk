@@ -72,18 +72,21 @@ else:
             data_dir=lambda wc, input: str(Path(input.dset).parent),
             thr=VCL["conf_threshold"],
             legacy=ASSIGN["method"] == "vocalocator",
+            tmp=lambda wc, output: output[0]
+            + (".tmp.h5" if ASSIGN["method"] == "vocalocator" else ".tmp.npz"),
+            calib=lambda wc, input: input.model[0],
         shell:
             # vocalocator-ssl: predict, then vocalocatorssl.assign adds <dataset>-assignments to the
             # npz (in place, so on a temporary name). Legacy vocalocator: assess --inference.
-            "if [ '{params.legacy}' = 'True' ]; then"
-            " '{params.python}' -m vocalocator.assess --inference --config '{input.model[0]}'"
-            " --data '{input.dset}' -o '{output}.tmp.h5' > '{log}' 2>&1 && mv '{output}.tmp.h5' '{output}';"
+            "if [ {params.legacy} = True ]; then"
+            " {params.python:q} -m vocalocator.assess --inference --config {params.calib:q}"
+            " --data {input.dset:q} -o {params.tmp:q} > {log:q} 2>&1 && mv {params.tmp:q} {output:q};"
             " else"
-            " '{params.python}' -m vocalocatorssl --data '{params.data_dir}' --save-path '{params.model_dir}'"
-            " --predict -o '{output}.tmp.npz' > '{log}' 2>&1 &&"
-            " '{params.python}' -m vocalocatorssl.assign '{output}.tmp.npz'"
-            " --calibration-results '{input.model[0]}' --conf-threshold {params.thr} >> '{log}' 2>&1 &&"
-            " mv '{output}.tmp.npz' '{output}'; fi"
+            " {params.python:q} -m vocalocatorssl --data {params.data_dir:q} --save-path {params.model_dir:q}"
+            " --predict -o {params.tmp:q} > {log:q} 2>&1 &&"
+            " {params.python:q} -m vocalocatorssl.assign {params.tmp:q}"
+            " --calibration-results {params.calib:q} --conf-threshold {params.thr} >> {log:q} 2>&1 &&"
+            " mv {params.tmp:q} {output:q}; fi"
 
     rule vocalocator_assign:
         input:

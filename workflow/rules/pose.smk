@@ -36,20 +36,21 @@ if POSE["sleap"]["run"]:
             centroid=sleap_model_dir("centroid_model"),
             centered_instance=sleap_model_dir("centered_instance_model"),
             s=POSE["sleap"],
+            tmp=lambda wc, output: output[0] + ".tmp.slp",
         shell:
             # the original's cluster call (usv-playpen sleap_inference_global.sh), top-down models
-            "'{params.exe}' track -i '{input.video}' -m '{params.centroid}'"
-            " -m '{params.centered_instance}' -o '{output}.tmp.slp'"
+            "{params.exe:q} track -i {input.video:q} -m {params.centroid:q}"
+            " -m {params.centered_instance:q} -o {params.tmp:q}"
             " --batch_size {params.s[batch_size]} --max_instances {params.s[max_instances]}"
             " --filter_min_instance_score {params.s[filter_min_instance_score]}"
             " --filter_min_mean_node_score {params.s[filter_min_mean_node_score]}"
             " --filter_min_visible_nodes {params.s[filter_min_visible_nodes]}"
             " --filter_overlapping --filter_overlapping_method oks"
             " --filter_overlapping_threshold {params.s[filter_overlapping_threshold]}"
-            " --tracking --tracking_window_size {params.s[tracking_window_size]} > '{log}' 2>&1; "
-            "if [ ! -s '{output}.tmp.slp' ]; then"
-            " echo 'sleap-nn exited 0 but wrote no predictions' >> '{log}'; exit 1; fi; "
-            "mv '{output}.tmp.slp' '{output}'"
+            " --tracking --tracking_window_size {params.s[tracking_window_size]} > {log:q} 2>&1; "
+            "if [ ! -s {params.tmp:q} ]; then"
+            " echo 'sleap-nn exited 0 but wrote no predictions' >> {log:q}; exit 1; fi; "
+            "mv {params.tmp:q} {output:q}"
 
 
 rule slp_to_h5:

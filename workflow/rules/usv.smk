@@ -53,13 +53,13 @@ else:
             das_csv=das_csv_path,
         shell:
             # DAS logs and swallows per-file errors and may exit 0 without writing its CSV: check it.
-            "rm -f '{params.das_csv}'; "
-            "'{params.das}' predict '{input.wav}' '{params.model_base}'"
+            "rm -f {params.das_csv:q}; "
+            "{params.das:q} predict {input.wav:q} {params.model_base:q}"
             " --segment-thres {params.thres} --segment-minlen {params.minlen}"
-            " --segment-fillgap {params.fillgap} --save-format csv > '{log}' 2>&1; "
-            "if [ ! -s '{params.das_csv}' ]; then"
-            " echo 'das predict exited 0 but wrote no {params.das_csv}' >> '{log}'; exit 1; fi; "
-            "mv '{params.das_csv}' '{output}'"
+            " --segment-fillgap {params.fillgap} --save-format csv > {log:q} 2>&1; "
+            "if [ ! -s {params.das_csv:q} ]; then"
+            " echo das predict exited 0 but wrote no {params.das_csv:q} >> {log:q}; exit 1; fi; "
+            "mv {params.das_csv:q} {output:q}"
 
 
 # Curation (spec step 13): coverage-watershed merge across channels, amplitude channels, acoustic

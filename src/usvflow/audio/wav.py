@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..io.atomic import InputError, write_json
+from ..io.atomic import InputError, temporary_name, write_json
 
 BLOCK = 1 << 20  # samples per block (per channel) of the streamed readers
 #: ``fsync`` every finished output before it is renamed into place (durable atomic outputs). Costs
@@ -330,7 +330,7 @@ class WavReader:
 
 
 def _tmp_name(target: Path) -> Path:
-    return target.with_name(f".tmp-{os.getpid()}.{target.name}")
+    return temporary_name(target)
 
 
 class WavWriter:

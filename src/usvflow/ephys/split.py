@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from usvflow.io.atomic import InputError
+from usvflow.io.atomic import InputError, temporary_name
 
 __all__ = [
     "dedup_keep_first",
@@ -286,8 +286,8 @@ def split_session(
 
     # Replace out_dir as a whole: write a sibling temporary folder, then swap.
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".tmp-{os.getpid()}.{out_dir.name}")
-    old = out_dir.with_name(f".old-{os.getpid()}.{out_dir.name}")
+    tmp = temporary_name(out_dir)
+    old = temporary_name(out_dir, "old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:

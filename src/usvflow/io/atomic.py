@@ -10,6 +10,8 @@ import contextlib
 import json
 import math
 import os
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,16 +25,58 @@ class InputError(ValueError):
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
+def _stale_pattern(name: str) -> re.Pattern:
+    # .tmp-PID.<name>, .old-PID.<name>, and temporaries of temporaries (.tmp-PID..tmp-PID.<name>)
+    return re.compile(r"\.(?:tmp|old)-\d+\.(?:\.tmp-\d+\.)*" + re.escape(name))
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries of ``target`` that a killed run left beside it; return them.
+
+    Only one job writes a given product at a time (Snakemake's lock and its one-producer-per-file
+    rule), so every ``.tmp-PID.<name>`` / ``.old-PID.<name>`` found when a new write of ``<name>``
+    starts belongs to an earlier, interrupted write.
+    """
+    target = Path(target)
+    pat = _stale_pattern(target.name)
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except FileNotFoundError:
+        return removed
+    for e in entries:
+        if pat.fullmatch(e.name):
+            p = Path(e.path)
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def temporary_name(target: str | os.PathLike, kind: str = "tmp") -> Path:
+    """``.tmp-PID.<name>`` beside ``target``, after removing the temporaries of earlier killed writes.
+
+    The temporary keeps ``target``'s suffix at the end of the name (``.x.mp4.tmp-PID`` would
+    confuse tools that pick formats by extension).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "tmp":
+        remove_stale_temporaries(target)
+    return target.with_name(f".{kind}-{os.getpid()}.{target.name}")
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it over ``target`` if the block succeeds.
 
-    The temporary file keeps ``target``'s suffix at the end of the name (``.x.mp4.tmp-PID`` would
-    confuse tools that pick formats by extension), so it is named ``.tmp-PID.<name>``.
+    The temporary is named by :func:`temporary_name` (``.tmp-PID.<name>``); a temporary left by a
+    killed earlier write of the same target is removed first, so none outlives the next run.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{os.getpid()}.{target.name}")
+    tmp = temporary_name(target)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -98,3 +142,22 @@ def read_text(path: str | os.PathLike, what: str) -> str:
     except IsADirectoryError:
         raise InputError(path, f"is a directory, not {what}") from None
     return raw.decode("utf-8", errors="replace")
+
+
+def save_figure(
+    fig, target: str | os.PathLike, fmt: str | None = None, **kwargs
+) -> Path:
+    """Save a matplotlib figure atomically, with the same bytes on every run.
+
+    matplotlib writes the creation date into SVG metadata and salts the SVG element ids with a
+    random UUID unless ``svg.hashsalt`` is set; both are fixed here. ``fmt`` (SVG or PNG) defaults
+    to the suffix.
+    """
+    import matplotlib
+
+    target = Path(target)
+    fmt = (fmt or target.suffix.lstrip(".") or "svg").lower()
+    metadata = {"svg": {"Date": None}, "png": {"Software": None}}.get(fmt, {})
+    with matplotlib.rc_context({"svg.hashsalt": "usvflow"}), atomic_path(target) as tmp:
+        fig.savefig(tmp, format=fmt, metadata=metadata, **kwargs)
+    return target

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import InputError, atomic_path
+from ..io.atomic import InputError, atomic_path, save_figure
 from ._pool import process_pool
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,17 @@ def make_board(board_xy=(8, 11), square_len=24.0, marker_len_bits=(18.75, 4), di
     if mlen >= square_len:
         raise ValueError(f"marker length {mlen} must be smaller than the square length {square_len}")
     return CharucoBoard(bx, by, float(square_len), mlen, marker_bits=bits, dict_size=int(dict_size))
+
+
+@contextlib.contextmanager
+def seeded_global_numpy(seed: int):
+    """Seed numpy's global generator (used by aniposelib) for the block; restore its state after."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def detect_video(video, board_kwargs: dict) -> tuple[list[dict], tuple[int, int]]:
@@ -64,6 +75,7 @@ def calibrate(
     out_histogram,
     threads: int = 1,
     min_boards: int = 6,
+    seed: int = 0,
 ) -> dict:
     """Calibrate the cameras ``{name: calibration video}``; write TOML, metadata HDF5 and histogram.
 
@@ -90,8 +102,9 @@ def calibrate(
         cam.set_size(size)
     rows_posed = [[dict(r) for r in rows] for rows in all_rows]
     chatter = io.StringIO()  # aniposelib prints its progress
-    with contextlib.redirect_stdout(chatter):
-        # calibrate_rows replaces each camera's rows by rows with board poses (rvec, tvec)
+    with contextlib.redirect_stdout(chatter), seeded_global_numpy(seed):
+        # calibrate_rows replaces each camera's rows by rows with board poses (rvec, tvec); it picks
+        # boards and cameras with numpy's global generator, seeded here so that reruns are identical
         error = cgroup.calibrate_rows(rows_posed, board, init_intrinsics=True, init_extrinsics=True, verbose=False)
     log.debug("aniposelib: %s", chatter.getvalue())
     errors = reprojection_errors(cgroup, board, rows_posed)
@@ -158,8 +171,7 @@ def plot_histogram(errors: np.ndarray, path) -> None:
     ax.set_ylabel("board corners")
     ax.set_title("calibration reprojection errors")
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="svg")
+    save_figure(fig, path, "svg")
     plt.close(fig)
 
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import os
 import textwrap
-from pathlib import Path
 
 import numpy as np
 
-from usvflow.io.atomic import atomic_path
+from usvflow.io.atomic import save_figure
 
 __all__ = ["plot_summary"]
 
@@ -118,7 +117,6 @@ def plot_summary(result: dict, out_svg: str | os.PathLike) -> dict:
     if reasons:
         sup += "\n" + "\n".join(textwrap.shorten(r, 140) for r in reasons[:4])
     fig.suptitle(sup, fontsize=10, color="black" if verdict == "PASS" else "#c00000")
-    with atomic_path(out_svg) as tmp:
-        fig.savefig(tmp, format=Path(out_svg).suffix.lstrip(".").lower() or "svg", dpi=100)
+    save_figure(fig, out_svg, dpi=100)
     plt.close(fig)
     return info

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from usvflow.io.atomic import InputError, atomic_open, atomic_path, read_json, write_json
+from usvflow.io.atomic import InputError, atomic_open, atomic_path, read_json, save_figure, write_json
 
 from .spectrogram import SpecParams, load_spectrograms
 
@@ -322,8 +322,7 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: str | os.PathLike, 
     fig.colorbar(im, ax=ax, label="fraction of the true class")
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="svg")
+    save_figure(fig, path, "svg")
     plt.close(fig)
     return path
 

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import scipy.fft as sfft
 
-from ..io.atomic import InputError, atomic_path
+from ..io.atomic import InputError, atomic_path, save_figure
 
 __all__ = [
     "CurateParams",
@@ -449,8 +449,7 @@ def plot_noise_histogram(stats: dict, path: str | os.PathLike, title: str = "") 
     note = "" if stats["filtered"] else ("  (noise filter off)" if n > 1 else "  (no filtering with < 2 USVs)")
     fig.suptitle(f"{title}  {stats['n_detections']} detections -> {n} merged USVs -> {stats['n_kept']} kept{note}",
                  fontsize=10)  # fmt: skip
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="svg")
+    save_figure(fig, path, "svg")
     plt.close(fig)
     return path
 

@@ -37,7 +37,7 @@ import numba
 import numpy as np
 import scipy.fft as sfft
 
-from ..io.atomic import InputError, atomic_path
+from ..io.atomic import InputError, atomic_path, save_figure
 
 __all__ = [
     "LocalizeParams",
@@ -423,8 +423,7 @@ def plot_sources(
     ax.set_ylabel("y (m)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper right", frameon=False)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="svg")
+    save_figure(fig, path, "svg")
     plt.close(fig)
     return path
 
