@@ -238,7 +238,8 @@ def test_spike_times_equal_the_npy_products_and_the_truth(run, nwb):
         and sync.loc["imec0", "passed"] == ev["passed"]
     )
     assert sync.loc["imec0", "discrepancy_ms"] == ev["duration_difference_ms"]
-    assert av["passed"] and ev["passed"]  # the demo cohort's clocks agree
+    # the demo cohort's clocks agree; its 4 s hold too few IPIs for an A/V pass
+    assert av["verdict"] == "insufficient" and ev["passed"]
 
 
 def test_session_metadata(run, nwb):

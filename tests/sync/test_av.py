@@ -41,8 +41,9 @@ def _session(tmp, seed=1, seconds=9.0, delay=0.0, jump_after=None, dark_leds=Fal
         audio[dev] = tmp / f"{dev}.wav"
     log_tl = make_timeline(np.random.default_rng(seed + 100), seconds, [SERIAL]) if other_log else tl
     name = write_coolterm_log(tmp, log_tl, dt.datetime(2025, 4, 30, 14, 49, 47))
+    # a 9-s session pairs ~7 IPIs: below the default evidence threshold (tested on its own below)
     return tl, {"frame_counts": tmp / "counts.json", "led_px": {SERIAL: tmp / "sync_px"}, "audio": audio,
-                "coolterm": tmp / name}  # fmt: skip
+                "coolterm": tmp / name, "min_paired_ipis": 3}  # fmt: skip
 
 
 def _truth(tl, k, delay):
@@ -52,6 +53,17 @@ def _truth(tl, k, delay):
     ka = np.ceil((toff + delay) * SR - 1e-9) - np.ceil(first * SR - 1e-9)
     kv = np.ceil((toff - first) * tl.fps - 1e-9)
     return ka / SR * 1000 - (kv - 0.5) / tl.fps * 1000
+
+
+def test_too_few_ipis_are_insufficient_not_pass(tmp_path):
+    tl, kw = _session(tmp_path, delay=0.002)
+    n = av_sync_check(session_id="s", **kw)["devices"]["m"]["stats"]["n"]
+    assert 3 <= n < 10
+    kw.pop("min_paired_ipis")
+    res = av_sync_check(session_id="s", **kw)  # default: 10
+    assert res["verdict"] == "insufficient" and not res["passed"]
+    assert f"only {n} IPI(s) paired" in res["reasons"][0] and "sync.av.min_paired_ipis" in res["reasons"][0]
+    assert not res["devices"]["m"]["passed"]
 
 
 def test_known_offset_is_recovered(tmp_path):

@@ -2,6 +2,7 @@
 files, classification of a session summary, bad inputs."""
 
 import json
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -66,6 +67,9 @@ def test_training_and_classification_are_deterministic(data_dir, model, tmp_path
     a = torch.load(out / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "again" / "model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # same bytes, also across processes: no record of the archive is named after the temporary file
+    assert (out / "model.pt").read_bytes() == (tmp_path / "again" / "model.pt").read_bytes()
+    assert {n.split("/")[0] for n in zipfile.ZipFile(out / "model.pt").namelist()} == {"archive"}
     assert rep2["confusion_matrix"] == rep["confusion_matrix"]
     assert (out / "history.csv").read_text() == (tmp_path / "again" / "history.csv").read_text()
     x, _ = simulate_labelled_spectrograms(5, CLASSES, seed=4, params=P)

@@ -28,6 +28,7 @@ def sync_run(tmp_path_factory):
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     cfg["stages"] = ["sync"]
     cfg["sync"]["av"]["nidq"] = {"enabled": True}
+    cfg["sync"]["av"]["min_paired_ipis"] = 3  # 9-s sessions pair ~7 IPIs
     (out / "config.yaml").write_text(yaml.safe_dump(cfg))
     raw_before = {p: p.stat().st_size for p in (out / "Data").rglob("*") if p.is_file()}
     snakemake(out, config=out / "config.yaml")

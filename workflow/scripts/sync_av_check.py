@@ -33,6 +33,7 @@ res = av_sync_check(
     relative_intensity_threshold=float(av["relative_intensity_threshold"]),
     min_event_duration_frames=int(av["min_event_duration_frames"]),
     min_matched_fraction=float(av["min_matched_fraction"]),
+    min_paired_ipis=int(av["min_paired_ipis"]),
 )
 write_result(snakemake.output[0], res)
 for dev, e in res["devices"].items():
@@ -43,4 +44,4 @@ for dev, e in res["devices"].items():
 if res["passed"]:
     log.info("A/V sync verdict: pass")
 else:
-    log.warning("A/V sync verdict: FAIL\n  %s", "\n  ".join(res["reasons"]))
+    log.warning("A/V sync verdict: %s\n  %s", res["verdict"].upper(), "\n  ".join(res["reasons"]))

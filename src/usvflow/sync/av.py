@@ -163,8 +163,12 @@ def av_sync_check(
     relative_intensity_threshold: float = 1.0,
     min_event_duration_frames: int = 35,
     min_matched_fraction: float = 0.8,
+    min_paired_ipis: int = 10,
 ) -> dict:
     """Run the A/V check of one session; returns the JSON-able result (see the module docstring).
+
+    The verdict is "pass", "fail", or "insufficient" when nothing failed but a device has fewer than
+    ``min_paired_ipis`` IPIs paired with the Arduino log and the video (too little evidence to pass).
 
     ``led_px``: ``{serial: sync_px file}`` of the sync cameras (the first that aligns with the Arduino
     log is the reference); ``audio``: ``{device: cropped sync-channel WAV}``; ``frames_in_audio``:
@@ -320,9 +324,21 @@ def av_sync_check(
     for dev in audio:
         if dev not in result["devices"]:
             result["devices"][dev] = {"passed": False, "reasons": [r for r in reasons if dev in r] or list(reasons)}
-    result["passed"] = not reasons
-    result["verdict"] = "pass" if not reasons else "fail"
-    result["reasons"] = reasons
+    thin = []
+    if not reasons:
+        for dev, e in result["devices"].items():
+            n = int(e.get("stats", {}).get("n", 0))
+            if n < min_paired_ipis:
+                e["passed"] = False
+                e["reasons"] = [
+                    f"device {dev}: only {n} IPI(s) paired with the Arduino log and the video; a verdict "
+                    f"needs >= {min_paired_ipis} (sync.av.min_paired_ipis): record longer"
+                ]
+                thin += e["reasons"]
+    result["passed"] = not reasons and not thin
+    result["verdict"] = "fail" if reasons else ("insufficient" if thin else "pass")
+    result["reasons"] = reasons or thin
+    result["min_paired_ipis"] = int(min_paired_ipis)
     return _plain(result)
 
 
@@ -430,6 +446,7 @@ def run_session(layout, products: str | os.PathLike, av: Mapping, devices, force
         relative_intensity_threshold=float(av["relative_intensity_threshold"]),
         min_event_duration_frames=int(av["min_event_duration_frames"]),
         min_matched_fraction=float(av.get("min_matched_fraction", 0.8)),
+        min_paired_ipis=int(av.get("min_paired_ipis", 10)),
     )  # fmt: skip
     write_result(sync / f"{sid}_av_sync.json", res)
     plot_summary(res, sync / f"{sid}_summary.svg")

@@ -33,7 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from usvflow.io.atomic import InputError, atomic_open, atomic_path, read_json, save_figure, write_json
+from usvflow.io.atomic import (
+    InputError,
+    atomic_open,
+    atomic_path,
+    read_json,
+    save_figure,
+    write_json,
+)
 
 from .spectrogram import SpecParams, load_spectrograms
 
@@ -418,8 +425,10 @@ def _jsonable(d):
 def save_model(out_dir, state_dict, classes, params: SpecParams, tp: TrainParams) -> None:
     torch = _torch()
     out_dir = Path(out_dir)
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(state_dict, tmp)
+    with atomic_path(out_dir / "model.pt") as tmp, open(tmp, "wb") as fh:
+        # to a file object: given a path, torch names the archive's records after the file's stem,
+        # which holds the temporary's PID, and the bytes would differ on every run
+        torch.save(state_dict, fh)
     write_json(out_dir / "model.json", {
         "format": MODEL_FORMAT, "classes": list(classes), "spectrogram": params.to_dict(),
         "architecture": {"channels": list(tp.channels), "dropout": tp.dropout}, "seed": tp.seed,
