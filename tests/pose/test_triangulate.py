@@ -123,3 +123,64 @@ def test_cameras_equal_aniposelib(pose_session, triangulated):
     got = ours.triangulate(flat)
     assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isnan(got[7:9]).all()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # mm
+
+
+def _moved_session(pose_session, tmp_path, bad: int, deg: float):
+    """The simulated session seen by cameras of which ``bad`` was rotated by ``deg`` degrees (about
+    its own centre) after calibration: analysis files of the moved views, the truth in the lab frame."""
+    import copy
+
+    import cv2
+
+    from usvflow.simulate.geometry import simulate_animals
+    from usvflow.simulate.pose import arena_to_lab_mm, write_session_pose
+
+    cams = copy.deepcopy(pose_session["cams"])
+    cam = cams.cameras[bad]
+    R = cv2.Rodrigues(np.asarray(cam.get_rotation(), float))[0]
+    centre = -R.T @ np.asarray(cam.get_translation(), float)
+    Rm = cv2.Rodrigues(np.array([0.0, np.radians(deg), 0.0]))[0] @ R
+    cam.set_rotation(cv2.Rodrigues(Rm)[0].ravel())
+    cam.set_translation(-Rm @ centre)
+    tr = simulate_animals(np.random.default_rng(11), 0.0, 1.7)
+    truth = write_session_pose(tmp_path / "exp", tmp_path / "truth", cams, tr, np.arange(240) / 150.057,
+                               {s: 240 for s in SERIALS}, DJ, np.random.default_rng(5))  # fmt: skip
+    h5 = {}
+    for s in SERIALS:
+        h5[s] = tmp_path / f"{s}.analysis.h5"
+        slp_to_analysis_h5(tmp_path / "exp" / "video" / DJ / s / f"{s}-{DJ}.predictions.slp", h5[s], n_frames=240)
+    return h5, arena_to_lab_mm(np.load(truth["truth_file"])["points3d"])
+
+
+def test_moved_camera_flagged_and_excluded(pose_session, tmp_path, caplog):
+    """A camera rotated by 3 degrees after calibration stands out (log, QC); with auto-exclusion the
+    3D error returns to within 20 % of the undisturbed session's."""
+    still, truth = _moved_session(pose_session, tmp_path / "still", bad=2, deg=0.0)
+    moved, _ = _moved_session(pose_session, tmp_path / "moved", bad=2, deg=3.0)
+
+    def run(h5, name, **kw):
+        s = triangulate(h5, pose_session["toml"], tmp_path / name, dict(TRI, **kw), chunk=120, margin=20)
+        err = np.linalg.norm(read_points3d(tmp_path / name)["tracks"] - truth, axis=-1)  # mm
+        return s["qc"], float(np.nanmedian(err))
+
+    qc0, e0 = run(still, "still.h5", auto_exclude_views=True)
+    assert qc0["verdict"] == "ok" and qc0["flagged_views"] == [] and len(qc0["cameras"]) == 5
+    assert all(c["median_reprojection_error_px"] < 3 for c in qc0["cameras"].values())
+    assert all(0 < c["missing_fraction"] < 0.1 for c in qc0["cameras"].values())
+    assert all(a["pose_fraction"] > 0.95 for a in qc0["animals"].values())
+    with caplog.at_level("WARNING", logger="usvflow.pose.triangulate"):
+        qc1, e1 = run(moved, "moved.h5")
+    assert qc1["verdict"] == "camera_flagged" and qc1["flagged_views"] == [SERIALS[2]]
+    assert qc1["auto_excluded_views"] == [] and len(qc1["cameras"]) == 5
+    assert f"camera {SERIALS[2]} stands out" in caplog.text
+    errs = qc1["screening"][0]["error_px"]
+    assert errs[SERIALS[2]] > 2 * max(v for k, v in errs.items() if k != SERIALS[2])
+    assert e1 > 5 * e0  # every 3D point is biased
+    qc2, e2 = run(moved, "excluded.h5", auto_exclude_views=True)
+    assert qc2["verdict"] == "camera_excluded" and qc2["auto_excluded_views"] == [SERIALS[2]]
+    import h5py
+
+    with h5py.File(tmp_path / "excluded.h5") as h:
+        assert SERIALS[2] not in qc2["cameras"] and SERIALS[2].encode() not in list(h["camera_names"][()])
+    assert qc2["screening"][-1]["flagged"] == []
+    assert e2 <= 1.2 * e0, (e0, e1, e2)

@@ -159,6 +159,10 @@ def test_full_run_matches_truth(cohort):
         assert np.linalg.norm(h["tracks"][0, 0, 4:] - arena[4:], axis=1).max() < 0.002
     edir = cohort / "Data" / exp / "video" / exp_dj
     assert (edir / f"{exp_dj}_points3d.h5").exists()  # kept (pose.delete_original_h5: false)
+    qc = yaml.safe_load((edir / f"{exp_dj}_pose_qc.json").read_text())
+    assert qc["verdict"] == "ok" and qc["session"] == exp and len(qc["cameras"]) == 5, qc
+    assert max(c["median_reprojection_error_px"] for c in qc["cameras"].values()) < 4
+    assert min(a["pose_fraction"] for a in qc["animals"].values()) > 0.9
     with h5py.File(edir / f"{exp_dj}_points3d_translated_rotated_metric.h5") as h:
         tracks = h["tracks"][()]
         assert [v.decode() for v in h["track_names"][()]] == ["animal_0", "animal_1"]

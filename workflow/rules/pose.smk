@@ -7,6 +7,8 @@
 #   <serial>/<serial>-<dj>.analysis.h5       rule slp_to_h5
 #   <dj>_calibration.toml (+ .metadata.h5, _reprojection_histogram.svg)   calibration sessions
 #   <dj>_points3d.h5                         rule triangulate (arena mode in calibration sessions)
+#   <dj>_pose_qc.json                        rule triangulate: per camera reprojection error / missing
+#                                            points, per animal pose coverage, cameras that stand out
 #   <dj>_points3d_translated_rotated_metric.h5   rule recoordinate
 # Without the proofread files a session's pose products are not requested: the run goes on with
 # the other stages and lists the sessions awaiting proofreading.
@@ -101,7 +103,8 @@ rule triangulate:
     input:
         unpack(triangulation_inputs),
     output:
-        maybe_temp_points3d("{sroot}/video/{date_joint}/{date_joint}_points3d.h5"),
+        points=maybe_temp_points3d("{sroot}/video/{date_joint}/{date_joint}_points3d.h5"),
+        qc="{sroot}/video/{date_joint}/{date_joint}_pose_qc.json",
     log:
         "{sroot}/logs/triangulate_{date_joint}.log",
     benchmark:
@@ -116,6 +119,7 @@ rule triangulate:
     params:
         tri=POSE["triangulation"],
         session=pose_session_params,
+        sid=pose_session,
         serials=lambda wc: pose_serials(pose_session(wc)),
     script:
         "../scripts/pose_triangulate.py"

@@ -3,7 +3,7 @@
 from usvflow.workflow import setup
 
 log = setup(snakemake)
-from usvflow.io.atomic import read_json  # noqa: E402
+from usvflow.io.atomic import read_json, write_json  # noqa: E402
 from usvflow.pose.triangulate import triangulate  # noqa: E402
 
 tri = dict(snakemake.params.tri)
@@ -12,6 +12,8 @@ frames = None
 if not arena:
     frames = tri.get("frame_restriction") or (0, int(read_json(snakemake.input.counts)["total_frame_number_least"]))
 h5 = dict(zip(snakemake.params.serials, snakemake.input.h5))
-summary = triangulate(h5, snakemake.input.calibration, snakemake.output[0], tri, arena=arena, frames=frames,
+summary = triangulate(h5, snakemake.input.calibration, snakemake.output.points, tri, arena=arena, frames=frames,
                       threads=snakemake.threads, chunk=int(tri["chunk_frames"]))  # fmt: skip
-log.info("triangulation: %s", summary)
+log.info("triangulation: %s", {k: v for k, v in summary.items() if k != "qc"})
+qc = dict(summary["qc"], frames=summary["frames"], views=summary["views"], session=snakemake.params.sid)
+write_json(snakemake.output.qc, qc)

@@ -9,6 +9,14 @@ temporal smoothing sees no artificial border. Tracks are matched across views by
 
 Arena mode: frame 0 of the arena labelling (one instance, 28 nodes), aniposelib's defaults.
 
+Camera screening (:func:`screen_views`): before the solve, a sample of frames is triangulated linearly
+with every view and with each view left out. A view *stands out* (a camera moved or re-focused after
+calibration) when its median reprojection error is at least ``view_outlier_min_px`` and
+``view_outlier_ratio`` times the median of the other views, and leaving it out brings the other views'
+error down by that ratio too (a view that is merely noisy does not do that: its geometry agrees with the
+others). A flagged view is logged and written to the QC JSON; with ``auto_exclude_views`` it is
+dropped and the session is triangulated from the rest (again screened, while three views or more remain).
+
 Output ``<date_joint>_points3d.h5``: ``tracks`` (n_frames, n_tracks, n_nodes, 3) float64 in the
 calibration's units and frame (NaN where not triangulable), ``node_names``, ``track_names``,
 ``frames`` (start, stop), ``camera_names``.
@@ -117,8 +125,87 @@ def _track_order(head: dict, tracks: list[str], path) -> list[int]:
     return idx
 
 
+# reprojection-error histogram bins (px): fine below 100 px, coarse above; medians are read from it
+ERR_BINS = np.concatenate([np.arange(0.0, 100.0, 0.05), np.arange(100.0, 2000.0, 1.0), [np.inf]])
+
+
+def _hist_median(hist: np.ndarray) -> float | None:
+    n = hist.sum()
+    if n == 0:
+        return None
+    k = int(np.searchsorted(np.cumsum(hist), n / 2.0))
+    return float(ERR_BINS[k] + (ERR_BINS[k + 1] - ERR_BINS[k]) / 2) if k < len(ERR_BINS) - 2 else float(ERR_BINS[k])
+
+
+def _project(cg, pts: np.ndarray) -> np.ndarray:
+    """(C, N, 2) projections of (N, 3) points (``Cameras`` or aniposelib ``CameraGroup``)."""
+    if isinstance(cg, Cameras):
+        return cg.project(pts)
+    return np.asarray(cg.project(pts)).reshape(len(cg.cameras), -1, 2)
+
+
+def _dlt(cg, flat: np.ndarray) -> np.ndarray:
+    if isinstance(cg, Cameras):
+        return cg.triangulate(flat)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return cg.triangulate(flat, undistort=True, progress=False)
+
+
+def _sample_frames(start: int, stop: int, n_blocks: int = 20, block: int = 50) -> list[tuple[int, int]]:
+    """Up to ``n_blocks`` blocks of ``block`` frames spread evenly over [start, stop)."""
+    n = stop - start
+    if n <= n_blocks * block:
+        return [(start, stop)]
+    firsts = np.linspace(start, stop - block, n_blocks).astype(int)
+    return [(int(a), int(a) + block) for a in firsts]
+
+
+def screen_views(calibration, views: list[str], files: dict, orders: dict, blocks, ratio: float = 2.0,
+                 min_px: float = 10.0) -> dict:  # fmt: skip
+    """Median reprojection error (px) per view of a linear triangulation of the sampled frames with
+    all ``views`` (``error_px``), the other views' median error with each view left out
+    (``others_without_px``), and the views that stand out (``flagged``, module docstring)."""
+    p2d = []
+    for v in views:
+        parts = [read_analysis_h5(files[v], frames=slice(a, b))["points"][:, orders[v]] for a, b in blocks]
+        p2d.append(np.concatenate(parts))
+    flat = np.stack(p2d).reshape(len(views), -1, 2)  # (C, P, 2)
+    cg = _load_group(calibration, views)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        err = np.linalg.norm(_project(cg, _dlt(cg, flat)) - flat, axis=-1)  # (C, P)
+        med = {v: _nanmedian(err[i]) for i, v in enumerate(views)}
+        without = {}
+        if len(views) >= 3:
+            for i, v in enumerate(views):
+                rest = [w for w in views if w != v]
+                idx = [views.index(w) for w in rest]
+                sub = _load_group(calibration, rest)
+                e = np.linalg.norm(_project(sub, _dlt(sub, flat[idx])) - flat[idx], axis=-1)
+                without[v] = _nanmedian(e)
+    flagged = []
+    if without:
+        worst = max((v for v in views if med[v] is not None), key=lambda v: med[v], default=None)
+        if worst is not None:
+            others = [med[v] for v in views if v != worst and med[v] is not None]
+            others_med = float(np.median(others)) if others else None
+            w = without.get(worst)
+            if (others_med and w is not None and med[worst] >= min_px and med[worst] >= ratio * others_med
+                    and others_med >= ratio * w):  # fmt: skip
+                flagged.append(worst)
+    n_points = int((np.isfinite(flat[..., 0]).sum(axis=0) >= 2).sum())
+    return {"frames": int(sum(b - a for a, b in blocks)), "points": n_points, "error_px": med,
+            "others_without_px": without, "flagged": flagged}  # fmt: skip
+
+
+def _nanmedian(x: np.ndarray) -> float | None:
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if len(x) else None
+
+
 def _chunk_job(args):
-    """Triangulate frames [a, b) (with context [a0, b0)) of every track; returns (a, b, (b-a, T, J, 3))."""
+    """Triangulate frames [a, b) (with context [a0, b0)) of every track; returns (a, b, (b-a, T, J, 3),
+    per view the reprojection-error histogram and the number of observed 2D points of [a, b))."""
     calibration, views, files, orders, a0, a, b, b0, kwargs, arena = args
     cg = _load_group(calibration, views)
     p2d = []
@@ -149,7 +236,14 @@ def _chunk_job(args):
             seen = np.isfinite(pts[..., 0]).sum(axis=0) >= 2
             res = np.where(seen[..., None], res, np.nan)
             out[:, k] = res
-    return a, b, out[a - a0 : b - a0]
+    core = slice(a - a0, b - a0)
+    obs = p2d[:, core]  # (C, b-a, T, J, 2)
+    flat = obs.reshape(len(views), -1, 2)
+    with np.errstate(all="ignore"):
+        err = np.linalg.norm(_project(cg, out[core].reshape(-1, 3)) - flat, axis=-1)
+    hists = np.stack([np.histogram(e[np.isfinite(e)], bins=ERR_BINS)[0] for e in err])
+    observed = np.isfinite(flat[..., 0]).sum(axis=1)
+    return a, b, out[core], hists, observed
 
 
 def triangulate(
@@ -172,7 +266,8 @@ def triangulate(
     import h5py
 
     tri = dict(tri or {})
-    views, heads = _views(h5_by_camera, calibration, tri.get("excluded_views", []))
+    excluded = [str(v) for v in tri.get("excluded_views", []) or []]
+    views, heads = _views(h5_by_camera, calibration, excluded)
     node_names = heads[views[0]]["node_names"]
     track_names = heads[views[0]]["track_names"]
     if arena:
@@ -184,6 +279,27 @@ def triangulate(
     start, stop = (0, n_common) if frames is None else (int(frames[0]), min(int(frames[1]), n_common))
     if not 0 <= start < stop:
         raise InputError(h5_by_camera[views[0]], f"no frames to triangulate in [{start}, {stop}) ({n_common} frames)")
+    ratio = float(tri.get("view_outlier_ratio", 2.0))
+    min_px = float(tri.get("view_outlier_min_px", 10.0))
+    blocks = _sample_frames(start, stop)
+    files = {v: str(h5_by_camera[v]) for v in views}
+    screens, auto_excluded, flagged = [], [], []
+    while True:
+        scr = screen_views(calibration, views, files, orders, blocks, ratio, min_px)
+        screens.append(dict(scr, views=list(views)))
+        for v in scr["flagged"]:
+            others = {w: e for w, e in scr["error_px"].items() if w != v}
+            log.warning("camera %s stands out: median reprojection error %.1f px, the other views %s px;"
+                        " without it the others fall to %.1f px (moved after calibration?)", v,
+                        scr["error_px"][v], {w: round(e, 1) for w, e in others.items() if e is not None},
+                        scr["others_without_px"][v])  # fmt: skip
+        flagged += scr["flagged"]
+        if not (scr["flagged"] and tri.get("auto_exclude_views") and len(views) >= 3):
+            break
+        views = [v for v in views if v not in scr["flagged"]]
+        auto_excluded += scr["flagged"]
+        log.warning("pose.triangulation.auto_exclude_views: camera(s) %s left out, triangulating from %s",
+                    scr["flagged"], views)  # fmt: skip
     kwargs = {} if arena else optim_kwargs(tri, node_names)
     if tri.get("ransac") and not arena:
         kwargs["init_ransac"] = True
@@ -191,11 +307,14 @@ def triangulate(
     for a in range(start, stop, chunk):
         b = min(a + chunk, stop)
         a0, b0 = max(start, a - margin), min(stop, b + margin)
-        jobs.append((str(calibration), views, {v: str(h5_by_camera[v]) for v in views}, orders, a0, a, b, b0, kwargs, arena))
+        jobs.append((str(calibration), views, {v: files[v] for v in views}, orders, a0, a, b, b0, kwargs, arena))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     shape = (stop - start, len(track_names) or 1, len(node_names), 3)
     n_done = n_finite = 0
+    hists = np.zeros((len(views), len(ERR_BINS) - 1), dtype=np.int64)
+    observed = np.zeros(len(views), dtype=np.int64)
+    posed = np.zeros(shape[1], dtype=np.int64)  # frames with a 3D pose (half the nodes or more) per track
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as h:
             d = h.create_dataset("tracks", shape=shape, dtype=np.float64, fillvalue=np.nan,
@@ -211,14 +330,44 @@ def triangulate(
                     results = ex.map(_chunk_job, jobs)  # results come back in frame order
                 else:
                     results = map(_chunk_job, jobs)
-                for a, b, res in results:
+                for a, b, res, hist, obs in results:
                     d[a - start : b - start] = res
                     n_done += res.shape[0]
-                    n_finite += int(np.isfinite(res[..., 0]).sum())
+                    fin = np.isfinite(res[..., 0])
+                    n_finite += int(fin.sum())
+                    hists += hist
+                    observed += obs
+                    posed += (fin.sum(axis=-1) * 2 >= shape[2]).sum(axis=0)
     total = n_done * shape[1] * shape[2]
+    n_2d = n_done * shape[1] * shape[2]
+    qc = {
+        "cameras": {v: {"median_reprojection_error_px": _hist_median(hists[i]),
+                        "missing_fraction": float(1.0 - observed[i] / n_2d) if n_2d else 1.0}
+                    for i, v in enumerate(views)},  # fmt: skip
+        "animals": {t: {"pose_fraction": float(posed[k] / n_done) if n_done else 0.0}
+                    for k, t in enumerate(track_names)},  # fmt: skip
+        "flagged_views": flagged,
+        "auto_excluded_views": auto_excluded,
+        "excluded_views": [v for v in excluded if v in h5_by_camera],
+        "screening": screens,
+        "view_outlier_ratio": ratio,
+        "view_outlier_min_px": min_px,
+    }
+    if auto_excluded:
+        qc["verdict"] = "camera_excluded"
+        qc["message"] = f"camera(s) {auto_excluded} stood out and were left out; triangulated from {views}"
+    elif flagged:
+        qc["verdict"] = "camera_flagged"
+        qc["message"] = (f"camera(s) {flagged} stand out (moved after calibration?): every 3D point is biased;"
+                         " recalibrate, exclude it (pose.triangulation.excluded_views) or set"
+                         " pose.triangulation.auto_exclude_views: true")  # fmt: skip
+    else:
+        qc["verdict"] = "ok"
+        qc["message"] = "no camera stands out"
     summary = {"frames": [start, stop], "views": views, "tracks": track_names, "nodes": len(node_names),
-               "finite_fraction": n_finite / total if total else 0.0}  # fmt: skip
-    log.info("triangulated %s", summary)
+               "finite_fraction": n_finite / total if total else 0.0, "qc": qc}  # fmt: skip
+    log.info("triangulated %s", {k: v for k, v in summary.items() if k != "qc"})
+    log.info("pose QC: %s (%s)", qc["verdict"], qc["message"])
     return summary
 
 

@@ -167,6 +167,7 @@ def pose_targets(sid):
         POSE_WAITING[sid] = waiting
         return out
     out.append(f"{d}/{dj}_points3d_translated_rotated_metric.h5")
+    out.append(f"{d}/{dj}_pose_qc.json")
     if not POSE["delete_original_h5"]:
         out.append(f"{d}/{dj}_points3d.h5")
     return out
