@@ -177,7 +177,7 @@ def screen_views(calibration, views: list[str], files: dict, orders: dict, block
         med = {v: _nanmedian(err[i]) for i, v in enumerate(views)}
         without = {}
         if len(views) >= 3:
-            for i, v in enumerate(views):
+            for v in views:
                 rest = [w for w in views if w != v]
                 idx = [views.index(w) for w in rest]
                 sub = _load_group(calibration, rest)
