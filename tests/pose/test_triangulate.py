@@ -159,7 +159,8 @@ def test_moved_camera_flagged_and_excluded(pose_session, tmp_path, caplog):
     moved, _ = _moved_session(pose_session, tmp_path / "moved", bad=2, deg=3.0)
 
     def run(h5, name, **kw):
-        s = triangulate(h5, pose_session["toml"], tmp_path / name, dict(TRI, **kw), chunk=120, margin=20)
+        tri = dict(TRI, view_outlier_ratio=2.0, view_outlier_min_px=10.0, **kw)
+        s = triangulate(h5, pose_session["toml"], tmp_path / name, tri, chunk=120, margin=20)
         err = np.linalg.norm(read_points3d(tmp_path / name)["tracks"] - truth, axis=-1)  # mm
         return s["qc"], float(np.nanmedian(err))
 

@@ -160,8 +160,8 @@ def _sample_frames(start: int, stop: int, n_blocks: int = 20, block: int = 50) -
     return [(int(a), int(a) + block) for a in firsts]
 
 
-def screen_views(calibration, views: list[str], files: dict, orders: dict, blocks, ratio: float = 2.0,
-                 min_px: float = 10.0) -> dict:  # fmt: skip
+def screen_views(calibration, views: list[str], files: dict, orders: dict, blocks, ratio: float | None,
+                 min_px: float | None) -> dict:  # fmt: skip
     """Median reprojection error (px) per view of a linear triangulation of the sampled frames with
     all ``views`` (``error_px``), the other views' median error with each view left out
     (``others_without_px``), and the views that stand out (``flagged``, module docstring)."""
@@ -184,7 +184,8 @@ def screen_views(calibration, views: list[str], files: dict, orders: dict, block
                 e = np.linalg.norm(_project(sub, _dlt(sub, flat[idx])) - flat[idx], axis=-1)
                 without[v] = _nanmedian(e)
     flagged = []
-    if without:
+    if without and ratio is not None and min_px is not None:
+        ratio, min_px = float(ratio), float(min_px)
         worst = max((v for v in views if med[v] is not None), key=lambda v: med[v], default=None)
         if worst is not None:
             others = [med[v] for v in views if v != worst and med[v] is not None]
@@ -279,8 +280,8 @@ def triangulate(
     start, stop = (0, n_common) if frames is None else (int(frames[0]), min(int(frames[1]), n_common))
     if not 0 <= start < stop:
         raise InputError(h5_by_camera[views[0]], f"no frames to triangulate in [{start}, {stop}) ({n_common} frames)")
-    ratio = float(tri.get("view_outlier_ratio", 2.0))
-    min_px = float(tri.get("view_outlier_min_px", 10.0))
+    # without the thresholds (a library call without them) the views are measured, none is flagged
+    ratio, min_px = tri.get("view_outlier_ratio"), tri.get("view_outlier_min_px")
     blocks = _sample_frames(start, stop)
     files = {v: str(h5_by_camera[v]) for v in views}
     screens, auto_excluded, flagged = [], [], []
