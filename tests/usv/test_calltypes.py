@@ -173,6 +173,13 @@ def test_classify_session_summary(model, tmp_path):
     assert ((back["call_type_prob"] > 1 / 3) & (back["call_type_prob"] <= 1)).all()
     assert np.mean(back["call_type"].to_numpy() == np.asarray(truth)) >= 0.75
     assert df["call_type"].tolist() == back["call_type"].tolist()
+    # rejection threshold: a USV whose best type is not probable enough is typed "none"
+    pr = np.sort(back["call_type_prob"].to_numpy())
+    thr = float(pr[len(pr) // 2] + pr[len(pr) // 2 - 1]) / 2  # between two written (rounded) values
+    rej = ct.classify_summary(summary, npz, out, tmp_path / "rej.csv", min_probability=thr)
+    low = back["call_type_prob"].to_numpy() < thr
+    assert low.any() and (rej["call_type"].to_numpy()[low] == "none").all()
+    assert (rej["call_type"].to_numpy()[~low] == back["call_type"].to_numpy()[~low]).all()
     # spectrograms made with other parameters, or for other USVs: clear errors
     other = tmp_path / "other.npz"
     ct.export_session_spectrograms(summary, mmap, other, SpecParams(n_fft=256, n_freq=32, n_time=32, duration_s=0.2))

@@ -79,5 +79,6 @@ rule calltype_classify:
     params:
         device=CALLTYPES["device"],
         expected_classes=CALLTYPES["expected_classes"],
+        min_probability=CALLTYPES["min_probability"],
     script:
         "../scripts/calltypes_classify.py"

@@ -11,5 +11,5 @@ model_dir = Path(snakemake.input.model[0]).parent
 device = resolve_device(snakemake.params.device)
 out = classify_summary(snakemake.input.summary, snakemake.input.spectrograms, model_dir, snakemake.output[0],
                        device=device, expected_classes=snakemake.params.expected_classes,
-                       threads=snakemake.threads)  # fmt: skip
+                       threads=snakemake.threads, min_probability=snakemake.params.min_probability)  # fmt: skip
 log.info("%d USV(s) classified on %s: %s", len(out), device, out["call_type"].value_counts().to_dict())

@@ -579,12 +579,19 @@ def export_session_spectrograms(summary_csv, memmap, out_npz, params: SpecParams
     return len(df)
 
 
+NO_TYPE = "none"  # call_type of a USV that none of the trained types explains well enough
+
+
 def classify_summary(summary_csv, spectrograms_npz, model_dir, out_csv, device: str = "cpu",
-                     expected_classes=None, seed: int = 0, threads: int = 1) -> pd.DataFrame:  # noqa: F821  # fmt: skip
+                     expected_classes=None, seed: int = 0, threads: int = 1,
+                     min_probability: float | None = None) -> pd.DataFrame:  # noqa: F821  # fmt: skip
     """The summary with ``call_type`` and ``call_type_prob`` appended, written atomically to ``out_csv``.
 
     The spectrogram file must list the summary's USVs in the same order and have the model's
-    parameters; the summary's own columns are copied unchanged.
+    parameters; the summary's own columns are copied unchanged. A USV whose most probable type has
+    a probability below ``min_probability`` (None: no threshold) gets ``call_type = "none"`` (none of the trained types;
+    ``call_type_prob`` still holds that highest probability). A model with a class named "none"
+    cannot be used with a rejection threshold (the two would be confused).
     """
     df = read_summary(summary_csv)
     sp = load_spectrograms(spectrograms_npz)
@@ -596,7 +603,12 @@ def classify_summary(summary_csv, spectrograms_npz, model_dir, out_csv, device: 
     proba = predict_proba(m, sp["spectrograms"], seed=seed, threads=threads, source=spectrograms_npz)
     out = df.copy()
     k = proba.argmax(1) if len(proba) else np.zeros(0, np.int64)
-    out["call_type"] = [m.classes[i] for i in k]
+    min_probability = min_probability or 0.0
+    if min_probability > 0 and NO_TYPE in m.classes:
+        raise InputError(model_dir, f"the model has a class named {NO_TYPE!r}: the rejection threshold "
+                                    "min_probability would be ambiguous; set it to 0")  # fmt: skip
+    top = proba[np.arange(len(k)), k] if len(proba) else np.zeros(0)
+    out["call_type"] = [m.classes[i] if q >= min_probability else NO_TYPE for i, q in zip(k, top)]
     out["call_type_prob"] = [f"{proba[i, j]:.6f}" for i, j in enumerate(k)]
     with atomic_open(out_csv, "w", newline="") as fh:
         out.to_csv(fh, index=False)

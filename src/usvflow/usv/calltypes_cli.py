@@ -136,6 +136,8 @@ def add_classify_arguments(s) -> None:
     s.add_argument("--expect-classes", nargs="+", help="fail unless the model has exactly these classes")
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--min-probability", type=float,
+                   help='below this probability of its most probable type a USV is typed "none" (default: off)')
 
 
 def run_classify(a) -> None:
@@ -160,5 +162,6 @@ def run_classify(a) -> None:
             m = load_model(a.model, "cpu", a.expect_classes)
             spec = Path(tmp) / "spectrograms.npz"
             export_session_spectrograms(a.summary, a.memmap, spec, m.params)
-        out = classify_summary(a.summary, spec, a.model, a.output, a.device, a.expect_classes, threads=a.threads)
+        out = classify_summary(a.summary, spec, a.model, a.output, a.device, a.expect_classes, threads=a.threads,
+                               min_probability=a.min_probability)  # fmt: skip
     print(f"classified {len(out)} USV(s): {out['call_type'].value_counts().to_dict()} -> {a.output}")
