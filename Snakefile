@@ -9,21 +9,19 @@ configfile: workflow.source_path("config/config.yaml")
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/common/sync.smk"
-include: "workflow/rules/common/ephys.smk"
-include: "workflow/rules/common/pose.smk"
-include: "workflow/rules/common/assignment.smk"
-include: "workflow/rules/common/calltypes.smk"
-include: "workflow/rules/common/nwb.smk"
-include: "workflow/rules/video.smk"
-include: "workflow/rules/audio.smk"
-include: "workflow/rules/usv.smk"
-include: "workflow/rules/sync.smk"
-include: "workflow/rules/ephys.smk"
-include: "workflow/rules/pose.smk"
-include: "workflow/rules/assignment.smk"
-include: "workflow/rules/calltypes.smk"
-include: "workflow/rules/nwb.smk"
+
+
+# Every stage is two files, included here without being named (docs/new-stage.md): its input
+# functions and targets in workflow/rules/common/<stage>.smk, its rules in workflow/rules/<stage>.smk.
+for _stage_file in sorted(Path(workflow.basedir, "workflow", "rules", "common").glob("*.smk")):
+
+    include: _stage_file
+
+
+for _stage_file in sorted(Path(workflow.basedir, "workflow", "rules").glob("*.smk")):
+    if _stage_file.name != "common.smk":
+
+        include: _stage_file
 
 
 rule all:
