@@ -5,7 +5,8 @@ A synthetic 24-channel int16 memmap at 250 kHz (5 LSB noise, three calls per sec
 
 (a) ``usvflow.usv.curate.curate``: region-by-region watershed merge, one USV window read from the
     memmap at a time, noise measures and acoustic features;
-(b) the reference, as the original does it (spec step 13): every channel's coverage mask over the
+(b) the reference, as the original does it (docs/original-pipeline.md step 13): every channel's
+coverage mask over the
     whole session on the 1-ms grid, all detections merged at once, then per USV the int16 window,
     ``librosa.stft`` of the detecting channels and the correlation/variance (no acoustic features).
 

@@ -19,7 +19,8 @@ from usvflow.simulate.pose import ARENA_NODES, arena_points
 
 
 def test_golden_unit_square():
-    # usv-playpen-spec.md step 7c: unit square -> k = 0.43487, corners +-0.3075, snapped +-0.3325
+    # docs/original-pipeline.md step 7c: unit square -> k = 0.43487, corners +-0.3075, snapped
+    # +-0.3325
     pts = {"North": [0, 1, 0], "West": [-1, 0, 0], "South": [0, -1, 0], "East": [1, 0, 0]}
     T = arena_transform({k: np.array(v, float) for k, v in pts.items()})
     assert T["k"] == pytest.approx(0.43487, abs=1e-5)

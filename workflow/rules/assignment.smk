@@ -1,8 +1,8 @@
-# Who vocalized (spec step 14): each USV of the summary is attributed to an animal.
-# builtin: SRP-PHAT source estimate from the 24 channels, compared with the animals' noses (pose).
-# vocalocator / vocalocator-ssl: trained networks in their own conda envs, on GPUs.
-# Products, per session: audio/<session>_usv_summary_assigned.csv (the summary with `emitter`),
-# and in audio/sound_localization/ the method's own files.
+# Who vocalized (docs/original-pipeline.md step 14): each USV of the summary is attributed to an
+# animal. builtin: SRP-PHAT source estimate from the 24 channels, compared with the animals' noses
+# (pose). vocalocator / vocalocator-ssl: trained networks in their own conda envs, on GPUs.
+# Products, per session: audio/<session>_usv_summary_assigned.csv (the summary with `emitter`), and
+# in audio/sound_localization/ the method's own files.
 if ASSIGN["method"] == "builtin":
 
     rule localize_usvs:

@@ -1,5 +1,5 @@
 # Audio chain: split -> crop to video (drift-corrected) -> HPSS -> high-pass -> memmap
-# (usv-playpen-spec.md steps 8-11), streamed, one job per channel for HPSS and the filter.
+# (docs/original-pipeline.md steps 8-11), streamed, one job per channel for HPSS and the filter.
 
 
 rule split_audio_channels:

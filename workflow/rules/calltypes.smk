@@ -1,4 +1,4 @@
-# USV call types: spectrogram export, CNN training and classification (issue 9).
+# USV call types: spectrogram export, CNN training and classification.
 # Per session: the curated summary audio/<session>_usv_summary.csv -> one fixed-length spectrogram
 # per USV from its best channel of the hpss_filtered memmap
 # (audio/spectrograms/<session>_usv_spectrograms.npz) -> audio/<session>_usv_summary_call_types.csv

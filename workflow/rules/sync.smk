@@ -1,8 +1,8 @@
-# A/V sync check (usv-playpen-spec.md step 15): LED intensities of the sync camera(s), IPIs of the
-# LED train in video, audio LSB (every device) and optional NIDQ, aligned with the Arduino log ->
-# sync/<session>_av_sync.json (every IPI's discrepancy, statistics, verdict) and
-# sync/<session>_summary.svg. No file is deleted. With sync.fail_on_mismatch the rule
-# av_sync_gate (sync/<session>_av_sync.passed) fails on a failed verdict.
+# A/V sync check (docs/original-pipeline.md step 15): LED intensities of the sync camera(s), IPIs of
+# the LED train in video, audio LSB (every device) and optional NIDQ, aligned with the Arduino log
+# -> sync/<session>_av_sync.json (every IPI's discrepancy, statistics, verdict) and
+# sync/<session>_summary.svg. No file is deleted. With sync.fail_on_mismatch the rule av_sync_gate
+# (sync/<session>_av_sync.passed) fails on a failed verdict.
 rule sync_led_pixels:
     input:
         video="{sroot}/video/{date_joint}/{serial}/{serial}-{date_joint}.mp4",

@@ -1,5 +1,5 @@
-# USV detection on every filtered channel (usv-playpen-spec.md step 12). The built-in detector needs
-# no model or GPU; DAS (usv_detection.method: das) is the cluster alternative. Both write
+# USV detection on every filtered channel (docs/original-pipeline.md step 12). The built-in detector
+# needs no model or GPU; DAS (usv_detection.method: das) is the cluster alternative. Both write
 # audio/das_annotations/<stem>_annotations.csv in DAS's CSV format.
 
 if config["usv_detection"]["method"] == "builtin":
@@ -62,8 +62,8 @@ else:
             "mv {params.das_csv:q} {output:q}"
 
 
-# Curation (spec step 13): coverage-watershed merge across channels, amplitude channels, acoustic
-# features and noise rejection, read from the memmap one USV at a time.
+# Curation (docs/original-pipeline.md step 13): coverage-watershed merge across channels, amplitude
+# channels, acoustic features and noise rejection, read from the memmap one USV at a time.
 rule curate_usvs:
     input:
         unpack(session_memmap),

@@ -1,5 +1,5 @@
 # Video stage: Loopbio chunks -> one re-encoded mp4 per camera at the empirical frame rate,
-# calibration footage, and the camera frame-count JSON (usv-playpen-spec.md step 4).
+# calibration footage, and the camera frame-count JSON (docs/original-pipeline.md step 4).
 
 
 rule camera_frame_count:

@@ -1,4 +1,5 @@
-"""The 30 kHz high-pass of spec STEP 10 (the original's ``sox in.wav out.wav sinc 30000-0``), streamed.
+"""The 30 kHz high-pass of docs/original-pipeline.md step 10 (the original's ``sox in.wav out.wav
+sinc 30000-0``), streamed.
 
 SoX's ``sinc`` effect (``sinc.c``) designs Kaiser-windowed sinc FIR filters and applies them by FFT
 convolution. With the original's arguments ``sinc {high}-{low}`` = ``sinc 30000-0`` the low-pass half

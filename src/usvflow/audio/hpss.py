@@ -1,4 +1,5 @@
-"""Harmonic/percussive source separation (spec STEP 9), streamed, equal to the whole-file computation.
+"""Harmonic/percussive source separation (docs/original-pipeline.md step 9), streamed, equal to the
+whole-file computation.
 
 The original (``Operator.hpss_audio``) runs, on a whole channel at once::
 
@@ -53,7 +54,7 @@ _TINY32 = float(np.finfo(np.float32).tiny)
 
 @dataclass(frozen=True)
 class HPSSParams:
-    """The spec's defaults (``processing_settings.json`` → ``hpss_audio``)."""
+    """The original's ``hpss_audio`` defaults (as the schema's ``audio.hpss``)."""
 
     n_fft: int = 512
     hop: int = 128

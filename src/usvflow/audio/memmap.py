@@ -1,4 +1,5 @@
-"""All channels in one raw int16 memmap (spec STEP 11), written channel by channel, plus a JSON sidecar.
+"""All channels in one raw int16 memmap (docs/original-pipeline.md step 11), written channel by
+channel, plus a JSON sidecar.
 
 File: ``<stamp>_concatenated_audio_<kind>_<sr>_<n>_<nch>_int16.mmap`` - raw little-endian int16,
 C order, shape ``(n samples, nch channels)`` (channel-interleaved rows), no header; column ``j`` is the

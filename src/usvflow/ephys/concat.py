@@ -1,5 +1,5 @@
 """Concatenation of a group's SpikeGLX recordings for spike sorting, and the day's changepoints JSON
-(usv-playpen-spec.md steps 1-2).
+(docs/original-pipeline.md steps 1-2).
 
 :func:`concatenate_recordings` joins the ``.bin`` files of one probe, in the sessions sheet's order,
 byte for byte (in-kernel ``copy_file_range`` where the OS has it, else large-block copies) into

@@ -1,4 +1,4 @@
-"""Sorted clusters split back into sessions (usv-playpen-spec.md step 3).
+"""Sorted clusters split back into sessions (docs/original-pipeline.md step 3).
 
 For one session of a concatenated, sorted recording, :func:`split_session` writes one file per kept
 cluster, ``<out_dir>/imec<N>_cl<CCCC>_ch<HHH>_<good|mua>.npy``: float64, shape ``(2, n)``, row 0 the

@@ -5,7 +5,7 @@ their inputs from the returned :class:`SessionLayout` instead of globbing inside
 that a session lacks is ``None``/empty here (its rules are disabled for that session); a folder that
 is malformed raises :class:`~usvflow.io.atomic.InputError` naming the file and the problem.
 
-Layout of a session folder (see ``usv-playpen-spec.md`` §1)::
+Layout of a session folder::
 
     <session>/audio/original_mc/{m,s}_<YYMMDDHHMMSS>.wav      Avisoft multichannel files
     <session>/video/<YYYYMMDD_HHMMSS>.<serial>/               Loopbio camera folders

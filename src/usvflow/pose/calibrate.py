@@ -1,4 +1,4 @@
-"""Camera calibration from ChArUco footage with aniposelib (usv-playpen-spec.md step 7a).
+"""Camera calibration from ChArUco footage with aniposelib (docs/original-pipeline.md step 7a).
 
 Every camera's calibration video is decoded frame by frame (streamed), the board is detected in every
 frame (``CharucoBoard.detect_image``; aniposelib's own ``detect_video`` skips frames), and

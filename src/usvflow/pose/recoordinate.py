@@ -1,4 +1,5 @@
-"""Re-coordinate triangulated points into the metric arena frame (usv-playpen-spec.md step 7c).
+"""Re-coordinate triangulated points into the metric arena frame (docs/original-pipeline.md step
+7c).
 
 The arena's labelled corners (frame 0, track 0 of the arena's ``points3d.h5``) define the transform,
 row-vector convention ``x' = ((x · k) − mid) @ Rz(θz) @ Ry(θy) @ Rx(θx) @ Rz(−π/4)``:

@@ -1,4 +1,5 @@
-"""SLEAP ``.slp`` → SLEAP analysis HDF5 (usv-playpen-spec.md step 6), and the analysis-HDF5 reader.
+"""SLEAP ``.slp`` → SLEAP analysis HDF5 (docs/original-pipeline.md step 6), and the analysis-HDF5
+reader.
 
 The analysis file follows SLEAP's layout as read with h5py ("matlab" order, what ``sleap-convert
 --format analysis`` writes): ``tracks`` (n_tracks, 2, n_nodes, n_frames) float64 with NaN for missing

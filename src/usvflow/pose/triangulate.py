@@ -1,4 +1,5 @@
-"""3D triangulation of the per-camera analysis files with aniposelib (usv-playpen-spec.md step 7b).
+"""3D triangulation of the per-camera analysis files with aniposelib (docs/original-pipeline.md
+step 7b).
 
 Animal mode: aniposelib's ``triangulate_optim`` problem per track (the config's constraints, temporal
 smoothing, loss and reprojection threshold; solved by :func:`usvflow.pose.optim.triangulate_optim`, the

@@ -1,4 +1,4 @@
-"""E-phys/video synchronization check (usv-playpen-spec.md step 1), streamed.
+"""E-phys/video synchronization check (docs/original-pipeline.md step 1), streamed.
 
 The Loopbio triggerbox pulses every camera frame into the Neuropixels sync word (the last saved
 column of a SpikeGLX ``.bin``, ``SY0``). The check:

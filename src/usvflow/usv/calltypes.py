@@ -1,4 +1,4 @@
-"""USV call types: a compact CNN on fixed-length spectrograms (issue 9).
+"""USV call types: a compact CNN on fixed-length spectrograms.
 
 Data layout (the source document's Keras ``flow_from_directory`` layout, with arrays instead of plot
 images)::

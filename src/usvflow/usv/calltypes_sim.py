@@ -1,4 +1,4 @@
-"""Labelled call-type data from the simulator (issue 9): synthetic clips and summaries from truth.
+"""Labelled call-type data from the simulator: synthetic clips and summaries from truth.
 
 * :func:`simulate_labelled_spectrograms` renders calls of :mod:`usvflow.simulate.calls` at 250 kHz in
   microphone-like noise, as a detector would hand them over (onset/offset errors of a few ms, weak and

@@ -1,4 +1,5 @@
-"""Curation of per-channel USV detections into one table per session (usv-playpen-spec.md step 13).
+"""Curation of per-channel USV detections into one table per session (docs/original-pipeline.md
+step 13).
 
 Three phases, all streamed (memory is bounded by the longest merged region and the longest USV, not
 by the session's length):

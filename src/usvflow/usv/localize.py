@@ -288,7 +288,8 @@ def localize_usvs(mm: np.ndarray, sr: float, summary, mics: np.ndarray, bounds_x
 
 def write_dset(path: str | os.PathLike, mm: np.ndarray, sr: int, summary, locations_at, node_names: list[str],
                fps: float, arena_dims_m: tuple[float, float], n_animals: int) -> Path:  # fmt: skip
-    """Write vocalocator's input ``dset.h5`` (spec step 14a), one USV at a time.
+    """Write vocalocator's input ``dset.h5`` (docs/original-pipeline.md step 14a), one USV at a
+    time.
 
     ``audio`` float16 (sum of lengths, channels), samples ``int16 / 32767`` from ``[int(start·sr),
     int(stop·sr))``; ``length_idx`` (n + 1,) int64 from 0; ``locations`` float64 (n, animals, nodes, 3)

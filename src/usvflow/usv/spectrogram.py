@@ -1,4 +1,4 @@
-"""Fixed-length USV spectrograms for call-type classification (issue 9).
+"""Fixed-length USV spectrograms for call-type classification.
 
 Every call becomes one ``(n_freq, n_time)`` float32 image computed numerically from the audio (the
 source document rendered matplotlib plots and classified the pictures): ``n_time`` Hann-windowed

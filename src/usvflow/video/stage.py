@@ -1,4 +1,5 @@
-"""Video staging (spec STEP 4): frame-count summary, chunk concatenation, re-encoding at the empirical rate.
+"""Video staging (docs/original-pipeline.md step 4): frame-count summary, chunk concatenation,
+re-encoding at the empirical rate.
 
 Raw camera folders are only read; every product is written atomically at its own path.
 
