@@ -12,15 +12,20 @@ import os
 import pytest
 
 try:
-    from slurm_cluster import SlurmCluster, SlurmUnavailable, unavailable_reason
+    from slurm_cluster import ENABLE_HINT, SlurmCluster, SlurmUnavailable, unavailable_reason
 except ImportError:  # tests/ imported as a package (rootdir on sys.path)
-    from tests.slurm_cluster import SlurmCluster, SlurmUnavailable, unavailable_reason
+    from tests.slurm_cluster import (
+        ENABLE_HINT,
+        SlurmCluster,
+        SlurmUnavailable,
+        unavailable_reason,
+    )
 
 
 def _skip_or_fail(reason: str):
     if os.environ.get("USVFLOW_REQUIRE_SLURM") == "1":
         pytest.fail(f"USVFLOW_REQUIRE_SLURM=1 but no SLURM cluster: {reason}", pytrace=False)
-    pytest.skip(f"no SLURM cluster: {reason}")
+    pytest.skip(f"SLURM tests skipped ({reason}); {ENABLE_HINT}")
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,10 @@ def _which(name: str) -> str | None:
     return shutil.which(name, path=path)
 
 
+#: How to run the SLURM tests where they are skipped.
+ENABLE_HINT = "to run them: USVFLOW_REQUIRE_SLURM=1 make test (installs slurm-wlm and munge with apt, as root)"
+
+
 def unavailable_reason() -> str | None:
     """Why a cluster cannot be started here (``None`` if it can)."""
     missing = [b for b in DAEMONS + CLIENTS + ("mungekey",) if _which(b) is None]
