@@ -57,11 +57,12 @@ def _cmd_discover(a):
 def _cmd_validate(a):
     import yaml
 
-    from .io.config import read_sessions, validate_config
+    from .io.config import read_sessions, resolve_config_paths, validate_config
 
     schemas = Path(a.schemas)
     with open(a.config) as fh:
-        cfg = validate_config(yaml.safe_load(fh) or {}, schemas / "config.schema.yaml", source=a.config)
+        cfg = resolve_config_paths(yaml.safe_load(fh) or {}, [a.config])
+    cfg = validate_config(cfg, schemas / "config.schema.yaml", source=a.config)
     sheet = read_sessions(cfg["sessions"], schemas / "sessions.schema.yaml")
     print(f"{a.config}: valid; {len(sheet)} session(s) in {cfg['sessions']}")
 

@@ -105,3 +105,63 @@ def test_sheet_duplicate_and_unknown_column(tmp_path):
     p = write_sheet(tmp_path, ["20250430_145017\ta\texperiment"], header="session_id\tfolder\tkinds")
     with pytest.raises(ConfigError, match="unknown column 'kinds'"):
         read_sessions(p, SHEET_SCHEMA)
+
+
+def test_relative_paths_are_relative_to_the_config_file_that_sets_them(tmp_path):
+    from usvflow.io.config import PATH_SETTINGS, resolve_config_paths
+
+    cohort = tmp_path / "cohort"
+    overlay = tmp_path / "overlays" / "gpu.yaml"
+    cohort.mkdir()
+    overlay.parent.mkdir()
+    (cohort / "config.yaml").write_text(
+        "sessions: sessions.tsv\noutput_root: ../products\nephys_root: /abs/EPHYS\n"
+        "usv_detection: {das: {executable: das, model_directory: models/das}}\n"
+        "call_types: {model_dir: ~/ct}\n"
+    )
+    overlay.write_text(
+        "usv_detection: {das: {model_directory: ../das_models}}\n"
+        "assignment: {vocalocator: {python: venvs/vcl/bin/python}}\n"
+    )
+    merged = {}
+    for f in (cohort / "config.yaml", overlay):
+        for k, v in yaml.safe_load(f.read_text()).items():
+            merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) else v
+    merged["usv_detection"]["das"] = {"executable": "das", "model_directory": "../das_models"}
+    merged["pose"] = {"sleap": {"centroid_model": "given/on/the/command/line"}}
+    cfg = resolve_config_paths(merged, [cohort / "config.yaml", overlay])
+    assert cfg["sessions"] == str(cohort / "sessions.tsv")
+    assert cfg["output_root"] == str(tmp_path / "products")
+    assert cfg["ephys_root"] == "/abs/EPHYS"
+    assert cfg["call_types"]["model_dir"] == "~/ct"  # absolute once expanded: left as written
+    # the overlay's value wins and is relative to the overlay
+    assert cfg["usv_detection"]["das"]["model_directory"] == str(tmp_path / "das_models")
+    assert cfg["usv_detection"]["das"]["executable"] == "das"  # a command name, looked up on PATH
+    assert cfg["assignment"]["vocalocator"]["python"] == str(overlay.parent / "venvs/vcl/bin/python")
+    # a value that is not any file's (Snakemake's --config) is left relative to the working directory
+    assert cfg["pose"]["sleap"]["centroid_model"] == "given/on/the/command/line"
+    assert merged["sessions"] == "sessions.tsv"  # the input is not modified
+    assert "sessions" in PATH_SETTINGS
+
+
+def test_validate_resolves_the_sheet_relative_to_the_config(tmp_path, monkeypatch, capsys):
+    from usvflow.cli import main
+
+    cohort = tmp_path / "cohort"
+    (cohort / "Data" / "20250430_145017").mkdir(parents=True)
+    (cohort / "config.yaml").write_text("sessions: sessions.tsv\n")
+    # trailing tabs after the last column (as editors and spreadsheets leave them) are tolerated
+    (cohort / "sessions.tsv").write_text(
+        "session_id\tfolder\tkind\tcalibration_session\n"
+        "20250430_145017\tData/20250430_145017\texperiment\t\t\t\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "cohort/config.yaml", "--schemas", str(SCHEMAS)]) in (0, None)
+    assert f"1 session(s) in {cohort / 'sessions.tsv'}" in capsys.readouterr().out
+
+
+def test_sheet_row_with_more_values_than_columns(tmp_path):
+    sheet = tmp_path / "s.tsv"
+    sheet.write_text("session_id\tfolder\tkind\n20250430_145017\tx\texperiment\tE2MF\n")
+    with pytest.raises(ConfigError, match=r"row 2: 4 or more fields for 3 columns.*'E2MF'"):
+        read_sessions(sheet, SHEET_SCHEMA)

@@ -15,12 +15,14 @@ os.environ.update(PYTHONPATH=os.pathsep.join([SRC, *filter(None, [os.environ.get
 
 from usvflow.audio.disk import SessionAudio, check_audio_disk
 from usvflow.io.atomic import InputError, read_json
-from usvflow.io.config import read_sessions, validate_config
+from usvflow.io.config import read_sessions, resolve_config_paths, validate_config
 from usvflow.io.session import discover
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
 try:
+    # relative paths of a --configfile are relative to that file (usvflow validate does the same)
+    config.update(resolve_config_paths(config, workflow.config_settings.configfiles))
     config.update(validate_config(config, SCHEMAS / "config.schema.yaml"))
     SESSIONS = read_sessions(config["sessions"], SCHEMAS / "sessions.schema.yaml")
 except InputError as exc:

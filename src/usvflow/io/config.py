@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 
 import jsonschema
@@ -19,6 +20,74 @@ from .atomic import InputError
 
 class ConfigError(InputError):
     """The config or the sessions sheet does not match its schema."""
+
+
+#: Settings that name a file or folder: a relative value is relative to the folder of the config
+#: file that sets it (the defaults of config/config.yaml: to the working directory).
+PATH_SETTINGS = (
+    "sessions",
+    "output_root",
+    "ephys_root",
+    "usv_detection.das.model_directory",
+    "pose.sleap.centroid_model",
+    "pose.sleap.centered_instance_model",
+    "assignment.vocalocator.model_directory",
+    "call_types.model_dir",
+    "call_types.train.data_dir",
+)
+#: Settings that name a command: a value with a "/" is a path (relative: as above), else a name
+#: looked up on PATH.
+COMMAND_SETTINGS = (
+    "usv_detection.das.executable",
+    "pose.sleap.executable",
+    "assignment.vocalocator.python",
+)
+
+
+def _get(mapping, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(mapping, dict) or part not in mapping:
+            return None, False
+        mapping = mapping[part]
+    return mapping, True
+
+
+def _set(mapping: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        mapping = mapping[part]
+    mapping[last] = value
+
+
+def resolve_config_paths(config: dict, config_files) -> dict:
+    """A copy of ``config`` whose relative file/folder settings are made absolute against the folder
+    of the config file that sets them (the last of ``config_files``, in order, that has the key).
+
+    A value that is not the file's (set by ``--config`` on Snakemake's command line) is left as is;
+    so are empty values, absolute paths and command names without a "/".
+    """
+    cfg = copy.deepcopy(dict(config))
+    raw = []
+    for f in config_files:
+        with open(f) as fh:
+            raw.append((Path(f).absolute().parent, yaml.safe_load(fh) or {}))
+    for key in PATH_SETTINGS + COMMAND_SETTINGS:
+        value, present = _get(cfg, key)
+        if not present or not isinstance(value, str) or not value:
+            continue
+        source = None
+        for folder, data in raw:
+            v, has = _get(data, key)
+            if has:
+                source = (folder, v)
+        if source is None or source[1] != value:
+            continue
+        if key in COMMAND_SETTINGS and "/" not in value:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            _set(cfg, key, os.path.normpath(source[0] / path))
+    return cfg
 
 
 def load_schema(path: str | os.PathLike) -> dict:
@@ -81,6 +150,20 @@ def validate_config(config: dict, schema_path: str | os.PathLike, source: str = 
     return cfg
 
 
+def _check_extra_fields(path: Path) -> None:
+    """A row with more non-empty fields than the header has columns is an error (trailing tabs are
+    not)."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        return
+    n = len(lines[0].split("\t"))
+    for i, ln in enumerate(lines[1:], start=2):
+        extra = [f for f in ln.split("\t")[n:] if f.strip()]
+        if extra:
+            raise ConfigError(path, f"row {i}: {n + len(extra)} or more fields for {n} columns "
+                                    f"(extra value {extra[0]!r}); separate columns with one tab")
+
+
 def read_sessions(path: str | os.PathLike, schema_path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate the sessions sheet; folders are resolved relative to the sheet's folder.
 
@@ -89,8 +172,12 @@ def read_sessions(path: str | os.PathLike, schema_path: str | os.PathLike) -> pd
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, "sessions sheet not found")
+    _check_extra_fields(path)
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, comment="#", keep_default_na=False)
+        # index_col=False: a row with trailing tabs (empty extra fields) is read as the header says
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            df = pd.read_csv(path, sep="\t", dtype=str, comment="#", keep_default_na=False, index_col=False)
     except Exception as exc:  # pandas raises many types for malformed text
         raise ConfigError(path, f"cannot be read as a tab-separated sheet ({exc})") from None
     schema = load_schema(schema_path)
@@ -101,7 +188,7 @@ def read_sessions(path: str | os.PathLike, schema_path: str | os.PathLike) -> pd
     validator = jsonschema.Draft202012Validator(schema)
     rows = []
     for i, rec in enumerate(df.to_dict("records"), start=2):  # line 1 is the header
-        rec = {k: (v.strip() if isinstance(v, str) else v) for k, v in rec.items()}
+        rec = {k: (v.strip() if isinstance(v, str) else "") for k, v in rec.items()}
         _fill_defaults(rec, schema)
         errs = list(validator.iter_errors(rec))
         if errs:
