@@ -317,6 +317,18 @@ def _cmd_evaluate_detections(a):
     from .io.atomic import write_json
     from .usv.score import evaluate_paths, scores_table
 
+    if a.protocol:
+        from .usv.protocol import protocol_report, write_report_json
+
+        text, res = protocol_report(a.real or None, n_sim=a.sim_sessions, sim_seconds=a.sim_seconds,
+                                    n_noise=a.noise_sessions, noise_seconds=a.noise_seconds,
+                                    hpss_channels=a.hpss_channels)  # fmt: skip
+        print(text)
+        if a.json:
+            write_report_json(a.json, res)
+        return
+    if not (a.detections and a.labels):
+        raise InputError(None, "give DETECTIONS and LABELS, or --protocol")
     rows = evaluate_paths(a.detections, a.labels)
     print(scores_table(rows))
     if a.json:
@@ -533,9 +545,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_assign_usvs)
 
     s = sub.add_parser("evaluate-detections", help="precision/recall/F1 and onset/offset errors against labels")
-    s.add_argument("detections", help="detection file or folder (DAS CSV, summary CSV, two-column tables)")
-    s.add_argument("labels", help="label file or folder (gt_<key>.csv paired with *_<key>.csv)")
+    s.add_argument("detections", nargs="?", help="detection file or folder (DAS CSV, summary CSV, two-column tables)")
+    s.add_argument("labels", nargs="?", help="label file or folder (gt_<key>.csv paired with *_<key>.csv)")
     s.add_argument("--json", help="also write the scores as JSON")
+    s.add_argument("--protocol", action="store_true",
+                   help="instead: the built-in detector's evaluation protocol (leave-one-recording-out on labelled "
+                        "real recordings, a simulated family, pure noise; docs/detector.md)")  # fmt: skip
+    s.add_argument("--real", action="append", metavar="DIR",
+                   help="--protocol: folder searched for labelled recordings (*.wav with gt_<key>.csv; repeatable; "
+                        "default: the repository's tests/data/usv-audio)")  # fmt: skip
+    s.add_argument("--sim-sessions", type=int, default=3, help="--protocol: simulated sessions (default 3)")
+    s.add_argument("--sim-seconds", type=float, default=2.0, help="--protocol: seconds per simulated session")
+    s.add_argument("--noise-sessions", type=int, default=2, help="--protocol: sessions without calls (default 2)")
+    s.add_argument("--noise-seconds", type=float, default=10.0, help="--protocol: seconds per noise session")
+    s.add_argument("--hpss-channels", type=int, default=4,
+                   help="--protocol: noise channels also run through HPSS + FIR per session (default 4)")
     s.set_defaults(func=_cmd_evaluate_detections)
 
     s = sub.add_parser("concat-video", help="join Loopbio mp4 chunks by stream copy")

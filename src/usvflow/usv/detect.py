@@ -405,21 +405,20 @@ class _Engine:
             merged: list[list] = []
             for a, b, pk, fa, fb in sorted(self.segments[ch]):
                 gap = (a - merged[-1][1]) * self.hop / self.fs if merged else math.inf
-                long_piece = b - a >= self.min_frames
                 if merged and (gap < p.fillgap_s or (gap < p.fillgap_max_s and abs(fa - merged[-1][4]) * df
                                                      <= p.fillgap_df_hz)):  # fmt: skip
                     last = merged[-1]
                     last[1], last[2], last[4] = max(last[1], b), max(last[2], pk), fb
-                    last[5] = last[5] or long_piece
+                    last[5] += b - a
                 else:
-                    merged.append([a, b, pk, fa, fb, long_piece])
+                    merged.append([a, b, pk, fa, fb, b - a])
             segs = []
-            for a, b, pk, _, _, long_piece in merged:
+            for a, b, pk, _, _, active in merged:
                 t0 = (a * self.hop + self.nfft / 2 - half) / self.fs
                 t1 = ((b - 1) * self.hop + self.nfft / 2 + half) / self.fs
-                # a call holds at least one piece longer than any sound shorter than the window
-                # (gap filling may join pieces, but never specks alone)
-                if not long_piece or t1 - t0 < p.minlen_s - 1e-9:
+                # a call holds more frames above threshold than any sound shorter than the window can
+                # make (gap filling may join pieces, but the filled frames do not count)
+                if active < self.min_frames or t1 - t0 < p.minlen_s - 1e-9:
                     continue
                 segs.append((t0, t1, confidence_of(10 * math.log10(max(pk, 1e-30)), p)))
             out.append(segs)
