@@ -409,6 +409,9 @@ def _cmd_to_nwb(a):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .io.config import SCHEMAS, schema_defaults
+
+    audio = schema_defaults("audio")  # the options' defaults are the workflow's (config schema)
     p = argparse.ArgumentParser(prog="usvflow", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -441,12 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("validate", help="validate a config and its sessions sheet")
     s.add_argument("config")
-    s.add_argument("--schemas", default=str(Path(__file__).resolve().parents[2] / "workflow" / "schemas"))
+    s.add_argument("--schemas", default=str(SCHEMAS))
     s.set_defaults(func=_cmd_validate)
 
     s = sub.add_parser("config-docs", help="regenerate the settings tables of config/README.md from the schemas")
     s.add_argument("--readme", default=str(Path(__file__).resolve().parents[2] / "config" / "README.md"))
-    s.add_argument("--schemas", default=str(Path(__file__).resolve().parents[2] / "workflow" / "schemas"))
+    s.add_argument("--schemas", default=str(SCHEMAS))
     s.set_defaults(func=_cmd_config_docs)
 
     s = sub.add_parser("frame-counts", help="camera frame counts and empirical rates of a session's video/ folder")
@@ -466,26 +469,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("session", help="session folder (reads audio/original, writes audio/cropped_to_video)")
     s.add_argument("--frame-counts", required=True, help="<date_joint>_camera_frame_count_dict.json")
     s.add_argument("--stamp", required=True)
-    s.add_argument("--devices", nargs="+", default=["m", "s"])
-    s.add_argument("--trigger-device", default="both", choices=["both", "m", "s"])
-    s.add_argument("--triggerbox-channel", type=int, default=4)
+    s.add_argument("--devices", nargs="+", default=audio["devices"])
+    s.add_argument("--trigger-device", default=audio["crop"]["trigger_device"], choices=["both", "m", "s"])
+    s.add_argument("--triggerbox-channel", type=int, default=audio["crop"]["triggerbox_channel"])
     s.set_defaults(func=_cmd_crop_audio)
 
     s = sub.add_parser("hpss", help="harmonic part of a mono WAV (chunked, equal to the whole-file result)")
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
-    s.add_argument("--n-fft", type=int, default=512)
-    s.add_argument("--hop", type=int, default=128)
-    s.add_argument("--kernel", type=int, nargs=2, default=[5, 60])
-    s.add_argument("--power", type=float, default=4.0)
-    s.add_argument("--margin", type=float, nargs=2, default=[4, 1])
+    hpss = audio["hpss"]
+    s.add_argument("--n-fft", type=int, default=hpss["stft_window_length_hop_size"][0])
+    s.add_argument("--hop", type=int, default=hpss["stft_window_length_hop_size"][1])
+    s.add_argument("--kernel", type=int, nargs=2, default=hpss["kernel_size"])
+    s.add_argument("--power", type=float, default=float(hpss["power"]))
+    s.add_argument("--margin", type=float, nargs=2, default=hpss["margin"])
     s.set_defaults(func=_cmd_hpss)
 
     s = sub.add_parser("highpass", help="linear-phase FIR filter of a mono WAV (SoX sinc semantics)")
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
-    s.add_argument("--freq-bounds", type=float, nargs=2, default=[0, 30000], help="[low, high] as the config")
-    s.add_argument("--atten-db", type=float, default=120)
+    s.add_argument("--freq-bounds", type=float, nargs=2, default=audio["filter"]["freq_bounds"],
+                   help="[low, high] as the config")  # fmt: skip
+    s.add_argument("--atten-db", type=float, default=float(audio["filter"]["stopband_attenuation_db"]))
     s.set_defaults(func=_cmd_highpass)
 
     s = sub.add_parser("memmap", help="concatenate mono WAVs into one int16 samples x channels memmap")
@@ -522,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="config YAML (sync.av, audio, video sections; defaults otherwise)")
     s.add_argument("--session-id")
     s.add_argument("--force", action="store_true", help="re-extract the LED intensities even if present")
-    s.add_argument("--schemas", default=str(Path(__file__).resolve().parents[2] / "workflow" / "schemas"))
+    s.add_argument("--schemas", default=str(SCHEMAS))
     s.set_defaults(func=_cmd_av_sync)
 
     s = sub.add_parser("curate-usvs", help="merge a session's per-channel detections into <session>_usv_summary.csv")
@@ -614,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calibration", help="calibration session folder (cameras, arena, microphones)")
     s.add_argument("--config", help="cohort config whose nwb settings to use (default: defaults)")
     s.add_argument("--experimental-code", help="the sheet's code (default: the metadata YAML's)")
-    s.add_argument("--schemas", default=str(Path(__file__).resolve().parents[2] / "workflow" / "schemas"))
+    s.add_argument("--schemas", default=str(SCHEMAS))
     s.set_defaults(func=_cmd_to_nwb)
 
     s = sub.add_parser("slp-to-h5", help="SLEAP .slp -> analysis HDF5 (SLEAP's layout), padded to a frame count")

@@ -90,9 +90,22 @@ def resolve_config_paths(config: dict, config_files) -> dict:
     return cfg
 
 
+# The workflow's schemas (this repository's workflow/schemas/): the one place of every default.
+SCHEMAS = Path(__file__).resolve().parents[3] / "workflow" / "schemas"
+
+
 def load_schema(path: str | os.PathLike) -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh)
+
+
+def schema_defaults(section: str = "", schema_path: str | os.PathLike | None = None) -> dict:
+    """The defaults of a config section (dotted, e.g. ``"audio.hpss"``; ``""`` for all), as the
+    workflow fills them: for the library's command-line options, which repeat no default."""
+    cfg = validate_config({}, schema_path or SCHEMAS / "config.schema.yaml", source="defaults")
+    for key in filter(None, section.split(".")):
+        cfg = cfg[key]
+    return cfg
 
 
 def _fill_defaults(instance: dict, schema: dict) -> None:
