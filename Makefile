@@ -1,5 +1,5 @@
 # usvflow: the two set-up commands of the README.
-#   make demo   simulate a cohort, run the whole workflow on it, show where the results are
+#   make demo   simulate a cohort, run the whole workflow on it, show where the results are, build the report
 #   make test   install what the tests need, check formatting/lint, run the test suite
 #               (USVFLOW_REQUIRE_SLURM=1 make test also installs SLURM and munge with apt - root -
 #               and runs the tests on a real single-node SLURM cluster; CI does this)
@@ -44,6 +44,9 @@ demo: install
 	@find $(DEMO)/Data \( -name '*_quality_metrics.csv' -o -name '*.nwb' \) | sort
 	@echo "Call-type model (trained by the workflow on another simulated cohort): $(DEMO)/calltype_model/"
 	@echo "Ground truth of the simulation: $(DEMO)/truth/"
+	$(BIN)/snakemake --cores 1 --configfile $(DEMO)/config.yaml config/demo.yaml --report $(DEMO)/report.html
+	@echo "Cohort overview (one row per session): report/cohort_overview.csv"
+	@echo "Report (open in a browser): $(abspath $(DEMO))/report.html"
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,8 +10,20 @@ if ASSIGN["method"] == "builtin":
             unpack(assignment_inputs),
         output:
             estimates="{sroot}/audio/sound_localization/{session}_source_estimates.csv",
-            assigned="{sroot}/audio/{session}_usv_summary_assigned.csv",
-            plot="{sroot}/audio/sound_localization/{session}_sound_sources.svg",
+            assigned=report(
+                "{sroot}/audio/{session}_usv_summary_assigned.csv",
+                caption="../report/assigned.rst",
+                category="2. USVs",
+                subcategory="{session}",
+                labels=report_labels("assigned USVs"),
+            ),
+            plot=report(
+                "{sroot}/audio/sound_localization/{session}_sound_sources.svg",
+                caption="../report/sound_sources.rst",
+                category="2. USVs",
+                subcategory="{session}",
+                labels=report_labels("sound sources"),
+            ),
         log:
             "{sroot}/logs/localize_usvs_{session}.log",
         benchmark:
@@ -93,7 +105,13 @@ else:
             unpack(assignment_inputs),
             predictions=rules.vocalocator_predict.output[0],
         output:
-            "{sroot}/audio/{session}_usv_summary_assigned.csv",
+            report(
+                "{sroot}/audio/{session}_usv_summary_assigned.csv",
+                caption="../report/assigned.rst",
+                category="2. USVs",
+                subcategory="{session}",
+                labels=report_labels("assigned USVs"),
+            ),
         log:
             "{sroot}/logs/vocalocator_assign_{session}.log",
         benchmark:

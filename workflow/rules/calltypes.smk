@@ -36,7 +36,12 @@ if CALLTYPES["train"]["data_dir"]:
         output:
             model=calltype_model_files(),
             report=str(calltype_model_dir() / "report.json"),
-            confusion=str(calltype_model_dir() / "confusion_matrix.svg"),
+            confusion=report(
+                str(calltype_model_dir() / "confusion_matrix.svg"),
+                caption="../report/confusion_matrix.rst",
+                category="2. USVs",
+                labels=report_labels("call-type confusion matrix"),
+            ),
             history=str(calltype_model_dir() / "history.csv"),
         log:
             str(calltype_model_dir() / "logs" / "calltype_train.log"),
@@ -62,7 +67,13 @@ rule calltype_classify:
         spectrograms="{sroot}/audio/spectrograms/{session}_usv_spectrograms.npz",
         model=calltype_model_files,
     output:
-        "{sroot}/audio/{session}_usv_summary_call_types.csv",
+        report(
+            "{sroot}/audio/{session}_usv_summary_call_types.csv",
+            caption="../report/call_types.rst",
+            category="2. USVs",
+            subcategory="{session}",
+            labels=report_labels("call types"),
+        ),
     log:
         "{sroot}/logs/calltype_classify_{session}.log",
     benchmark:

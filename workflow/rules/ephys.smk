@@ -33,7 +33,13 @@ rule ev_sync_check:
         sync="{sroot}/ephys/{probe}/{session}_{probe}_sync_ch_data.npy",
         counts=frame_count_json,
     output:
-        json="{sroot}/ephys/{probe}/{session}_{probe}_ev_sync.json",
+        json=report(
+            "{sroot}/ephys/{probe}/{session}_{probe}_ev_sync.json",
+            caption="../report/ev_sync.rst",
+            category="3. Sync",
+            subcategory="{session}",
+            labels=report_labels("E/V verdict"),
+        ),
         onsets="{sroot}/ephys/{probe}/{session}_{probe}_frame_onsets.npy",
     log:
         "{sroot}/logs/ev_sync_check_{session}_{probe}.log",
@@ -169,7 +175,13 @@ rule ephys_quality_metrics:
     input:
         unpack(quality_inputs),
     output:
-        "{sroot}/ephys/{probe}/{session}_{probe}_quality_metrics.csv",
+        report(
+            "{sroot}/ephys/{probe}/{session}_{probe}_quality_metrics.csv",
+            caption="../report/quality_metrics.rst",
+            category="5. E-phys",
+            subcategory="{session}",
+            labels=report_labels("unit quality metrics"),
+        ),
     log:
         "{sroot}/logs/ephys_quality_metrics_{session}_{probe}.log",
     benchmark:

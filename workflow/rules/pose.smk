@@ -81,7 +81,12 @@ rule calibrate_cameras:
     output:
         toml="{sroot}/video/{date_joint}/{date_joint}_calibration.toml",
         metadata="{sroot}/video/{date_joint}/{date_joint}_calibration.metadata.h5",
-        histogram="{sroot}/video/{date_joint}/{date_joint}_reprojection_histogram.svg",
+        histogram=report(
+            "{sroot}/video/{date_joint}/{date_joint}_reprojection_histogram.svg",
+            caption="../report/reprojection_histogram.rst",
+            category="4. Pose",
+            labels=report_labels("calibration reprojection errors"),
+        ),
     log:
         "{sroot}/logs/calibrate_cameras_{date_joint}.log",
     benchmark:
@@ -104,7 +109,12 @@ rule triangulate:
         unpack(triangulation_inputs),
     output:
         points=maybe_temp_points3d("{sroot}/video/{date_joint}/{date_joint}_points3d.h5"),
-        qc="{sroot}/video/{date_joint}/{date_joint}_pose_qc.json",
+        qc=report(
+            "{sroot}/video/{date_joint}/{date_joint}_pose_qc.json",
+            caption="../report/pose_qc.rst",
+            category="4. Pose",
+            labels=report_labels("pose QC"),
+        ),
     log:
         "{sroot}/logs/triangulate_{date_joint}.log",
     benchmark:

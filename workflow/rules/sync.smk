@@ -64,7 +64,13 @@ rule av_sync_check:
             dev=config["audio"]["devices"],
         ),
     output:
-        "{sroot}/sync/{session}_av_sync.json",
+        report(
+            "{sroot}/sync/{session}_av_sync.json",
+            caption="../report/av_sync.rst",
+            category="3. Sync",
+            subcategory="{session}",
+            labels=report_labels("A/V verdict"),
+        ),
     log:
         "{sroot}/logs/av_sync_check_{session}.log",
     benchmark:
@@ -89,7 +95,13 @@ rule av_sync_summary:
     input:
         "{sroot}/sync/{session}_av_sync.json",
     output:
-        "{sroot}/sync/{session}_summary.svg",
+        report(
+            "{sroot}/sync/{session}_summary.svg",
+            caption="../report/av_summary.rst",
+            category="3. Sync",
+            subcategory="{session}",
+            labels=report_labels("A/V discrepancies"),
+        ),
     log:
         "{sroot}/logs/av_sync_summary_{session}.log",
     benchmark:

@@ -69,8 +69,20 @@ rule curate_usvs:
         unpack(session_memmap),
         csvs=annotation_csvs,
     output:
-        summary="{sroot}/audio/{session}_usv_summary.csv",
-        histogram="{sroot}/audio/{session}_usv_signal_correlation_histogram.svg",
+        summary=report(
+            "{sroot}/audio/{session}_usv_summary.csv",
+            caption="../report/usv_summary.rst",
+            category="2. USVs",
+            subcategory="{session}",
+            labels=report_labels("USV summary"),
+        ),
+        histogram=report(
+            "{sroot}/audio/{session}_usv_signal_correlation_histogram.svg",
+            caption="../report/usv_histogram.rst",
+            category="2. USVs",
+            subcategory="{session}",
+            labels=report_labels("curation histogram"),
+        ),
     log:
         "{sroot}/logs/curate_usvs_{session}.log",
     benchmark:
