@@ -17,6 +17,8 @@ rule overview_row:
         "{sroot}/report/{session}_overview.json",
     log:
         "{sroot}/logs/overview_row_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/overview_row_{session}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -40,6 +42,8 @@ rule overview_timeline:
         ),
     log:
         "{sroot}/logs/overview_timeline_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/overview_timeline_{session}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -63,6 +67,8 @@ rule overview_gallery:
         ),
     log:
         "{sroot}/logs/overview_gallery_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/overview_gallery_{session}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -88,6 +94,8 @@ rule overview_pose:
         ),
     log:
         "{sroot}/logs/overview_pose_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/overview_pose_{session}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -111,6 +119,8 @@ rule overview_sync_units:
         ),
     log:
         "{sroot}/logs/overview_sync_units_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/overview_sync_units_{session}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -134,6 +144,8 @@ rule session_explorer:
         ),
     log:
         "{sroot}/logs/session_explorer_{session}.log",
+    benchmark:
+        "{sroot}/benchmarks/session_explorer_{session}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
@@ -158,6 +170,8 @@ rule cohort_overview:
         ),
     log:
         f"{REPORT_DIR}/logs/cohort_overview.log",
+    benchmark:
+        f"{REPORT_DIR}/benchmarks/cohort_overview.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1
