@@ -74,6 +74,7 @@ _NOISE_SUM_STD = (
 )
 DAS_COLUMNS = ["name", "start_seconds", "stop_seconds"]
 _MEDIAN_SCALE = 1.0 / math.log(2.0)  # median of an exponential distribution -> mean
+_MEDIAN_STRIDE = 4
 CONFIDENCE_SCALE_DB = 2.0  # dB of peak ridge score per logistic unit of a call's confidence
 
 
@@ -267,9 +268,12 @@ class _Engine:
         # as for exponentially distributed power; their maximum. Equal in noise; a stationary line
         # whose level fluctuates (a tone after HPSS masking) has a low quantile but not a low median
         k = max(1, int(round(self.q * nfr)))
-        km = max(1, int(round(0.5 * nfr)))
-        part = np.partition(P, sorted({k - 1, km - 1}), axis=1)
-        pct = np.maximum(part[:, k - 1, :] * self.q_scale, part[:, km - 1, :] * _MEDIAN_SCALE)
+        pct = np.partition(P, k - 1, axis=1)[:, k - 1, :] * self.q_scale
+        sub = P[
+            :, ::_MEDIAN_STRIDE
+        ]  # the median from every 4th frame (4 ms apart): a quarter of the cost
+        km = sub.shape[1] // 2
+        np.maximum(pct, np.partition(sub, km, axis=1)[:, km, :] * _MEDIAN_SCALE, out=pct)
         self.blocks.append((self.next_frame, P, clipped, pct))
 
     def _finalise(self, final: bool) -> None:
@@ -314,10 +318,8 @@ class _Engine:
             T *= 1.0 / self.smooth
         else:
             T = R
-        ridge_bin = T.argmax(axis=2)  # (n_ch, F): ridge bin within the band
-        score = np.take_along_axis(T, ridge_bin[..., None], axis=2)[
-            ..., 0
-        ]  # ridge score (linear SNR)
+        score = T.max(axis=2)  # (n_ch, F): ridge score (linear SNR)
+        ridge_bin = np.zeros(score.shape, np.int32)  # peak bin of the frames above thr_lo
         lo = score >= self.thr_lo
         if lo.any():
             ci, fi = np.nonzero(lo)
@@ -326,6 +328,7 @@ class _Engine:
                 axis=1
             )  # (k, nx)
             pk = self.g + np.argmax(rows[:, self.g :], axis=1)
+            ridge_bin[ci, fi] = pk - self.g
             cs = np.concatenate(
                 [np.zeros((rows.shape[0], 1)), np.cumsum(rows - 1.0, axis=1, dtype=np.float64)],
                 axis=1,
