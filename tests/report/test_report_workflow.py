@@ -27,11 +27,14 @@ async def check_report(html, out_dir, figure_suffix: str) -> dict:
             "Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.caption || '']))"
         )
         path = next(k for k in captions if k.endswith(figure_suffix))
-        await p.eval(f"app.setView({{content: 'img', contentPath: results[{json.dumps(path)}].data_uri, "
-                     f"resultPath: {json.dumps(path)}}}) || true")  # fmt: skip
-        await p.wait_for("document.querySelector('img[src^=\"data:image\"]') && "
-                         "document.querySelector('img[src^=\"data:image\"]').naturalWidth > 0")  # fmt: skip
-        width = await p.eval("document.querySelector('img[src^=\"data:image\"]').naturalWidth")
+        key = json.dumps(path)
+        await p.eval(
+            f"app.setView({{content: 'img', contentPath: results[{key}].data_uri, resultPath: {key}}}) || true"
+        )
+        # the figure: the <img> whose source is the result's data URI (not the navbar's logo)
+        img = f"Array.from(document.images).find(i => i.src === results[{key}].data_uri)"
+        await p.wait_for(f"{img} && {img}.complete && {img}.naturalWidth > 0")
+        width = await p.eval(f"{img}.getBoundingClientRect().width")
         fig = await p.screenshot(out_dir / "report_figure.png")
     return {
         "text": text,
@@ -67,6 +70,7 @@ def test_overview_products(cohort):
     assert list(table["session"]) == [exp]  # experiment sessions only
     row = table.iloc[0]
     assert row["pose_verdict"] == "ok" and row["pose_coverage_animal_0"] > 0.9
+    assert row["duration_s"] == pytest.approx(1.0, abs=0.05)
     assert (
         (cohort / "Data" / exp / "report" / f"{exp}_pose_overview.svg")
         .read_text()

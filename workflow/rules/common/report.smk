@@ -35,10 +35,13 @@ def overview_inputs(sid):
     if lay.kind != "experiment":
         return {}
     out = {}
+    counts = f"{root}/video/{lay.date_joint}_camera_frame_count_dict.json"
+    if counts in _stage_products(sid, "video"):
+        out["counts"] = counts
     usv = _stage_products(sid, "usv")
     if usv:
         out["summary"] = usv_summary_path(sid)
-        out["counts"] = f"{root}/video/{lay.date_joint}_camera_frame_count_dict.json"
+        out["counts"] = counts
     assigned = _pick(_stage_products(sid, "assignment"), "_usv_summary_assigned.csv")
     if assigned and usv:
         out["assigned"] = assigned[0]
