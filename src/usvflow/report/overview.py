@@ -168,7 +168,7 @@ def plot_timeline(
     usvs: pd.DataFrame, window: tuple[float, float] | None, out, title: str = ""
 ) -> Path:
     """Each USV as a bar from start to stop, one row per emitter (and ``unassigned``), coloured by
-    call type; the tracking window shaded; calls per 10-s bin below."""
+    call type; the tracking window shaded; calls per 10-s bin below (1-s bins up to 2 min)."""
     plt = _plt()
     emitters = sorted(e for e in usvs["emitter"].unique() if e != UNASSIGNED) + [UNASSIGNED]
     types = sorted(t for t in usvs["call_type"].dropna().unique())
@@ -193,9 +193,10 @@ def plot_timeline(
     ax.set_ylim(-0.6, len(emitters) - 0.4)
     ax.set_title(title or f"{len(usvs)} USVs")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    bins = np.arange(0.0, end + 10.0, 10.0)
+    step = 10.0 if end > 120 else 1.0
+    bins = np.arange(0.0, end + step, step)
     axh.hist(usvs["start"], bins=bins, color="0.35")
-    axh.set_ylabel("USVs / 10 s")
+    axh.set_ylabel(f"USVs / {step:g} s")
     axh.set_xlabel("time from the first video frame (s)")
     axh.set_xlim(0, end)
     return _save(fig, out)
