@@ -44,6 +44,7 @@ demo: install
 	@find $(DEMO)/Data \( -name '*_quality_metrics.csv' -o -name '*.nwb' \) | sort
 	@echo "Call-type model (trained by the workflow on another simulated cohort): $(DEMO)/calltype_model/"
 	@echo "Ground truth of the simulation: $(DEMO)/truth/"
+	@find $(DEMO)/Data -path '*/report/*' | sort
 	$(BIN)/snakemake --cores 1 --configfile $(DEMO)/config.yaml config/demo.yaml --report $(DEMO)/report.html
 	@echo "Cohort overview (one row per session): report/cohort_overview.csv"
 	@echo "Report (open in a browser): $(abspath $(DEMO))/report.html"
