@@ -2,6 +2,7 @@
 
     python bench/session.py run OUT [--minutes 1 2 5] [--cores 2] [--frame-size 1024x1280]
                                     [--probe-channels 385] [--temp-audio] [--keep]
+    python bench/session.py collect OUT --minutes M [--cores 2]
     python bench/session.py report OUT [--markdown]
 
 ``run`` simulates one experiment session (plus its calibration session) of each length with every
@@ -15,6 +16,10 @@ of the machine. The simulated data is deleted afterwards unless ``--keep``. A le
 
 Snakemake samples a job's CPU time and memory every 30 s (after the first 15 s), so a job's last
 30 s would go uncounted; the run here sets that interval to 1 s.
+
+``collect`` writes ``result.json`` for a length whose workflow was stopped before the end (a run
+that would not finish in the time at hand): the finished jobs' records, marked incomplete, with the
+jobs per rule a dry run still plans; ``report`` says so and projects from the finished jobs only.
 
 ``report`` prints per stage (rule): jobs, × real time per core (recording seconds per CPU second of
 the stage), CPU seconds, peak RSS and bytes written at each length, a linear fit of the CPU seconds
@@ -173,6 +178,7 @@ def _overlay(path: Path, out: Path, temp_audio: bool) -> None:
     cfg = {
         "stages": ["video", "audio", "usv", "sync", "ephys", "pose", "assignment", "calltypes"],
         "pose": {"use_unproofread": True},
+        "sync": {"ev": {"apply_phase_shift": True}},  # the 385-channel phase-shift copy too
         "call_types": {
             "model_dir": str(out / "calltype_model"),
             "train": {"data_dir": str(out / "calltype_training")},
@@ -183,6 +189,98 @@ def _overlay(path: Path, out: Path, temp_audio: bool) -> None:
     import yaml
 
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def _left_jobs(args: list[str]) -> dict[str, int]:
+    """Jobs per rule that a dry run of the workflow still plans (its ``Job stats`` table), without
+    ``all``."""
+    out = subprocess.run(
+        [*SNAKEMAKE, *args, "--dry-run", "--nolock", "--rerun-incomplete"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    left: dict[str, int] = {}
+    lines = out.stdout.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Job stats:"):
+            for row in lines[i + 3 :]:
+                m = re.match(r"(\w+)\s+(\d+)$", row.strip())
+                if not m or m.group(1) == "total":
+                    break
+                left[m.group(1)] = int(m.group(2))
+            break
+    left.pop("all", None)
+    return left
+
+
+def _snakemake_args(d: Path, cohort: Path, overlay: Path, cores: int) -> list[str]:
+    return [
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(d),
+        "--cores",
+        str(cores),
+        "--configfile",
+        str(cohort / "config.yaml"),
+        str(overlay),
+        "--workflow-profile",
+        "none",
+    ]
+
+
+def _record(out, d, minutes, a, sim, wf, sampler, load0, args, complete) -> dict:
+    """What ``result.json`` keeps of one length (see the module docstring)."""
+    cohort = d / "cohort"
+    threads = _rule_threads()
+    trained = out / "calltype_model" / "logs" / "calltype_train_benchmark.tsv"
+    jobs = _benchmarks(cohort, list(threads), [trained])
+    rec = {
+        "minutes": minutes,
+        "seconds": 60.0 * minutes,
+        "cores": a.cores,
+        "frame_size": a.frame_size,
+        "probe_channels": a.probe_channels,
+        "temp_audio": a.temp_audio,
+        "complete": complete,
+        "simulate": sim,
+        "workflow": wf,
+        "load": {
+            "start": load0,
+            "mean": sum(sampler.loads) / max(1, len(sampler.loads)) if sampler else None,
+            "end": os.getloadavg(),
+        },
+        "disk": {
+            "input_bytes": sim["bytes"],
+            "peak_bytes": sampler.peak if sampler else _du(cohort),
+            "final_bytes": _du(cohort),
+        },
+        "jobs": jobs,
+        "threads": threads,
+        "rule_graph": _rule_graph(args, ROOT),
+    }
+    if not complete:
+        rec["unfinished"] = _left_jobs(args)
+    return rec
+
+
+def collect(out: Path, minutes: float, a) -> None:
+    """``result.json`` of a length whose workflow was stopped before the end (marked incomplete:
+    the finished jobs' records, and the jobs per rule that did not finish)."""
+    d = out / f"{minutes:g}min"
+    cohort = d / "cohort"
+    sim = json.loads((d / "simulate.json").read_text())
+    args = _snakemake_args(d, cohort, d / "overlay.yaml", a.cores)
+    log = d / "snakemake.log"
+    wall = log.stat().st_mtime - (d / "overlay.yaml").stat().st_mtime
+    wf = {"rc": None, "wall_s": wall, "cpu_s": None, "max_rss_mb": None}
+    rec = _record(out, d, minutes, a, sim, wf, None, None, args, complete=False)
+    (d / "result.json").write_text(json.dumps(rec, indent=1))
+    print(
+        f"{minutes:g} min (incomplete): {len(rec['jobs'])} jobs finished, unfinished "
+        f"{sum(rec['unfinished'].values())} -> {d / 'result.json'}"
+    )
 
 
 def run_length(out: Path, minutes: float, a) -> None:
@@ -230,19 +328,7 @@ def run_length(out: Path, minutes: float, a) -> None:
     sim = json.loads((d / "simulate.json").read_text())
     overlay = d / "overlay.yaml"
     _overlay(overlay, out, a.temp_audio)
-    args = [
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(d),
-        "--cores",
-        str(a.cores),
-        "--configfile",
-        str(cohort / "config.yaml"),
-        str(overlay),
-        "--workflow-profile",
-        "none",
-    ]
+    args = _snakemake_args(d, cohort, overlay, a.cores)
     if a.rerun:  # products of an earlier run go (the raw inputs are never outputs)
         _timed([*SNAKEMAKE, *args, "--delete-all-output"], d / "delete.log", cwd=ROOT)
     sampler = _Sampler(cohort)
@@ -257,31 +343,7 @@ def run_length(out: Path, minutes: float, a) -> None:
     sampler.join()
     if wf["rc"]:
         sys.exit(f"the workflow failed, see {d / 'snakemake.log'}")
-    threads = _rule_threads()
-    trained = out / "calltype_model" / "logs" / "calltype_train_benchmark.tsv"
-    rec = {
-        "minutes": minutes,
-        "seconds": seconds,
-        "cores": a.cores,
-        "frame_size": a.frame_size,
-        "probe_channels": a.probe_channels,
-        "temp_audio": a.temp_audio,
-        "simulate": sim,
-        "workflow": wf,
-        "load": {
-            "start": load0,
-            "mean": sum(sampler.loads) / max(1, len(sampler.loads)),
-            "end": os.getloadavg(),
-        },
-        "disk": {
-            "input_bytes": sim["bytes"],
-            "peak_bytes": sampler.peak,
-            "final_bytes": _du(cohort),
-        },
-        "jobs": _benchmarks(cohort, list(threads), [trained]),
-        "threads": threads,
-        "rule_graph": _rule_graph(args, ROOT),
-    }
+    rec = _record(out, d, minutes, a, sim, wf, sampler, load0, args, complete=True)
     result.write_text(json.dumps(rec, indent=1))
     print(
         f"{minutes:g} min: {wf['wall_s']:.0f} s wall, {len(rec['jobs'])} jobs, peak disk "
@@ -454,7 +516,11 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
         "Workflow wall time: "
         + ", ".join(
             f"{r['minutes']:g} min → {r['workflow']['wall_s']:,.0f} s "
-            f"(load {r['load']['mean']:.1f})"
+            + (
+                f"(load {r['load']['mean']:.1f})"
+                if r["load"]["mean"] is not None
+                else "(stopped before the end)"
+            )
             for r in recs
         )
         + ".",
@@ -470,8 +536,13 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
         f"(A job takes its CPU time on min(threads, cores) cores, or its disk traffic at "
         f"{disk_mbps:g} MB/s if that is longer.) "
         f"With video re-encoding: wall {proj_all[2] / 60:,.1f} min on 2 cores, {proj_all[8] / 60:,.1f} min on 8 cores.",
-        f"Video re-encoding: {fps_core:,.0f} frames/s per core at {longest['frame_size']} → 5 × 180,000 frames "
-        f"in {5 * 180000 / fps_core / 60:,.0f} CPU minutes ({5 * 180000 / fps_core / 60 / 8:,.1f} min on 8 cores).",
+        (
+            f"Video re-encoding: {fps_core:,.0f} frames/s per core at {longest['frame_size']} → "
+            f"5 × 180,000 frames in {5 * 180000 / fps_core / 60:,.0f} CPU minutes "
+            f"({5 * 180000 / fps_core / 60 / 8:,.1f} min on 8 cores)."
+            if enc_cpu
+            else "Video re-encoding: no finished job in the longest run."
+        ),
         "Peak RSS growing by more than 10 % with length: "
         + (", ".join(grows) if grows else "none")
         + ".",
@@ -482,6 +553,16 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
         )
         + ".",
     ]
+    for r in recs:
+        if not r.get("complete", True):
+            left = r.get("unfinished", {})
+            summary.append(
+                f"**The {r['minutes']:g}-min run did not complete**: stopped after "
+                f"{r['workflow']['wall_s']:,.0f} s with {len(r['jobs'])} jobs finished; not finished "
+                f"(jobs): "
+                + (", ".join(f"`{k}` ({v})" for k, v in sorted(left.items())) or "none listed")
+                + ". The projections count only the finished jobs."
+            )
     text = "\n".join(lines + summary)
     if not markdown:
         text = text.replace("`", "")
@@ -506,6 +587,13 @@ def main(argv=None):
         action="store_true",
         help="delete the products of an earlier run of a kept cohort before running",
     )
+    c = sub.add_parser("collect", help="result.json of a length whose workflow was stopped")
+    c.add_argument("out", type=Path)
+    c.add_argument("--minutes", type=float, required=True)
+    c.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    c.add_argument("--frame-size", default="1024x1280")
+    c.add_argument("--probe-channels", type=int, default=385)
+    c.add_argument("--temp-audio", action="store_true")
     p = sub.add_parser("report")
     p.add_argument("out", type=Path)
     p.add_argument("--markdown", action="store_true")
@@ -521,6 +609,8 @@ def main(argv=None):
         for m in a.minutes:
             run_length(a.out.resolve(), m, a)
         print(report(a.out, markdown=False))
+    elif a.cmd == "collect":
+        collect(a.out.resolve(), a.minutes, a)
     else:
         print(report(a.out, a.markdown, a.disk_mbps))
 

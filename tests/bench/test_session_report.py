@@ -1,0 +1,67 @@
+"""bench/session.py's report: fit, projection and the memory and completeness flags, on made-up
+records (no workflow run)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+session = pytest.importorskip("session")
+
+
+def _rec(minutes, jobs, complete=True, unfinished=None):
+    rec = {
+        "minutes": minutes,
+        "seconds": 60.0 * minutes,
+        "cores": 2,
+        "frame_size": "1024x1280",
+        "probe_channels": 385,
+        "temp_audio": False,
+        "complete": complete,
+        "workflow": {"wall_s": 100.0 * minutes},
+        "load": {"mean": None if not complete else 1.0},
+        "disk": {"input_bytes": 1e9, "peak_bytes": 2e9, "final_bytes": 2e9},
+        "jobs": [
+            {
+                "rule": r,
+                "job": f"{r}_{i}",
+                "s": c,
+                "cpu_time": c,
+                "max_rss": m,
+                "io_in": 0.0,
+                "io_out": 1.0,
+            }
+            for i, (r, c, m) in enumerate(jobs)
+        ],  # fmt: skip
+        "threads": {"hpss": 1, "curate_usvs": 1},
+        "rule_graph": [["hpss", "curate_usvs"]],
+    }
+    if unfinished is not None:
+        rec["unfinished"] = unfinished
+    return rec
+
+
+def test_projection_growth_and_incomplete_flag(tmp_path):
+    for m, rss in ((1, 100.0), (2, 130.0)):
+        d = tmp_path / f"{m}min"
+        d.mkdir()
+        rec = _rec(m, [("hpss", 6.0 * m, 200.0), ("curate_usvs", 3.0 * m, rss)],
+                   complete=m == 1, unfinished=None if m == 1 else {"curate_usvs": 1})  # fmt: skip
+        (d / "result.json").write_text(json.dumps(rec))
+    text = session.report(tmp_path, markdown=True)
+    # CPU s linear in length: 6 s and 3 s per minute -> 120 + 60 CPU s at 20 minutes, in series
+    assert "3.0 CPU minutes; wall 3.0 min on 2 cores, 3.0 min on 8 cores" in text
+    assert "curate_usvs (100 → 130 MB)" in text and "`hpss` (" not in text.split("Peak RSS")[1]
+    assert "Video re-encoding: no finished job" in text
+    assert "**The 2-min run did not complete**" in text and "`curate_usvs` (1)" in text
+
+
+def test_schedule_waits_for_upstream_rules():
+    jobs = [("a", 10.0, 1), ("a", 10.0, 1), ("b", 5.0, 1)]
+    assert session._schedule(jobs, [["a", "b"]], cores=2) == 15.0
+    assert session._schedule(jobs, [], cores=2) == 15.0  # b runs beside an a: 10 + 5 on one core
+    assert session._schedule(jobs, [], cores=3) == 10.0
