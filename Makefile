@@ -28,7 +28,7 @@ demo: install
 	@echo "Demo products (inside each session folder, at the documented paths):"
 	@find $(DEMO)/Data -path '*/video/*' \( -name '*.json' -o -name '*-[0-9]*.mp4' \) | sort
 	@find $(DEMO)/Data \( -name 'audio_triggerbox_sync_info.json' -o -name '*_video_frames_in_audio_samples.txt' \
-		-o -name '*_concatenated_audio_*' \) | sort
+		-o -name '*_concatenated_audio_*_int16.*' \) | sort
 	@echo "24 channels each in: audio/original, audio/cropped_to_video, audio/hpss, audio/hpss_filtered"
 	@for f in $(DEMO)/Data/*/audio/das_annotations; do \
 		echo "$$f: $$(ls $$f | wc -l) per-channel USV detection CSVs, $$(cat $$f/*.csv | grep -c USV) detections"; done
@@ -69,7 +69,7 @@ bench-session: install
 	$(BIN)/python bench/session.py run $(BENCH_OUT) --minutes $(MINUTES) --cores $(CORES)
 
 rulegraph: demo
-	# after the demo run, so that the graph shows the rules behind the checkpoint too
+	# after the demo run (the graph is the same before it: every job is known at planning time)
 	$(BIN)/snakemake --workflow-profile none --configfile $(DEMO)/config.yaml config/demo.yaml --rulegraph --cores 1 \
 		| dot -Tsvg > docs/rulegraph.svg
 

@@ -6,6 +6,7 @@ one status-poll interval (10 s here), so the workflows run here are kept shallow
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ TEST_OVERRIDES = {
     "slurm-init-seconds-before-status-checks": 10,
     "seconds-between-status-checks": 10,
 }
-# Keys dropped: the test venv already has every dependency and has no conda
+# Keys dropped if a site adds them: the test venv already has every dependency and has no conda
 # (Snakemake's --sdm cannot be switched off from the command line once a profile sets it).
 TEST_DROPS = ("software-deployment-method", "conda-prefix")
 # Resources the test cluster cannot offer (no GPUs) or does not know (site partitions/accounts).
@@ -64,7 +65,7 @@ def slurm_profile(tmp_path_factory, slurm_cluster) -> Path:
     profile = yaml.safe_load(SLURM_PROFILE.read_text())
     assert profile["executor"] == "slurm"
     assert profile["slurm-status-command"] == "squeue"
-    assert "software-deployment-method" in profile, "test expects the users' profile to use conda"
+    assert "software-deployment-method" not in profile, "conda is opt-in (--sdm conda)"
     for key in TEST_DROPS:
         profile.pop(key, None)
     profile.update(TEST_OVERRIDES)
@@ -96,6 +97,14 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess
     )
     proc.cmd_text = " ".join(cmd)
     return proc
+
+
+def planned_submissions(dry_run_output: str) -> int:
+    """sbatch submissions a dry-run plans: its group jobs plus its ungrouped jobs (at column 0;
+    those of a group are indented), except local ones and `all` (no shell/script: run locally)."""
+    groups = len(re.findall(r"^\[.*\] Group job \w+ ", dry_run_output, flags=re.M))
+    single = re.findall(r"^rule (\w+):$", dry_run_output, flags=re.M)
+    return groups + sum(1 for name in single if name != "all")
 
 
 def report(proc, cluster) -> str:
@@ -205,8 +214,7 @@ def test_real_workflow_runs_through_slurm(tmp_path, slurm_profile, slurm_cluster
     cfg = yaml.safe_load((cohort / "config.yaml").read_text())
     cfg["stages"] = ["video"]
     (cohort / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = run_snakemake(
-        cohort,
+    args = [
         "--snakefile",
         str(snakefile),
         "--configfile",
@@ -215,9 +223,15 @@ def test_real_workflow_runs_through_slurm(tmp_path, slurm_profile, slurm_cluster
         str(slurm_profile),
         "--cores",
         "2",
-        timeout=600,
-    )
+    ]
+    plan = run_snakemake(cohort, "-n", *args, timeout=300)
+    assert plan.returncode == 0, report(plan, slurm_cluster)
+    planned = planned_submissions(plan.stdout)
+    proc = run_snakemake(cohort, *args, timeout=600)
     assert proc.returncode == 0, report(proc, slurm_cluster)
+    # one sbatch per planned group job and per ungrouped job, none twice (`all` runs locally)
+    submitted = proc.stdout.count("has been submitted with SLURM jobid")
+    assert submitted == planned == 2, (submitted, planned, report(proc, slurm_cluster))
     # The profile's `groups:` bundle a session's video work into one SLURM job.
     assert "slurm_logs/group_video" in proc.stdout, report(proc, slurm_cluster)
     counts = sorted(cohort.glob("**/video/*_camera_frame_count_dict.json"))

@@ -7,6 +7,8 @@ import pytest
 
 from usvflow.audio.memmap import (
     channel_name,
+    documented_path,
+    fixed_memmap_name,
     open_memmap,
     open_memmap_reader,
     parse_memmap_name,
@@ -73,6 +75,44 @@ def test_reader_matches_the_memmap(tmp_path):
     out.with_suffix(".json").unlink()
     with pytest.raises(InputError, match="sidecar not found"):
         open_memmap_reader(out, require_sidecar=True)
+
+
+def test_fixed_names_with_the_documented_names_linked(tmp_path):
+    """fixed=True (the workflow): data and sidecar under fixed names, the documented names are links
+    to the same files, readers accept either name, and a rewrite with another length leaves one
+    documented name."""
+    paths, data = _inputs(tmp_path, n=3000, nch=(2, 1))
+    out_dir = tmp_path / "out"
+    doc = write_memmap(paths, out_dir, TS, fixed=True)
+    fixed = out_dir / fixed_memmap_name(TS, "hpss_filtered")
+    assert fixed.name == f"{TS}_concatenated_audio_hpss_filtered.dat"
+    assert doc.name == f"{TS}_concatenated_audio_hpss_filtered_{FS}_3000_3_int16.mmap"
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [fixed.name, fixed.with_suffix(".json").name, doc.name, doc.with_suffix(".json").name]
+    )
+    assert doc.samefile(fixed) and doc.with_suffix(".json").samefile(fixed.with_suffix(".json"))
+    assert [p.name for p in out_dir.glob("*.mmap")] == [doc.name]
+    assert documented_path(fixed) == doc and documented_path(doc) == doc
+    assert parse_memmap_name(fixed) == parse_memmap_name(doc)
+    for path in (fixed, doc):
+        mm = open_memmap(path, require_sidecar=True)
+        np.testing.assert_array_equal(mm, np.stack(data, axis=1))
+        with open_memmap_reader(path, require_sidecar=True) as r:
+            np.testing.assert_array_equal(r[10:20], mm[10:20])
+    side = json.loads(fixed.with_suffix(".json").read_text())
+    assert side["file"] == doc.name and side["fixed_name"] == fixed.name
+    # a rerun on other inputs (another crop): the earlier documented names go
+    (tmp_path / "b").mkdir()
+    shorter, _ = _inputs(tmp_path / "b", n=2000, nch=(2, 1))
+    doc2 = write_memmap(shorter, out_dir, TS, fixed=True)
+    assert doc2.name.endswith("_2000_3_int16.mmap")
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [fixed.name, fixed.with_suffix(".json").name, doc2.name, doc2.with_suffix(".json").name]
+    )
+    assert open_memmap(fixed).shape == (2000, 3) and doc2.samefile(fixed)
+    fixed.with_suffix(".json").unlink()
+    with pytest.raises(InputError, match="sidecar not found"):
+        open_memmap(fixed)
 
 
 def test_orders_write_identical_bytes(tmp_path):

@@ -29,7 +29,7 @@ rule split_audio_channels:
         "../scripts/audio_split.py"
 
 
-checkpoint audio_sync_info:
+rule audio_sync_info:
     input:
         trigger=trigger_channels,
         counts=frame_count_json,
@@ -127,16 +127,19 @@ rule highpass_filter:
         "../scripts/audio_highpass.py"
 
 
+# Fixed names, so that every job of a run is known when it is planned (the sample count is only
+# known after cropping); the script links the documented
+# <stamp>_concatenated_audio_hpss_filtered_<sr>_<n>_<nch>_int16.mmap/.json names to these files.
 rule audio_memmap:
     input:
         filtered_channels,
     output:
-        mmap="{sroot}/audio/hpss_filtered/{stamp}_concatenated_audio_hpss_filtered_{shape}_int16.mmap",
-        sidecar="{sroot}/audio/hpss_filtered/{stamp}_concatenated_audio_hpss_filtered_{shape}_int16.json",
+        mmap="{sroot}/audio/hpss_filtered/{stamp}_concatenated_audio_hpss_filtered.dat",
+        sidecar="{sroot}/audio/hpss_filtered/{stamp}_concatenated_audio_hpss_filtered.json",
     log:
-        "{sroot}/logs/audio_memmap_{stamp}_{shape}.log",
+        "{sroot}/logs/audio_memmap_{stamp}.log",
     benchmark:
-        "{sroot}/benchmarks/audio_memmap_{stamp}_{shape}.tsv"
+        "{sroot}/benchmarks/audio_memmap_{stamp}.tsv"
     conda:
         "../envs/usvflow.yaml"
     threads: 1

@@ -70,7 +70,6 @@ wildcard_constraints:
     stamp=r"\d{12}",
     ch=r"\d{2}",
     name=r"[a-z]_\d{12}_ch\d{2}",
-    shape=r"\d+_\d+_\d+",
     session=r"[^/]+",
 
 
@@ -169,9 +168,7 @@ def session_audio(sid):
         "filtered": [
             f"{root}/audio/hpss_filtered/{n}_cropped_to_video_hpss_filtered.wav" for n in names
         ],
-        "memmap": [
-            f"{root}/audio/hpss_filtered/{lay.audio_stamp}_concatenated_audio_hpss_filtered_*_int16.mmap"
-        ],
+        "memmap": [memmap_path(sid)],
     }
     return SessionAudio(sid, root, raw_files, products)
 
@@ -204,20 +201,11 @@ def filtered_channels(wildcards):
     ]
 
 
-def cropped_length(sid):
-    """Samples per channel after cropping (known once the checkpoint audio_sync_info has run)."""
-    root = product_root(sid)
-    info = read_json(checkpoints.audio_sync_info.get(sroot=root).output.info)
-    trig = config["audio"]["crop"]["trigger_device"]
-    devices = config["audio"]["devices"] if trig == "both" else [trig]
-    return min(int(info[d]["duration_samples"]) for d in devices)
-
-
-def memmap_path(sid, ext="mmap"):
+def memmap_path(sid, ext="dat"):
+    """The session's memmap (ext "dat") or its sidecar ("json") under the workflow's fixed names;
+    the documented names with the shape are links to them (usvflow.audio.memmap)."""
     lay = LAYOUTS[sid]
-    n = cropped_length(sid)
-    shape = f"{config['audio']['sample_rate']}_{n}_{len(channel_names(sid))}"
-    return f"{product_root(sid)}/audio/hpss_filtered/{lay.audio_stamp}_concatenated_audio_hpss_filtered_{shape}_int16.{ext}"
+    return f"{product_root(sid)}/audio/hpss_filtered/{lay.audio_stamp}_concatenated_audio_hpss_filtered.{ext}"
 
 
 # ---------------------------------------------------------------- usv inputs

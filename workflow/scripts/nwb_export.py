@@ -40,7 +40,7 @@ products = SessionProducts(
             "av_sync",
         )
     },
-    memmap=get("memmap_sidecar").with_suffix(".mmap") if get("memmap_sidecar") else None,
+    memmap=get("memmap_sidecar").with_suffix(".dat") if get("memmap_sidecar") else None,
     probes={
         p: ProbeProducts(
             **{

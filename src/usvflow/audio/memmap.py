@@ -17,6 +17,14 @@ whatever the length, in one of two orders (same bytes):
 
 The output is written under a temporary name and renamed when complete; the sidecar
 ``<same stem>.json`` states shape, dtype, byte order, rate, channel names and source files.
+
+The workflow cannot name its output by the sample count: that number is only known once the audio
+has been cropped, and a rule's outputs must be known when the run is planned. With ``fixed=True``
+the data and sidecar are written under fixed names, ``<stamp>_concatenated_audio_<kind>.dat`` and
+``.json`` (the files the workflow's rules declare and read), and the documented names above are
+hard links to the same two files (a symbolic link where the file system has no hard links), so
+readers that look for ``*.mmap`` find exactly one, under its documented name. The readers here
+accept either name: a name without the shape takes it from its sidecar.
 """
 
 from __future__ import annotations
@@ -47,13 +55,35 @@ def memmap_name(stamp: str, kind: str, sample_rate: int, n_samples: int, n_chann
     return f"{stamp}_concatenated_audio_{kind}_{sample_rate}_{n_samples}_{n_channels}_int16.mmap"
 
 
+def fixed_memmap_name(stamp: str, kind: str) -> str:
+    """The workflow's fixed name of the data (known before the audio is cropped)."""
+    return f"{stamp}_concatenated_audio_{kind}.dat"
+
+
 def sidecar_path(mmap_path: str | os.PathLike) -> Path:
     return Path(mmap_path).with_suffix(".json")
 
 
+def documented_path(path: str | os.PathLike) -> Path:
+    """The documented ``.mmap`` name of a memmap given by either name (a fixed name: its sidecar's
+    ``file``)."""
+    path = Path(path)
+    if path.suffix == ".mmap":
+        return path
+    side = sidecar_path(path)
+    if not side.exists():
+        raise InputError(side, "sidecar not found")
+    name = read_json(side).get("file")
+    if not name:
+        raise InputError(side, "no 'file' entry naming the memmap")
+    return path.with_name(name)
+
+
 def write_memmap(wavs_in_column_order, out_dir: str | os.PathLike, stamp: str, kind: str = "hpss_filtered",
-                 block: int = 1 << 18, order: str = "rows") -> Path:
-    """Write the mono int16 WAVs as the columns of one memmap; returns its path.
+                 block: int = 1 << 18, order: str = "rows", fixed: bool = False) -> Path:
+    """Write the mono int16 WAVs as the columns of one memmap; returns its path (the documented
+    name; with ``fixed``, the data go to :func:`fixed_memmap_name` and the documented names are
+    links to it, see the module docstring).
 
     All inputs must be mono 16-bit PCM of the same rate and length (InputError naming the first file
     that differs). The caller fixes the column order (the original: sorted file names, i.e.
@@ -84,14 +114,15 @@ def write_memmap(wavs_in_column_order, out_dir: str | os.PathLike, stamp: str, k
         dup = sorted({n for n in names if names.count(n) > 1})
         raise InputError(wavs[names.index(dup[0])], f"duplicate channel name(s) {dup}")
     sr, n, nch = first.sample_rate, first.n_samples, len(wavs)
-    target = Path(out_dir) / memmap_name(stamp, kind, sr, n, nch)
+    documented = Path(out_dir) / memmap_name(stamp, kind, sr, n, nch)
+    target = Path(out_dir) / fixed_memmap_name(stamp, kind) if fixed else documented
     with atomic_path(target) as tmp:
         if order == "rows":
             _write_rows(tmp, wavs, sr, n, block)
         else:
             _write_channels(tmp, wavs, sr, n, block)
         write_json(sidecar_path(target), {
-            "file": target.name,
+            "file": documented.name,
             "shape": [n, nch],
             "dtype": "int16",
             "byte_order": "little",
@@ -103,8 +134,30 @@ def write_memmap(wavs_in_column_order, out_dir: str | os.PathLike, stamp: str, k
             "source_files": [p.name for p in wavs],
             "kind": kind,
             "stamp": stamp,
+            **({"fixed_name": target.name} if fixed else {}),
         })
-    return target
+    if fixed:
+        _publish_documented(target, documented)
+    return documented
+
+
+def _publish_documented(fixed: Path, documented: Path) -> None:
+    """Link the documented names of the data and sidecar to the fixed-name files; remove the
+    documented names of an earlier run of the same stamp and kind (another sample count)."""
+    stem = fixed.stem  # <stamp>_concatenated_audio_<kind>
+    shape_re = re.compile(re.escape(stem) + r"_\d+_\d+_\d+_int16\.(mmap|json)$")
+    for old in fixed.parent.iterdir():
+        if shape_re.match(old.name) and old.stem != documented.stem:
+            old.unlink()
+    for src, dst in ((fixed, documented), (sidecar_path(fixed), sidecar_path(documented))):
+        tmp = dst.with_name(f".{dst.name}.link")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:  # no hard links on this file system
+            os.symlink(src.name, tmp)
+        os.replace(tmp, dst)
 
 
 def _write_rows(tmp: Path, wavs: list[Path], sr: int, n: int, block: int) -> None:
@@ -139,8 +192,11 @@ def _write_channels(tmp: Path, wavs: list[Path], sr: int, n: int, block: int) ->
 
 
 def parse_memmap_name(path: str | os.PathLike) -> dict:
-    """``{"sample_rate", "n_samples", "n_channels", "dtype"}`` from the last four ``_`` tokens."""
+    """``{"sample_rate", "n_samples", "n_channels", "dtype"}`` from the last four ``_`` tokens (of
+    the documented name; a fixed ``.dat`` name: of the name its sidecar gives)."""
     path = Path(path)
+    if path.suffix == ".dat":
+        path = documented_path(path)
     if path.suffix != ".mmap":
         raise InputError(path, "not a .mmap file")
     tok = path.stem.split("_")
