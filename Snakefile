@@ -27,6 +27,10 @@ for _stage_file in sorted(Path(workflow.basedir, "workflow", "rules").glob("*.sm
         include: _stage_file
 
 
+if workflow.is_main_process:
+    print_stage_plan()  # one table at start-up (workflow/rules/common/plan.smk)
+
+
 rule all:
     default_target: True
     input:

@@ -55,16 +55,18 @@ def _cmd_discover(a):
 
 
 def _cmd_validate(a):
-    import yaml
+    from .validate import validate
 
-    from .io.config import read_sessions, resolve_config_paths, validate_config
+    res = validate(a.config)
+    if not res.ok:
+        raise InputError(None, res.message)
+    names = " + ".join(a.config)
+    print(f"{names}: valid (the workflow's start-up checks passed: config, sessions sheet, every session folder, each enabled stage's requirements)")
+    from .validate import stage_table
 
-    schemas = Path(a.schemas)
-    with open(a.config) as fh:
-        cfg = resolve_config_paths(yaml.safe_load(fh) or {}, [a.config])
-    cfg = validate_config(cfg, schemas / "config.schema.yaml", source=a.config)
-    sheet = read_sessions(cfg["sessions"], schemas / "sessions.schema.yaml")
-    print(f"{a.config}: valid; {len(sheet)} session(s) in {cfg['sessions']}")
+    print(stage_table(res.output))
+    if a.verbose:
+        print(res.output.rstrip())
 
 
 def _cmd_config_docs(a):
@@ -412,7 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .io.config import SCHEMAS, schema_defaults
 
     audio = schema_defaults("audio")  # the options' defaults are the workflow's (config schema)
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="usvflow", description=__doc__)
+    p.add_argument("--version", action="version", version=f"usvflow {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("simulate", help="write a simulated cohort (all streams + ground truth)")
@@ -442,9 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--serials", nargs="+", default=["21372315", "21372316", "21369048", "22085397", "21241563"])
     s.set_defaults(func=_cmd_discover)
 
-    s = sub.add_parser("validate", help="validate a config and its sessions sheet")
-    s.add_argument("config")
-    s.add_argument("--schemas", default=str(SCHEMAS))
+    s = sub.add_parser("validate", help="run the workflow's start-up checks on a config (no job runs)")
+    s.add_argument("config", nargs="+", help="cohort config file(s), as given to snakemake --configfile")
+    s.add_argument("-v", "--verbose", action="store_true", help="also print the jobs a run would start")
     s.set_defaults(func=_cmd_validate)
 
     s = sub.add_parser("config-docs", help="regenerate the settings tables of config/README.md from the schemas")
@@ -658,7 +663,88 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exp-code", default="", help="experimental code stored in the file")
     s.add_argument("--frame-rate", type=float, default=float("nan"), help="recording frame rate stored in the file")
     s.set_defaults(func=_cmd_recoordinate)
+    _fill_help(p)
     return p
+
+
+#: help of the arguments declared above without one ("command dest": text; defaults are appended)
+_HELP = {
+    "discover folder": "the session folder",
+    "discover session_id": "session id (default: the folder's name)",
+    "discover serials": "camera serials to look for",
+    "config-docs readme": "the README whose generated block is rewritten",
+    "config-docs schemas": "folder of the config and sessions schemas",
+    "frame-counts video_dir": "the session's video/ folder (Loopbio camera folders)",
+    "split-audio out_dir": "folder of the mono WAVs (audio/original)",
+    "split-audio device": "device letter (m or s) naming the outputs",
+    "split-audio channels": "channels per device",
+    "crop-audio stamp": "<YYMMDDHHMMSS> of the split files",
+    "crop-audio devices": "audio devices",
+    "crop-audio trigger_device": "device(s) whose triggerbox channel defines the crop",
+    "crop-audio triggerbox_channel": "channel with the frame pulses in its LSB",
+    "hpss input": "mono WAV",
+    "hpss output": "harmonic-part WAV",
+    "hpss n_fft": "STFT size",
+    "hpss hop": "STFT hop",
+    "hpss kernel": "median filter sizes, harmonic and percussive",
+    "hpss power": "soft-mask exponent",
+    "hpss margin": "mask margins, harmonic and percussive",
+    "highpass input": "mono WAV",
+    "highpass output": "filtered WAV",
+    "highpass atten_db": "stop-band attenuation, dB",
+    "memmap out_dir": "folder of the .mmap and its .json sidecar",
+    "memmap stamp": "<YYMMDDHHMMSS> naming the memmap",
+    "memmap kind": "stage named in the file name",
+    "train-calltypes seed": "seed of splits, initialisation, shuffling and augmentation",
+    "train-calltypes batch_size": "mini-batch size",
+    "train-calltypes learning_rate": "Adam learning rate",
+    "train-calltypes val_fraction": "share of each class for early stopping",
+    "train-calltypes test_fraction": "share of each class held out for the report",
+    "train-calltypes no_augment": "train without time/frequency shifts",
+    "classify-calltypes device": "cpu, cuda or cuda:N",
+    "classify-calltypes threads": "CPU threads",
+    "av-sync session_id": "session id (default: the folder's name)",
+    "av-sync schemas": "folder of the config and sessions schemas",
+    "curate-usvs peak_min": "fewest channels voting for a USV",
+    "curate-usvs valley_frac": "split two calls at a vote valley below this fraction of the lower peak",
+    "curate-usvs coverage_bin_ms": "voting grid, ms",
+    "curate-usvs corr_cutoff": "drop USVs whose channels correlate below this",
+    "curate-usvs var_cutoff": "drop one-channel USVs whose normalised power varies less than this",
+    "concat-video chunks": "mp4 chunks in order",
+    "concat-video output": "joined mp4",
+    "reencode-video input": "video to re-encode",
+    "reencode-video output": "re-encoded mp4",
+    "reencode-video fps": "frame rate to encode at (the empirical rate)",
+    "reencode-video crf": "x264 constant rate factor",
+    "reencode-video preset": "x264 preset",
+    "ev-sync session_id": "session id (default: from the file name)",
+    "ev-sync probe": "imec<N> (default: from the file name)",
+    "ev-sync min_largest_break_s": "shortest accepted break before the first frame, s",
+    "ev-sync tolerance_ms": "largest accepted e-phys/video duration difference, ms",
+    "split-spikes min_spikes": "write clusters with more spikes than this",
+    "split-spikes keep_duplicates": "keep spikes closer than the censored period",
+    "split-spikes censored_period_ms": "duplicate spikes within this are removed, ms",
+    "to-nwb schemas": "folder of the config and sessions schemas",
+    "slp-to-h5 slp": "SLEAP .slp file (predictions or proofread)",
+    "calibrate-cameras threads": "cameras detected in parallel",
+    "triangulate threads": "worker processes",
+}
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, sub in action.choices.items():
+            for a in sub._actions:
+                text = _HELP.get(f"{name} {a.dest}")
+                if a.help or text is None:
+                    continue
+                default = a.default
+                if default not in (None, False, argparse.SUPPRESS) and not a.required:
+                    shown = " ".join(map(str, default)) if isinstance(default, list) else default
+                    text += f" (default {shown})"
+                a.help = text
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,19 @@ def setup(snakemake):
         format="%(asctime)s %(levelname)s %(message)s",
         force=True,
     )
+    sys.excepthook = _one_line_input_errors
     return logging.getLogger(snakemake.rule)
+
+
+def _one_line_input_errors(kind, exc, tb):
+    """Bad input (InputError: the message names the file and the problem) ends the job with that one
+    message in the rule's log, which Snakemake shows below its error; anything else keeps its traceback."""
+    from .io.atomic import InputError
+
+    if isinstance(exc, InputError):
+        print(f"usvflow: error: {exc}", file=sys.stderr, flush=True)
+        return
+    sys.__excepthook__(kind, exc, tb)
 
 
 def source_root() -> Path:

@@ -220,6 +220,20 @@ def das_model_files():
     return [f"{base}_model.h5", f"{base}_params.yaml"]
 
 
+def check_das_model():
+    """Stage usv with DAS: the model's files must exist (checked at start-up, one message)."""
+    missing = [f for f in das_model_files() if not Path(f).is_file()]
+    if missing:
+        raise WorkflowError(
+            f"usvflow: usv_detection.method is das but the DAS model file {missing[0]} does not exist;"
+            " set usv_detection.das.model_directory and model_name_base to a trained DAS model"
+        )
+
+
+if "usv" in config["stages"] and config["usv_detection"]["method"] == "das":
+    check_das_model()
+
+
 def das_model_prefix(wildcards, input):
     """The model stem `das predict` takes, derived from the declared model file."""
     return input.model[0][: -len("_model.h5")]

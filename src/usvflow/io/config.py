@@ -94,6 +94,29 @@ def resolve_config_paths(config: dict, config_files) -> dict:
 SCHEMAS = Path(__file__).resolve().parents[3] / "workflow" / "schemas"
 
 
+def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> dict:
+    """Read a YAML mapping; :class:`ConfigError` naming the file, line and column of a syntax error."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(path, f"{what} not found") from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot be read as a {what} ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, f"{where}YAML syntax error: {problem}; fix the {what}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"a {what} must be a mapping of settings (key: value), got {type(data).__name__}")
+    return data
+
+
 def load_schema(path: str | os.PathLike) -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh)

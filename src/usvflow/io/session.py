@@ -21,8 +21,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import soundfile as sf
-
+from ..audio.wav import wav_info
 from .atomic import InputError
 from .loopbio import parse_camera_dir_name
 
@@ -94,10 +93,7 @@ def _discover_audio(folder: Path, devices: list[str], channels: int, rate: int) 
             raise InputError(p, "not an Avisoft file name <device>_<YYMMDDHHMMSS>.wav")
         if m["dev"] not in devices:
             raise InputError(p, f"device {m['dev']!r} is not among the configured audio.devices {devices}")
-        try:
-            info = sf.info(str(p))
-        except Exception as exc:
-            raise InputError(p, f"cannot read the WAV header ({exc})") from None
+        info = wav_info(p)  # InputError naming the file if unreadable or truncated
         if info.samplerate != rate:
             raise InputError(p, f"sample rate {info.samplerate} Hz, expected {rate} Hz (audio.sample_rate)")
         if info.channels != channels:

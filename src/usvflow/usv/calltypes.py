@@ -156,7 +156,7 @@ class TrainParams:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     max_epochs: int = 40
-    patience: int = 8
+    patience: int = 6
     batch_size: int = 64
     learning_rate: float = 0.002
     weight_decay: float = 1e-4

@@ -88,22 +88,31 @@ def run_export(a) -> None:
               f"to {a.dataset_dir}")  # fmt: skip
 
 
-def add_train_arguments(s) -> None:
+def schema_train_defaults():
+    """TrainParams with the defaults of the config schema's call_types.train (their one source)."""
+    from ..io.config import load_schema
     from .calltypes import TrainParams
 
-    d = TrainParams()
+    schema = load_schema(Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml")
+    props = schema["properties"]["call_types"]["properties"]["train"]["properties"]
+    fields = TrainParams.__dataclass_fields__
+    return TrainParams(**{k: v["default"] for k, v in props.items() if k in fields and "default" in v})
+
+
+def add_train_arguments(s) -> None:
+    d = schema_train_defaults()
     s.add_argument("data_dir", help="training set: DATA_DIR/<class>/*.npy (+ dataset.json)")
     s.add_argument("-o", "--output", required=True, help="model folder (model.pt, model.json, report.json, ...)")
-    s.add_argument("--seed", type=int, default=d.seed)
+    s.add_argument("--seed", type=int, default=d.seed, help=f"seed of splits, initialisation, shuffling (default {d.seed})")
     s.add_argument("--epochs", type=int, default=d.max_epochs, help=f"most epochs (default {d.max_epochs})")
     s.add_argument("--patience", type=int, default=d.patience, help="early stopping: epochs without a better "
                    f"validation loss (default {d.patience})")  # fmt: skip
-    s.add_argument("--batch-size", type=int, default=d.batch_size)
-    s.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    s.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    s.add_argument("--test-fraction", type=float, default=d.test_fraction)
-    s.add_argument("--no-augment", action="store_true")
-    s.add_argument("--threads", type=int, default=d.threads, help="CPU threads (default 2)")
+    s.add_argument("--batch-size", type=int, default=d.batch_size, help=f"mini-batch size (default {d.batch_size})")
+    s.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"Adam learning rate (default {d.learning_rate})")
+    s.add_argument("--val-fraction", type=float, default=d.val_fraction, help=f"share of each class for early stopping (default {d.val_fraction})")
+    s.add_argument("--test-fraction", type=float, default=d.test_fraction, help=f"share of each class held out for the report (default {d.test_fraction})")
+    s.add_argument("--no-augment", action="store_true", help="train without time/frequency shifts")
+    s.add_argument("--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})")
     s.add_argument("--device", default="auto", help="auto (GPU if there is one), cpu, cuda, cuda:N")
 
 
@@ -134,8 +143,8 @@ def add_classify_arguments(s) -> None:
     s.add_argument("-o", "--output", help="summary with call_type and call_type_prob columns")
     s.add_argument("--evaluate", metavar="DATA_DIR", help="instead: metrics of the model on a labelled set")
     s.add_argument("--expect-classes", nargs="+", help="fail unless the model has exactly these classes")
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    s.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     s.add_argument("--min-probability", type=float,
                    help='below this probability of its most probable type a USV is typed "none" (default: off)')
 

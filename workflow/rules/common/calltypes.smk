@@ -12,6 +12,23 @@ def calltype_model_dir():
     return Path(CALLTYPES["model_dir"]).expanduser().resolve()
 
 
+if "calltypes" in config["stages"]:
+    # a missing model (or training set) stops the start-up with one message
+    if CALLTYPES["train"]["data_dir"]:
+        if not Path(CALLTYPES["train"]["data_dir"]).expanduser().is_dir():
+            raise WorkflowError(
+                f"usvflow: call_types.train.data_dir {CALLTYPES['train']['data_dir']} does not exist;"
+                " write a training set there (usvflow export-spectrograms) or unset the setting"
+            )
+    else:
+        for f in ("model.pt", "model.json"):
+            if not (calltype_model_dir() / f).is_file():
+                raise WorkflowError(
+                    f"usvflow: call_types.model_dir {calltype_model_dir()} holds no {f}; train a model"
+                    " there (usvflow train-calltypes) or set call_types.train.data_dir"
+                )
+
+
 def calltype_model_files(wildcards=None):
     d = calltype_model_dir()
     return [str(d / "model.pt"), str(d / "model.json")]

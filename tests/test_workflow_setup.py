@@ -1,0 +1,34 @@
+"""The workflow scripts' preamble: a bad input ends the job with one message in the rule's log."""
+
+import subprocess
+import sys
+
+SCRIPT = """
+import sys, types
+from usvflow.io.atomic import InputError
+from usvflow.workflow import setup
+log = setup(types.SimpleNamespace(log=[sys.argv[1]], rule="r"))
+log.info("started")
+if sys.argv[2] == "input":
+    raise InputError("/data/m_250430145017.wav", "truncated WAV: the header claims 10 frames")
+raise ZeroDivisionError("a bug")
+"""
+
+
+def test_input_error_is_one_line_in_the_log(tmp_path):
+    log = tmp_path / "logs" / "r.log"
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(log), "input"], capture_output=True)
+    assert proc.returncode == 1
+    lines = log.read_text().splitlines()
+    assert lines[-1] == (
+        "usvflow: error: /data/m_250430145017.wav: truncated WAV: the header claims 10 frames"
+    )
+    assert "Traceback" not in log.read_text() and len(lines) == 2
+
+
+def test_a_bug_keeps_its_traceback(tmp_path):
+    log = tmp_path / "r.log"
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(log), "bug"], capture_output=True)
+    assert proc.returncode == 1
+    text = log.read_text()
+    assert "Traceback" in text and "ZeroDivisionError: a bug" in text
