@@ -48,24 +48,20 @@ elif rule == "overview_gallery":
 elif rule == "overview_pose":
     ov.plot_pose_qc(pose, out, title=f"{sid}: {pose.get('message', '')}")
 elif rule == "session_explorer":
-    import numpy as np
     import pandas as pd
 
-    from usvflow.report.explorer import explorer_data, read_poses, write_explorer
+    from usvflow.report.explorer import (
+        explorer_data,
+        read_arena_corners,
+        read_poses,
+        write_explorer,
+    )
     from usvflow.usv.spectrogram import load_spectrograms
 
     specs = load_spectrograms(get("spectrograms")) if get("spectrograms") else None
     est = pd.read_csv(get("estimates"), dtype={"usv_id": str}) if get("estimates") else None
     poses = read_poses(get("poses")) if get("poses") else None
-    corners = None
-    if get("arena"):
-        a = read_poses(get("arena"))
-        idx = [
-            a["node_names"].index(c)
-            for c in ("North", "West", "South", "East")
-            if c in a["node_names"]
-        ]
-        corners = np.asarray(a["tracks"][0, 0, idx]) if len(idx) == 4 else None
+    corners = read_arena_corners(get("arena")) if get("arena") else None
     data = explorer_data(sid, usvs, specs, est, poses, get("video"), window,
                          frame_width=int(snakemake.params.frame_width), arena_corners=corners)  # fmt: skip
     write_explorer(data, out)

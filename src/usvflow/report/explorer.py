@@ -147,6 +147,18 @@ def read_poses(metric_h5) -> dict:
                 "node_names": names("node_names"), "frame_rate": fr}  # fmt: skip
 
 
+def read_arena_corners(arena_metric_h5) -> np.ndarray | None:
+    """The arena's corners N, W, S, E (4, 3) m of a calibration session's metric file (None when the
+    labelling has no such nodes)."""
+    a = read_poses(arena_metric_h5)
+    names = a["node_names"]
+    if not all(c in names for c in ("North", "West", "South", "East")):
+        return None
+    return np.asarray(
+        a["tracks"][0, 0, [names.index(c) for c in ("North", "West", "South", "East")]]
+    )
+
+
 def write_explorer(data: dict, out) -> Path:
     """The self-contained page of :func:`explorer_data`, written atomically."""
     page = _TEMPLATE.replace("__TITLE__", html.escape(f"usvflow explorer: {data['session']}"))
