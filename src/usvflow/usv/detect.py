@@ -99,8 +99,9 @@ class DetectParams:
     minlen_s: float = 0.0  # on top of the window-derived minimum (longer than any sub-window sound)
     fillgap_s: float = 0.015
     # gaps from fillgap_s up to fillgap_max_s are filled when the ridge resumes within fillgap_df_hz
-    # of the frequency where it broke off (spectral continuity)
-    fillgap_max_s: float = 0.035
+    # of the frequency where it broke off (spectral continuity). Off by default (= fillgap_s): it
+    # joined distinct calls 20-35 ms apart in simulated sessions (docs/detector.md)
+    fillgap_max_s: float = 0.015
     fillgap_df_hz: float = 1_500.0
     min_confidence: float = (
         0.5  # operating point: a call's peak score maps to its confidence (0.5 at thr_high_db)
