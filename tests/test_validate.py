@@ -153,6 +153,15 @@ def calltypes_model_missing(root):
     )
 
 
+def led_outside_frame(root):
+    cfg = _cfg(root)
+    serial = cfg["sync"]["av"]["sync_camera_serials"][0]
+    version = cfg["sync"]["av"]["led_px_version"]
+    cfg["stages"] = ["video", "audio", "sync"]
+    cfg["sync"]["av"]["led_pixels"][version][serial]["LED_top"] = [600, 150]
+    return _write_cfg(root, cfg)
+
+
 # (case, what is wrong, substrings the message must contain)
 CASES = [
     (
@@ -202,6 +211,11 @@ CASES = [
         calltypes_model_missing,
         "call_types.model_dir without a trained model",
         ["model.pt"],
+    ),
+    (
+        led_outside_frame,
+        "LED pixels outside the sync camera's frames",
+        ["LED_top", "[600, 150]", "128x160"],
     ),
     (das_without_model, "DAS detection without its model files", ["no_model"]),
 ]

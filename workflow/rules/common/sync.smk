@@ -8,6 +8,38 @@ def av_sync_serials(sid):
     return [s for s in AV["sync_camera_serials"] if s in lay.cameras]
 
 
+def check_led_pixels():
+    """Stage sync, at start-up: every sync camera's LED pixels (config) lie inside its frames."""
+    from usvflow.io.config import read_yaml
+    from usvflow.sync.leds import led_table
+
+    ver = AV["led_px_version"]
+    for sid, lay in LAYOUTS.items():
+        if not (lay.kind == "experiment" and lay.audio and lay.coolterm):
+            continue
+        for s in av_sync_serials(sid):
+            try:
+                nominal = led_table(AV["led_pixels"], ver, s)
+            except InputError as exc:
+                raise WorkflowError(f"usvflow: session {sid}: {exc}") from None
+            meta = Path(lay.folder, "video", lay.cameras[s].folder, "metadata.yaml")
+            shape = (read_yaml(meta).get("__store") or {}).get("imgshape")
+            if not shape:
+                continue
+            h, w = int(shape[0]), int(shape[1])
+            for name, (row, col) in nominal.items():
+                if not (0 <= row < h and 0 <= col < w):
+                    raise WorkflowError(
+                        f"usvflow: session {sid}: sync.av.led_pixels[{ver}][{s}].{name} = [{row}, {col}]"
+                        f" lies outside camera {s}'s {h}x{w} frames ({meta}); set the camera's LED"
+                        " pixels (or sync.av.led_px_version) for this set-up"
+                    )
+
+
+if "sync" in config["stages"]:
+    check_led_pixels()
+
+
 def av_nidq_used(sid):
     return bool(AV["nidq"]["enabled"] and LAYOUTS[sid].nidq)
 
