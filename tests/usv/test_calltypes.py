@@ -10,7 +10,11 @@ import pytest
 
 from usvflow.io.atomic import InputError
 from usvflow.usv import calltypes as ct
-from usvflow.usv.calltypes_sim import SUMMARY_COLUMNS, render_clip, simulate_labelled_spectrograms
+from usvflow.usv.calltypes_sim import (
+    SIM_SUMMARY_COLUMNS,
+    render_clip,
+    simulate_labelled_spectrograms,
+)
 from usvflow.usv.spectrogram import SpecParams, save_spectrograms
 
 FS = 250_000
@@ -152,7 +156,7 @@ def _session(tmp_path, n_calls=9, seed=2):
         truth.append(typ)
     mm.flush()
     summary = tmp_path / "20250430_145017_usv_summary.csv"
-    pd.DataFrame(rows, columns=SUMMARY_COLUMNS).to_csv(summary, index=False)
+    pd.DataFrame(rows, columns=SIM_SUMMARY_COLUMNS).to_csv(summary, index=False)
     return summary, path, truth
 
 

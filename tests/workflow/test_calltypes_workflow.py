@@ -25,7 +25,8 @@ CALLTYPE_RULES = ["all", "calltype_train", "calltype_spectrograms", "calltype_cl
 def run(tmp_path_factory):
     from usvflow.cli import main
     from usvflow.simulate.cohort import simulate_cohort
-    from usvflow.usv.calltypes_sim import summary_from_truth, write_summary
+    from usvflow.usv.calltypes_sim import summary_from_truth
+    from usvflow.usv.curate import write_summary
 
     out = tmp_path_factory.mktemp("calltype_cohort")
     simulate_cohort(out, sessions=1, seconds=2.0, seed=21, calibration=False, calls_per_minute=900)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,11 +22,11 @@ import pandas as pd
 from usvflow.io.atomic import InputError, read_json
 from usvflow.simulate.calls import CALL_TYPES, draw_call, waveform
 
+from .curate import FEATURE_COLUMNS, SUMMARY_COLUMNS
 from .spectrogram import SpecParams, call_spectrogram
 
-SUMMARY_COLUMNS = ["usv_id", "start", "stop", "duration", "peak_amp_ch", "mean_amp_ch", "chs_count", "chs_detected",
-                   "emitter", "peak_freq_hz", "mean_freq_hz", "min_freq_hz", "max_freq_hz", "max_amplitude",
-                   "snr_db"]  # fmt: skip
+# The curated summary's columns that the simulator fills (all but the noise measures).
+SIM_SUMMARY_COLUMNS = [*SUMMARY_COLUMNS, *(c for c in FEATURE_COLUMNS if not c.startswith("signal_"))]
 
 
 def render_clip(rng: np.random.Generator, call_type: str, sample_rate: float = 250000.0,
@@ -136,14 +135,5 @@ def summary_from_truth(truth_json: str | os.PathLike, n_channels: int = 24) -> p
             "max_freq_hz": float(u["f_max_hz"]), "max_amplitude": float(u["peak_amp"]), "snr_db": np.nan,
             "call_type_true": u["type"],
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "call_type_true"])
+    return pd.DataFrame(rows, columns=[*SIM_SUMMARY_COLUMNS, "call_type_true"])
 
-
-def write_summary(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a summary table as CSV (atomic; usv_id stays zero-padded)."""
-    from usvflow.io.atomic import atomic_open
-
-    path = Path(path)
-    with atomic_open(path, "w", newline="") as fh:
-        df.to_csv(fh, index=False)
-    return path
