@@ -199,12 +199,12 @@ def test_bad_summary(tmp_path):
     p = tmp_path / "s.csv"
     p.write_text("usv_id,start,stop\n0000,0.1,0.2\n")
     with pytest.raises(InputError, match=r"missing column\(s\) \['mean_amp_ch'\]"):
-        ct.read_summary(p)
+        ct.read_summary_text(p)
     p.write_text("usv_id,start,stop,mean_amp_ch\n0000,0.1,x,1\n")
     with pytest.raises(InputError, match="column 'stop': non-numeric value 'x'"):
-        ct.read_summary(p)
+        ct.read_summary_text(p)
     p.write_text("usv_id,start,stop,mean_amp_ch\n")
-    assert len(ct.read_summary(p)) == 0
+    assert len(ct.read_summary_text(p)) == 0
 
 
 def test_empty_summary_classifies_to_header_only(model, tmp_path):

@@ -522,7 +522,7 @@ def check_params(m: CallTypeModel, params: SpecParams, source) -> None:
 
 
 # ---------------------------------------------------------------- session tables
-def read_summary(path) -> pd.DataFrame:  # noqa: F821
+def read_summary_text(path) -> pd.DataFrame:  # noqa: F821
     """A session USV summary as text columns (written back unchanged), checked for the columns used."""
     import pandas as pd
 
@@ -558,7 +558,7 @@ def export_session_spectrograms(summary_csv, memmap, out_npz, params: SpecParams
     from .spectrogram import save_png, save_spectrograms, spectrograms_from_memmap
 
     p = params or SpecParams()
-    df = read_summary(summary_csv)
+    df = read_summary_text(summary_csv)
     mm = open_memmap_reader(memmap)
     sr = parse_memmap_name(memmap)["sample_rate"]
     ch = pd.to_numeric(df["mean_amp_ch"]).to_numpy()
@@ -593,7 +593,7 @@ def classify_summary(summary_csv, spectrograms_npz, model_dir, out_csv, device: 
     ``call_type_prob`` still holds that highest probability). A model with a class named "none"
     cannot be used with a rejection threshold (the two would be confused).
     """
-    df = read_summary(summary_csv)
+    df = read_summary_text(summary_csv)
     sp = load_spectrograms(spectrograms_npz)
     if list(sp["usv_id"]) != list(df["usv_id"]):
         raise InputError(spectrograms_npz, f"usv_id list ({len(sp['usv_id'])} calls) differs from the summary "

@@ -48,7 +48,7 @@ def add_export_arguments(s) -> None:
 def run_export(a) -> None:
     import numpy as np
 
-    from .calltypes import export_session_spectrograms, read_summary, write_dataset
+    from .calltypes import export_session_spectrograms, read_summary_text, write_dataset
     from .spectrogram import load_spectrograms
 
     p = _spec_params(a)
@@ -76,7 +76,7 @@ def run_export(a) -> None:
     if a.label_column or a.dataset_dir:
         if not (a.label_column and a.dataset_dir):
             raise InputError(None, "a training set needs both --label-column and --dataset-dir")
-        df = read_summary(a.summary)
+        df = read_summary_text(a.summary)
         if a.label_column not in df.columns:
             raise InputError(a.summary, f"no column {a.label_column!r}")
         lab = df[a.label_column].astype(str).str.strip()
