@@ -410,6 +410,15 @@ def _cmd_to_nwb(a):
     print(json.dumps(summary, indent=2))
 
 
+def _cmd_check_model(a):
+    from usvflow import modelcheck
+
+    argv = [a.tool, a.model] + (["--exe", a.exe] if a.exe else ["--python", a.python])
+    code = modelcheck.main(argv)
+    if code:
+        raise SystemExit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .io.config import SCHEMAS, schema_defaults
 
@@ -663,6 +672,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exp-code", default="", help="experimental code stored in the file")
     s.add_argument("--frame-rate", type=float, default=float("nan"), help="recording frame rate stored in the file")
     s.set_defaults(func=_cmd_recoordinate)
+
+    s = sub.add_parser("check-model", help="can a tool env load a trained model? (the version it was trained "
+                                           "with against the env's)")
+    s.add_argument("tool", choices=["das", "sleap", "vocalocator", "vocalocator-ssl"])
+    s.add_argument("model", help="DAS <base>_params.yaml, sleap-nn training_config.yaml, vocalocator config.json")
+    env = s.add_mutually_exclusive_group()
+    env.add_argument("--python", default=sys.executable,
+                     help="the tool env's Python, e.g. <env>/bin/python (default: this Python)")
+    env.add_argument("--exe", help="or an executable of the env: its das or sleap-nn command")
+    s.set_defaults(func=_cmd_check_model)
     _fill_help(p)
     return p
 

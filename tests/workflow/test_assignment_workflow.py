@@ -26,9 +26,12 @@ if args[1] == "vocalocatorssl":
     rest = [a for a in args[2:] if a != "--predict"]
     opts = dict(zip(rest[::2], rest[1::2]))
     import h5py
-    with h5py.File(pathlib.Path(opts["--data"]) / "dset.h5") as h:
-        n = len(h["length_idx"]) - 1
-        assert h.attrs["arena_dims_units"] == "mm" and h["locations"].shape[0] == n
+    data = pathlib.Path(opts["--data"])
+    # as vocalocatorssl reads --data: a folder means every *.h5 in it (each must hold 'locations')
+    for f in sorted(data.glob("*.h5")) if data.is_dir() else [data]:
+        with h5py.File(f) as h:
+            n = len(h["length_idx"]) - 1
+            assert h.attrs["arena_dims_units"] == "mm" and h["locations"].shape[0] == n
     scores = np.stack([np.arange(n) % 2 == 0, np.arange(n) % 2 == 1], axis=1).astype(float)
     if "{mode}" == "write":
         np.savez(opts["-o"], **{"dset-scores": scores})
@@ -125,6 +128,9 @@ def test_vocalocator_ssl_with_a_stand_in(run, tmp_path):
     audio = out / "Data" / sid / "audio"
     target = audio / f"{sid}_usv_summary_assigned.csv"
     target.unlink(missing_ok=True)
+    # a leftover .h5 beside dset.h5 (the legacy tool's assessment.h5) must not be read
+    with h5py.File(audio / "sound_localization" / "assessment.h5", "w") as h:
+        h["point_predictions"] = np.zeros((1, 1, 2))
     silent = vcl_config(out, stand_in(tmp_path / "python_silent", "silent"), "vcl_silent")
     proc = snakemake(out, "--cores", "1", config=silent, check=False)
     assert proc.returncode != 0 and not target.exists()

@@ -81,21 +81,28 @@ else:
         params:
             python=VCL["python"],
             model_dir=lambda wc, input: str(Path(input.model[0]).parent),
-            data_dir=lambda wc, input: str(Path(input.dset).parent),
             thr=VCL["conf_threshold"],
             legacy=ASSIGN["method"] == "vocalocator",
             tmp=lambda wc, output: output[0]
             + (".tmp.h5" if ASSIGN["method"] == "vocalocator" else ".tmp.npz"),
             calib=lambda wc, input: input.model[0],
+            resolved=lambda wc, output: output[0] + ".config.json",
+            guard=MODELCHECK,
         shell:
-            # vocalocator-ssl: predict, then vocalocatorssl.assign adds <dataset>-assignments to the
-            # npz (in place, so on a temporary name). Legacy vocalocator: assess --inference.
+            # The model-version guard first (legacy vocalocator: it also writes the model's config with
+            # WEIGHTS_PATH resolved from the model folder). vocalocator-ssl: predict on dset.h5 itself
+            # (given a folder it reads every *.h5 there), then vocalocatorssl.assign adds
+            # <dataset>-assignments to the npz (in place, so on a temporary name). Legacy: assess --inference.
             "if [ {params.legacy} = True ]; then"
-            " {params.python:q} -m vocalocator.assess --inference --config {params.calib:q}"
-            " --data {input.dset:q} -o {params.tmp:q} > {log:q} 2>&1 && mv {params.tmp:q} {output:q};"
+            " {params.guard} vocalocator {params.calib:q} --python {params.python:q}"
+            " --write-config {params.resolved:q} > {log:q} || exit 2;"
+            " {params.python:q} -m vocalocator.assess --inference --config {params.resolved:q}"
+            " --data {input.dset:q} -o {params.tmp:q} >> {log:q} 2>&1 && rm {params.resolved:q} &&"
+            " mv {params.tmp:q} {output:q};"
             " else"
-            " {params.python:q} -m vocalocatorssl --data {params.data_dir:q} --save-path {params.model_dir:q}"
-            " --predict -o {params.tmp:q} > {log:q} 2>&1 &&"
+            " {params.guard} vocalocator-ssl {params.model_dir:q} --python {params.python:q} > {log:q} || exit 2;"
+            " {params.python:q} -m vocalocatorssl --data {input.dset:q} --save-path {params.model_dir:q}"
+            " --predict -o {params.tmp:q} >> {log:q} 2>&1 &&"
             " {params.python:q} -m vocalocatorssl.assign {params.tmp:q}"
             " --calibration-results {params.calib:q} --conf-threshold {params.thr} >> {log:q} 2>&1 &&"
             " mv {params.tmp:q} {output:q}; fi"

@@ -19,6 +19,10 @@ from usvflow.io.config import read_sessions, resolve_config_paths, validate_conf
 from usvflow.io.session import discover
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+# The model-version guard the GPU rules run before inference (standard library and PyYAML only).
+MODELCHECK = (
+    f"PYTHONPATH='{Path(workflow.basedir) / 'src'}' '{sys.executable}' -m usvflow.modelcheck"
+)
 
 try:
     # relative paths of a --configfile are relative to that file (usvflow validate does the same)

@@ -167,6 +167,7 @@ if config["ephys"]["sorting"]["run"]:
             results_dir=kilosort_results_dir,
             calibrated_rates=config["ephys"]["calibrated_sample_rates"],
             conda_env=config["ephys"]["sorting"]["conda_env"],
+            python=config["ephys"]["sorting"]["python"],
         script:
             "../scripts/ephys_kilosort4.py"
 

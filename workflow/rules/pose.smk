@@ -39,8 +39,11 @@ if POSE["sleap"]["run"]:
             centered_instance=sleap_model_dir("centered_instance_model"),
             s=POSE["sleap"],
             tmp=lambda wc, output: output[0] + ".tmp.slp",
+            guard=MODELCHECK,
         shell:
             # the original's cluster call (usv-playpen sleap_inference_global.sh), top-down models
+            "{params.guard} sleap {params.centroid:q} --exe {params.exe:q} > {log:q} || exit 2; "
+            "{params.guard} sleap {params.centered_instance:q} --exe {params.exe:q} >> {log:q} || exit 2; "
             "{params.exe:q} track -i {input.video:q} -m {params.centroid:q}"
             " -m {params.centered_instance:q} -o {params.tmp:q}"
             " --batch_size {params.s[batch_size]} --max_instances {params.s[max_instances]}"
@@ -49,7 +52,7 @@ if POSE["sleap"]["run"]:
             " --filter_min_visible_nodes {params.s[filter_min_visible_nodes]}"
             " --filter_overlapping --filter_overlapping_method oks"
             " --filter_overlapping_threshold {params.s[filter_overlapping_threshold]}"
-            " --tracking --tracking_window_size {params.s[tracking_window_size]} > {log:q} 2>&1; "
+            " --tracking --tracking_window_size {params.s[tracking_window_size]} >> {log:q} 2>&1; "
             "if [ ! -s {params.tmp:q} ]; then"
             " echo 'sleap-nn exited 0 but wrote no predictions' >> {log:q}; exit 1; fi; "
             "mv {params.tmp:q} {output:q}"

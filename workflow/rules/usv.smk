@@ -51,12 +51,14 @@ else:
             fillgap=config["usv_detection"]["das"]["segment_fillgap"],
             # DAS writes <wav stem>_annotations.csv beside the WAV; it is moved into das_annotations/.
             das_csv=das_csv_path,
+            guard=MODELCHECK,
         shell:
             # DAS logs and swallows per-file errors and may exit 0 without writing its CSV: check it.
             "rm -f {params.das_csv:q}; "
+            "{params.guard} das {input.model[1]:q} --exe {params.das:q} > {log:q} || exit 2; "
             "{params.das:q} predict {input.wav:q} {params.model_base:q}"
             " --segment-thres {params.thres} --segment-minlen {params.minlen}"
-            " --segment-fillgap {params.fillgap} --save-format csv > {log:q} 2>&1; "
+            " --segment-fillgap {params.fillgap} --save-format csv >> {log:q} 2>&1; "
             "if [ ! -s {params.das_csv:q} ]; then"
             " echo das predict exited 0 but wrote no {params.das_csv:q} >> {log:q}; exit 1; fi; "
             "mv {params.das_csv:q} {output:q}"
