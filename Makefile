@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DEMO ?= demo
 CORES ?= 2
 
-.PHONY: demo test lint install bench bench-session rulegraph clean-demo
+.PHONY: demo test test-tools lint install bench bench-session rulegraph clean-demo
 
 $(BIN)/usvflow: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,16 @@ lint: install
 test: install lint
 	@if [ "$$USVFLOW_REQUIRE_SLURM" = 1 ]; then bash .ci/install-slurm.sh; fi
 	$(BIN)/pytest -q
+
+# The tools tier (tests/tools/): the workflow's GPU rules with the real tools, each in a venv built from
+# the pip part of workflow/envs/<tool>.yaml (cached in ~/.cache/usvflow/tool-venvs by the file's hash).
+#   make test-tools                      every tool, on the CPU
+#   make test-tools TOOLS=kilosort       a pytest -k selection
+#   make test-tools TOOLS_DEVICE=cuda    on the GPU
+TOOLS ?=
+TOOLS_DEVICE ?= cpu
+test-tools: install
+	USVFLOW_TOOLS=1 USVFLOW_TOOLS_DEVICE=$(TOOLS_DEVICE) $(BIN)/pytest -q -s tests/tools $(if $(TOOLS),-k "$(TOOLS)")
 
 bench: install
 	$(BIN)/python bench/run.py

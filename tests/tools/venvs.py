@@ -3,8 +3,8 @@
 The env file stays the one source of truth: a venv is built with the Python version its conda part
 names and ``pip install`` of its pip part, and cached under ``$USVFLOW_TOOL_VENVS`` (default
 ``~/.cache/usvflow/tool-venvs``) in a folder keyed by the file's SHA-256, so that editing the file
-builds a new venv and stale ones are removed. Large identical files across the cached venvs (torch and
-its CUDA libraries) are hard-linked once. A requirement installed from a git repository is taken from a
+builds a new venv and stale ones are removed. Large files identical to those of another cached venv
+(torch and its CUDA libraries) are hard-linked to them. A requirement installed from a git repository is taken from a
 source snapshot of the same commit in ``$USVFLOW_VENDOR_DIR`` (default ``../shared/vendor`` beside the
 clone) when one is there, for machines that reach only the package registries.
 
@@ -13,6 +13,7 @@ clone) when one is there, for machines that reach only the package registries.
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import os
 import re
@@ -78,25 +79,25 @@ def _python(version: str) -> str:
     return exe
 
 
-def _dedupe(root: Path, min_size: int = 1 << 20) -> None:
-    """Hard-link identical large files across the cached venvs (same size, same SHA-256)."""
-    by_size: dict[int, list[Path]] = {}
-    for p in root.rglob("*"):
-        if p.is_file() and not p.is_symlink():
-            st = p.stat()
-            if st.st_size >= min_size:
-                by_size.setdefault(st.st_size, []).append(p)
-    for paths in by_size.values():
-        if len(paths) < 2:
+def _dedupe(target: Path, min_size: int = 1 << 20) -> int:
+    """Hard-link large files of ``target`` that are identical (same relative path, same bytes) to one in
+    another complete venv of the cache (torch and its CUDA libraries). Returns the bytes saved."""
+    others = [d for d in target.parent.iterdir() if d != target and (d / MARKER).is_file()]
+    saved = 0
+    for p in target.rglob("*"):
+        if p.is_symlink() or not p.is_file() or p.stat().st_size < min_size:
             continue
-        seen: dict[str, Path] = {}
-        for p in paths:
-            h = hashlib.sha256(p.read_bytes()).hexdigest()
-            first = seen.setdefault(h, p)
-            if first is not p and first.stat().st_ino != p.stat().st_ino:
-                tmp = p.with_name(p.name + ".usvflow-link")
-                os.link(first, tmp)
-                os.replace(tmp, p)
+        rel = p.relative_to(target)
+        for o in others:
+            q = o / rel
+            if q.is_file() and not q.is_symlink() and q.stat().st_size == p.stat().st_size:
+                if q.stat().st_ino != p.stat().st_ino and filecmp.cmp(p, q, shallow=False):
+                    tmp = p.with_name(p.name + ".usvflow-link")
+                    os.link(q, tmp)
+                    os.replace(tmp, p)
+                    saved += p.stat().st_size
+                break
+    return saved
 
 
 def venv(tool: str, log=sys.stderr) -> Path:
@@ -116,8 +117,11 @@ def venv(tool: str, log=sys.stderr) -> Path:
     pip = [str(target / "bin" / "python"), "-m", "pip"]
     reqs = [_vendored(r) for r in spec["pip"]]
     subprocess.run([*pip, "install", *reqs], check=True, stdout=log, stderr=log)
-    _dedupe(base)
-    (target / MARKER).write_text(f"{spec['path'].name} built in {time.monotonic() - t0:.0f} s\n")
+    took = time.monotonic() - t0
+    saved = _dedupe(target)
+    (target / MARKER).write_text(
+        f"{spec['path'].name}: built in {took:.0f} s, {saved >> 20} MiB hard-linked\n"
+    )
     return target
 
 
