@@ -71,5 +71,6 @@ def test_the_readme_blocks_run(data):
     # 3 sessions: the calibration's 5 re-encodes, and both experiments' video, audio and USVs
     assert re.search(r"^reencode_calibration_video\s+5$", dry, flags=re.M), dry[-3000:]
     assert re.search(r"^curate_usvs\s+2$", dry, flags=re.M), dry[-3000:]
-    assert f"3 session(s) in {cohort / 'sessions.tsv'}" in validate
+    assert ": valid (the workflow's start-up checks passed" in validate, validate
+    assert len(re.findall(r"^\s+\d{8}_\d{6} \(", validate, flags=re.M)) == 3, validate
     assert "20250430_145017" in discover

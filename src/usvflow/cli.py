@@ -675,7 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("check-model", help="can a tool env load a trained model? (the version it was trained "
                                            "with against the env's)")
-    s.add_argument("tool", choices=["das", "sleap", "vocalocator", "vocalocator-ssl"])
+    s.add_argument("tool", choices=["das", "sleap", "vocalocator", "vocalocator-ssl"],
+                   help="the tool whose env is checked: das, sleap, vocalocator or vocalocator-ssl")
     s.add_argument("model", help="DAS <base>_params.yaml, sleap-nn training_config.yaml, vocalocator config.json")
     env = s.add_mutually_exclusive_group()
     env.add_argument("--python", default=sys.executable,
