@@ -86,7 +86,11 @@ def _extraction(n_calls=300):
             scipy_spectrogram(np.asarray(mm[a : a + int(p.duration_s * FS), c], float), FS, nperseg=p.n_fft,
                               noverlap=p.n_fft - 390)  # fmt: skip
         ref = time.perf_counter() - t
-    return {"calls": n_calls, "ours_calls_per_s": n_calls / ours, "scipy_calls_per_s": n_calls / ref}
+    return {
+        "calls": n_calls,
+        "ours_calls_per_s": n_calls / ours,
+        "scipy_calls_per_s": n_calls / ref,
+    }
 
 
 def run(n=400, epochs=40, out_json=None):
@@ -95,21 +99,27 @@ def run(n=400, epochs=40, out_json=None):
         res["six_types"] = _fit(["flat", "up_ramp", "down_ramp", "step", "trill", "complex"], n, epochs,
                                 Path(tmp) / "m6")  # fmt: skip
         r = res["six_types"]
-        print(f"6 types, {n}/type: held-out accuracy {r['heldout_accuracy']:.4f} (n={r['heldout_n']}), "
-              f"independent set {r['independent_accuracy']:.4f} (n={r['independent_n']}); "
-              f"{r['s_per_epoch']:.1f} s/epoch, {r['epochs_run']} epochs; {r['classify_calls_per_s']:.0f} calls/s")
+        print(
+            f"6 types, {n}/type: held-out accuracy {r['heldout_accuracy']:.4f} (n={r['heldout_n']}), "
+            f"independent set {r['independent_accuracy']:.4f} (n={r['independent_n']}); "
+            f"{r['s_per_epoch']:.1f} s/epoch, {r['epochs_run']} epochs; {r['classify_calls_per_s']:.0f} calls/s"
+        )
         print("   confusion (held-out; rows true, cols predicted", r["classes"], "):")
         for row in r["heldout_confusion"]:
             print("   ", row)
         res["three_types"] = _fit(["trill", "complex", "flat"], n, epochs, Path(tmp) / "m3")
         r = res["three_types"]
-        print(f"3 types (seed's trill/complex/flat): held-out {r['heldout_accuracy']:.4f} (n={r['heldout_n']}), "
-              f"independent {r['independent_accuracy']:.4f} (n={r['independent_n']}); seed reported ~0.55")
+        print(
+            f"3 types (seed's trill/complex/flat): held-out {r['heldout_accuracy']:.4f} (n={r['heldout_n']}), "
+            f"independent {r['independent_accuracy']:.4f} (n={r['independent_n']}); seed reported ~0.55"
+        )
         for row in r["heldout_confusion"]:
             print("   ", row)
     res["extraction"] = e = _extraction()
-    print(f"spectrograms from a memmap: {e['ours_calls_per_s']:.0f} calls/s vs scipy.signal.spectrogram "
-          f"{e['scipy_calls_per_s']:.0f} calls/s (ratio {e['ours_calls_per_s'] / e['scipy_calls_per_s']:.2f})")
+    print(
+        f"spectrograms from a memmap: {e['ours_calls_per_s']:.0f} calls/s vs scipy.signal.spectrogram "
+        f"{e['scipy_calls_per_s']:.0f} calls/s (ratio {e['ours_calls_per_s'] / e['scipy_calls_per_s']:.2f})"
+    )
     if out_json:
         Path(out_json).write_text(json.dumps(res, indent=2))
     return res

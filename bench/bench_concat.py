@@ -82,6 +82,7 @@ def run(mib: int = 256, k: int = 3) -> dict:
 
         plain_read(recs[0][0])  # warm the page cache
         res = {}
+
         def clean():
             for p in (out_cat, out_ours):
                 if p.exists():

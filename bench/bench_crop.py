@@ -56,7 +56,9 @@ def _write_session(root: Path, seconds: float, seed: int = 0) -> tuple[dict, int
     """Multichannel files of both devices; returns ({dev: [files]}, n_frames, video_time)."""
     rng = np.random.default_rng(seed)
     video_s = max(1.0, seconds - 3.6)  # pre-roll 0.5 s + break 2.3 s + tail
-    tl = make_timeline(rng, video_s, ["a", "b"], s_ppm=S_PPM, s_delay_s=0.12, preroll_s=0.3, tail_s=0.2)
+    tl = make_timeline(
+        rng, video_s, ["a", "b"], s_ppm=S_PPM, s_delay_s=0.12, preroll_s=0.3, tail_s=0.2
+    )
     files = {}
     start = dt.datetime(2025, 4, 30, 14, 50, 17)
     for d in DEVICES:
@@ -72,7 +74,9 @@ def _write_session(root: Path, seconds: float, seed: int = 0) -> tuple[dict, int
                 for b0 in range(f0, f1, 1 << 18):
                     b1 = min(f1, b0 + (1 << 18))
                     x = rng.integers(-1200, 1200, size=(b1 - b0, NCH), dtype=np.int16)
-                    tb = clk.pulse_mask(b1 - b0, tl.triggerbox_on_s, tl.triggerbox_on_s + tl.pulse_high_s, offset=b0)
+                    tb = clk.pulse_mask(
+                        b1 - b0, tl.triggerbox_on_s, tl.triggerbox_on_s + tl.pulse_high_s, offset=b0
+                    )
                     led = clk.pulse_mask(b1 - b0, tl.led_on_s, tl.led_off_s, offset=b0)
                     x[:, 3] = (x[:, 3] & ~np.int16(1)) | tb
                     x[:, 1] = (x[:, 1] & ~np.int16(1)) | led
@@ -153,7 +157,9 @@ def _sox_split(files: dict, root: Path) -> None:
                 part = tmp / f"{f.stem}_ch{c:02d}.wav"
                 subprocess.run(["sox", str(f), str(part), "remix", str(c)], check=True)
                 parts.append(str(part))
-            subprocess.run(["sox", *parts, "-q", str(out / f"{d}_{STAMP}_ch{c:02d}.wav")], check=True)
+            subprocess.run(
+                ["sox", *parts, "-q", str(out / f"{d}_{STAMP}_ch{c:02d}.wav")], check=True
+            )
 
 
 def _sox_tempo(src: Path, dst: Path, plan) -> None:
@@ -213,7 +219,12 @@ def run(seconds: float = 60.0) -> dict:
         for mode, name in (("both", "crop NO SYNC (8b)"), ("m", "crop SYNC m (8b)")):
             _evict(split_out)
             s, cpu, rss, plans = _timed(_crop, root, n_frames, video_time, mode, True)
-            results[name] = (s, cpu, rss, f"mapping {dict((d, p.mapping) for d, p in plans.items())}")
+            results[name] = (
+                s,
+                cpu,
+                rss,
+                f"mapping {dict((d, p.mapping) for d, p in plans.items())}",
+            )
             if mode == "both":
                 nosync = plans
         _evict(_mc_files(files))
@@ -227,7 +238,10 @@ def run(seconds: float = 60.0) -> dict:
             refs["split (original, sox)"] = "split (8a)"
             dev = max(nosync, key=lambda d: nosync[d].n_in)
             src = root / "original_True" / f"{dev}_{STAMP}_ch01.wav"
-            for name, fn in (("1 ch resampled (ours)", _ours_one), ("1 ch tempo (original)", _sox_tempo)):
+            for name, fn in (
+                ("1 ch resampled (ours)", _ours_one),
+                ("1 ch tempo (original)", _sox_tempo),
+            ):
                 _evict([src])
                 s, cpu, rss, _ = _timed(fn, src, root / f"one_{fn.__name__}.wav", nosync[dev])
                 results[name] = (s, cpu, rss, f"device {dev}, ch01")
@@ -240,7 +254,9 @@ def run(seconds: float = 60.0) -> dict:
             print(f"{name:26s} {s:7.2f} {seconds / s:11.1f} {read_s / s:8.2f} {copy_s / s:8.2f} {cpu:6.2f} "
                   f"{seconds / cpu:8.1f} {rss:12.0f}  {note}")  # fmt: skip
         for ref, ours in refs.items():
-            print(f"speed-up of {ours!r} over {ref!r}: {results[ref][0] / results[ours][0]:.1f} x (wall)")
+            print(
+                f"speed-up of {ours!r} over {ref!r}: {results[ref][0] / results[ours][0]:.1f} x (wall)"
+            )
         print(
             "(x real time: recording seconds per wall second (both devices; '1 ch' rows: one channel);\n"
             " x rt/CPU: per CPU second (incl. sox subprocesses); peak RSS: largest process of the stage;\n"

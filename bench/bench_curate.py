@@ -56,7 +56,11 @@ def synth(seconds: float, folder: Path, seed: int = 0):
             mm[a : a + m, c] += np.round(rng.uniform(200, 3000) * call).astype(np.int16)
             rows.append((a / FS + 0.001, (a + m) / FS - 0.001, int(c)))
     mm.flush()
-    det = pd.DataFrame(rows, columns=["start", "stop", "ch"]).sort_values("start").reset_index(drop=True)
+    det = (
+        pd.DataFrame(rows, columns=["start", "stop", "ch"])
+        .sort_values("start")
+        .reset_index(drop=True)
+    )
     return np.load(path, mmap_mode="r"), det
 
 
@@ -123,11 +127,18 @@ def run(seconds: float = 60.0, repeat: int = 2) -> dict:
     res = {"seconds": seconds, "detections": len(det), "usvs": len(df), "usvs_ref": n_ref,
            "usv_per_s": len(df) / t_ours, "usv_per_s_ref": n_ref / t_ref, "speedup": t_ref / t_ours,
            "x_realtime": seconds / t_ours, "peak_mb": peaks}  # fmt: skip
-    print(f"synthetic {seconds:.0f} s x {N_CH} ch, {len(det)} detections -> {len(df)} USVs (reference: {n_ref})")
-    print(f"  curate (ours)           : {res['usv_per_s']:8.1f} USVs/s, {res['x_realtime']:6.1f} x real time")
+    print(
+        f"synthetic {seconds:.0f} s x {N_CH} ch, {len(det)} detections -> {len(df)} USVs (reference: {n_ref})"
+    )
+    print(
+        f"  curate (ours)           : {res['usv_per_s']:8.1f} USVs/s, {res['x_realtime']:6.1f} x real time"
+    )
     print(f"  original's approach     : {res['usv_per_s_ref']:8.1f} USVs/s (no acoustic features)")
     print(f"  ratio ours / original   : {res['speedup']:8.2f} x")
-    print("  peak traced memory      : " + ", ".join(f"{v:.1f} MiB at {k:.0f} s" for k, v in peaks.items()))
+    print(
+        "  peak traced memory      : "
+        + ", ".join(f"{v:.1f} MiB at {k:.0f} s" for k, v in peaks.items())
+    )
     return res
 
 

@@ -92,8 +92,12 @@ def run(seconds: float = 60.0, repeat: int = 3) -> dict:
           f"({len(df)} from the file, {len(dfm)} over 12 channels)")  # fmt: skip
     print(f"  detector on samples in memory : {res['x_realtime_array']:8.1f} x real time (1 core)")
     print(f"  detect_file, mono WAV         : {res['x_realtime_file']:8.1f} x real time")
-    print(f"  detect_file, 12-channel WAV   : {res['x_realtime_12ch_channel_seconds']:8.1f} x real time per channel")
-    print(f"  plain read of the mono WAV    : {res['x_realtime_plain_read']:8.1f} x real time (reference)")
+    print(
+        f"  detect_file, 12-channel WAV   : {res['x_realtime_12ch_channel_seconds']:8.1f} x real time per channel"
+    )
+    print(
+        f"  plain read of the mono WAV    : {res['x_realtime_plain_read']:8.1f} x real time (reference)"
+    )
     print(f"  peak traced memory (mono)     : {res['peak_traced_mb']:8.1f} MiB")
     return res
 

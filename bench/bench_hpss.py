@@ -100,33 +100,53 @@ def run(seconds: float = 30.0, long: float | None = None) -> dict:
         t_ref, c_ref = _timed(lambda: _reference(src, tmp / "ref.wav"))
         t_our, c_our = _timed(lambda: hpss_file(src, tmp / "ours.wav"), repeat=3)
         d = np.abs(read_wav(tmp / "ref.wav")[1].astype(np.int32) - read_wav(tmp / "ours.wav")[1])
-        res.update(hpss_ref_xrt=dur / c_ref, hpss_xrt=dur / c_our, hpss_ratio=c_ref / c_our,
-                   hpss_maxdiff=int(d.max()), hpss_frac_diff=float((d > 0).mean()))
-        print(f"HPSS  librosa whole-file : {t_ref:7.2f} s wall, {c_ref:7.2f} s CPU = "
-              f"{dur / c_ref:7.1f} x real time")
-        print(f"HPSS  usvflow streamed   : {t_our:7.2f} s wall, {c_our:7.2f} s CPU = "
-              f"{dur / c_our:7.1f} x real time  ->  {c_ref / c_our:.1f} x librosa")
-        print(f"HPSS  max |ours - librosa| = {d.max()} LSB ({(d > 0).mean():.1e} of samples differ)")
+        res.update(
+            hpss_ref_xrt=dur / c_ref,
+            hpss_xrt=dur / c_our,
+            hpss_ratio=c_ref / c_our,
+            hpss_maxdiff=int(d.max()),
+            hpss_frac_diff=float((d > 0).mean()),
+        )
+        print(
+            f"HPSS  librosa whole-file : {t_ref:7.2f} s wall, {c_ref:7.2f} s CPU = "
+            f"{dur / c_ref:7.1f} x real time"
+        )
+        print(
+            f"HPSS  usvflow streamed   : {t_our:7.2f} s wall, {c_our:7.2f} s CPU = "
+            f"{dur / c_our:7.1f} x real time  ->  {c_ref / c_our:.1f} x librosa"
+        )
+        print(
+            f"HPSS  max |ours - librosa| = {d.max()} LSB ({(d > 0).mean():.1e} of samples differ)"
+        )
 
         taps = design_highpass(FS)
         t_hp, c_hp = _timed(lambda: highpass_file(src, tmp / "hp.wav", taps=taps), repeat=3)
         res.update(hp_xrt=dur / c_hp, hp_taps=len(taps))
-        print(f"HP    usvflow FIR ({len(taps)} taps): {t_hp:6.2f} s wall, {c_hp:6.2f} s CPU = "
-              f"{dur / c_hp:7.0f} x real time")
+        print(
+            f"HP    usvflow FIR ({len(taps)} taps): {t_hp:6.2f} s wall, {c_hp:6.2f} s CPU = "
+            f"{dur / c_hp:7.0f} x real time"
+        )
         sox = shutil.which("sox")
         if sox:
             t_sox = c_sox = np.inf
-            for _ in range(3):  # SoX runs single-threaded by default; CPU time from the child's rusage
+            for _ in range(
+                3
+            ):  # SoX runs single-threaded by default; CPU time from the child's rusage
                 r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 w0 = time.perf_counter()
-                subprocess.run([sox, str(src), str(tmp / "sox.wav"), "sinc", "30000-0"], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [sox, str(src), str(tmp / "sox.wav"), "sinc", "30000-0"],
+                    check=True,
+                    capture_output=True,
+                )
                 r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t_sox = min(t_sox, time.perf_counter() - w0)
                 c_sox = min(c_sox, r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
             res.update(sox_xrt=dur / c_sox, hp_ratio_vs_sox=c_sox / c_hp)
-            print(f"HP    sox sinc 30000-0    : {t_sox:6.2f} s wall, {c_sox:6.2f} s CPU = "
-                  f"{dur / c_sox:7.0f} x real time  ->  usvflow {c_sox / c_hp:.1f} x SoX")
+            print(
+                f"HP    sox sinc 30000-0    : {t_sox:6.2f} s wall, {c_sox:6.2f} s CPU = "
+                f"{dur / c_sox:7.0f} x real time  ->  usvflow {c_sox / c_hp:.1f} x SoX"
+            )
         else:
             print("HP    sox not on PATH: no SoX comparison")
         if long:
@@ -140,10 +160,14 @@ def _child_peak_rss(code: str) -> tuple[float, float]:
     The peak is ``VmHWM`` of ``/proc/self/status`` (``ru_maxrss`` would include the parent's size at
     fork time on Linux).
     """
-    probe = ("\nprint('PEAK_RSS_KIB', [l.split()[1] for l in open('/proc/self/status') "
-             "if l.startswith('VmHWM')][0])")
+    probe = (
+        "\nprint('PEAK_RSS_KIB', [l.split()[1] for l in open('/proc/self/status') "
+        "if l.startswith('VmHWM')][0])"
+    )
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code + probe], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code + probe], check=True, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t0
     kib = int(out.stdout.split("PEAK_RSS_KIB")[-1].split()[0])
     return wall, kib / 1024
@@ -155,12 +179,16 @@ def _long(tmp: Path, seconds: float) -> dict:
     size_mb = src.stat().st_size / 2**20
     print(f"long: {seconds:.0f} s ({n} samples, {size_mb:.0f} MiB WAV)")
     wall, peak = _child_peak_rss(
-        f"from usvflow.audio.hpss import hpss_file; hpss_file({str(src)!r}, {str(tmp / 'long_hpss.wav')!r})")
-    print(f"HPSS  streamed, {seconds:.0f} s channel: {wall:.1f} s wall ({seconds / wall:.0f} x real time), "
-          f"peak RSS {peak:.0f} MiB")
+        f"from usvflow.audio.hpss import hpss_file; hpss_file({str(src)!r}, {str(tmp / 'long_hpss.wav')!r})"
+    )
+    print(
+        f"HPSS  streamed, {seconds:.0f} s channel: {wall:.1f} s wall ({seconds / wall:.0f} x real time), "
+        f"peak RSS {peak:.0f} MiB"
+    )
     wall2, peak2 = _child_peak_rss(
         f"from usvflow.audio.highpass import highpass_file; "
-        f"highpass_file({str(tmp / 'long_hpss.wav')!r}, {str(tmp / 'long_hp.wav')!r})")
+        f"highpass_file({str(tmp / 'long_hpss.wav')!r}, {str(tmp / 'long_hp.wav')!r})"
+    )
     print(f"HP    streamed, {seconds:.0f} s channel: {wall2:.1f} s wall, peak RSS {peak2:.0f} MiB")
     base = _child_peak_rss("import numpy, scipy.fft, numba")[1]
     print(f"      (a bare interpreter with numpy, scipy.fft and numba imported: {base:.0f} MiB)")
@@ -168,9 +196,15 @@ def _long(tmp: Path, seconds: float) -> dict:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--long", type=float, default=None,
-                    help="also measure peak RSS on a channel this long (seconds)")
+    ap.add_argument(
+        "--long",
+        type=float,
+        default=None,
+        help="also measure peak RSS on a channel this long (seconds)",
+    )
     a = ap.parse_args()
     run(a.seconds, a.long)

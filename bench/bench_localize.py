@@ -33,13 +33,17 @@ def clip(rng):
     n = int((call.duration_s + 0.02) * SR)
     t = np.arange(n) / SR
     d = np.linalg.norm(MICS - src, axis=1)
-    x = np.stack([3000 * 0.3 / d[j] * waveform(call, t - 0.01 - d[j] / C) for j in range(24)], axis=1)
+    x = np.stack(
+        [3000 * 0.3 / d[j] * waveform(call, t - 0.01 - d[j] / C) for j in range(24)], axis=1
+    )
     return (x + rng.normal(0, 10, x.shape)).astype(np.float32), src
 
 
 def reference(x, z):
     max_lag = int(np.ceil(1.0 / C * SR)) + 2
-    g = gcc_phat(x[: int(0.05 * SR)], SR, max_lag, 30e3, 120e3, dynamic_db=200.0).real.astype(np.float32)
+    g = gcc_phat(x[: int(0.05 * SR)], SR, max_lag, 30e3, 120e3, dynamic_db=200.0).real.astype(
+        np.float32
+    )
     pts = _grid(np.array([-HALF, -HALF]), np.array([HALF, HALF]), 0.002, [z])
     return pts[int(np.argmax(_srp(g, pts, MICS, SR, C, max_lag)))]
 

@@ -43,7 +43,11 @@ def run():
         h5 = {}
         for s in SERIALS:
             h5[s] = tmp / f"{s}.analysis.h5"
-            slp_to_analysis_h5(tmp / "s" / "video" / "20250101120000" / s / f"{s}-20250101120000.predictions.slp", h5[s], n_frames=n)
+            slp_to_analysis_h5(
+                tmp / "s" / "video" / "20250101120000" / s / f"{s}-20250101120000.predictions.slp",
+                h5[s],
+                n_frames=n,
+            )
         toml = tmp / "cal.toml"
         cams.dump(str(toml))
         # warm the JIT caches of this process (workers pay their own start-up inside the timing)

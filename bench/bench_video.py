@@ -27,8 +27,16 @@ def run(seconds: float = 20.0, height: int = 256, width: int = 320) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tl = make_timeline(np.random.default_rng(0), seconds, SERIALS)
-        write_loopbio_cameras(tmp, tl, np.random.default_rng(1), video_stamp="20250430_145035",
-                              led_pixels=None, height=height, width=width, chunksize=900)
+        write_loopbio_cameras(
+            tmp,
+            tl,
+            np.random.default_rng(1),
+            video_stamp="20250430_145035",
+            led_pixels=None,
+            height=height,
+            width=width,
+            chunksize=900,
+        )
         cams = camera_dirs(tmp / "video")
         store = read_store(cams[0])
         chunks = store.mp4_paths
@@ -55,8 +63,10 @@ def run(seconds: float = 20.0, height: int = 256, width: int = 320) -> dict:
         "reencode_fps": n / t_enc,
     }
     print(f"video ({n} frames/camera, {height}x{width}):")
-    print(f"  concatenation (stream copy): {res['concat_fps']:.0f} frames/s, {res['concat_MBps']:.0f} MB/s; cat: {res['cat_MBps']:.0f} MB/s;"
-          f" ratio vs cat {res['concat_vs_cat']:.2f}x (ffmpeg start-up dominates short clips)")
+    print(
+        f"  concatenation (stream copy): {res['concat_fps']:.0f} frames/s, {res['concat_MBps']:.0f} MB/s; cat: {res['cat_MBps']:.0f} MB/s;"
+        f" ratio vs cat {res['concat_vs_cat']:.2f}x (ffmpeg start-up dominates short clips)"
+    )
     print(f"  frame-count JSON: {res['frame_counts_cameras_per_s']:.1f} cameras/s")
     print(f"  re-encode (x264 veryfast): {res['reencode_fps']:.0f} frames/s")
     return res

@@ -1,7 +1,7 @@
 """Run every benchmark of bench/ and print ratios against references on the same input.
 
-    python bench/run.py            # all
-    python bench/run.py video hpss # some (module names bench_<name>.py)
+python bench/run.py            # all
+python bench/run.py video hpss # some (module names bench_<name>.py)
 """
 
 import importlib.util
@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 def main(names):
     mods = sorted(HERE.glob("bench_*.py"))
     if names:
-        mods = [m for m in mods if m.stem[len("bench_"):] in names]
+        mods = [m for m in mods if m.stem[len("bench_") :] in names]
     for path in mods:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         mod = importlib.util.module_from_spec(spec)

@@ -29,10 +29,33 @@ def test_audio_steps_on_files(tmp_path):
     assert y.shape == x.shape
     # the 60 kHz tone passes both steps (harmonic, above the 30 kHz cut-off)
     mid = slice(5000, -5000)
-    assert abs(np.std(y[mid].astype(float)) / np.std(3000 * np.sin(2 * np.pi * 60000 * t[mid])) - 1) < 0.1
+    assert (
+        abs(np.std(y[mid].astype(float)) / np.std(3000 * np.sin(2 * np.pi * 60000 * t[mid])) - 1)
+        < 0.1
+    )
     out = tmp_path / "mm"
-    assert main(["memmap", str(tmp_path / "f.wav"), str(tmp_path / "h.wav"), "-o", str(out), "--stamp", "250430145017"]) == 0
-    assert len(list(out.glob("250430145017_concatenated_audio_hpss_filtered_250000_50000_2_int16.mmap"))) == 1
+    assert (
+        main(
+            [
+                "memmap",
+                str(tmp_path / "f.wav"),
+                str(tmp_path / "h.wav"),
+                "-o",
+                str(out),
+                "--stamp",
+                "250430145017",
+            ]
+        )
+        == 0
+    )
+    assert (
+        len(
+            list(
+                out.glob("250430145017_concatenated_audio_hpss_filtered_250000_50000_2_int16.mmap")
+            )
+        )
+        == 1
+    )
 
 
 def test_missing_input_is_a_clear_error(tmp_path, capsys):
@@ -75,7 +98,9 @@ def test_train_defaults_are_the_config_schema_defaults():
     from usvflow.cli import build_parser
     from usvflow.io.config import load_schema
 
-    schema = load_schema(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")
+    schema = load_schema(
+        Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
+    )
     train = schema["properties"]["call_types"]["properties"]["train"]["properties"]
     a = build_parser().parse_args(["train-calltypes", "DATA", "-o", "MODEL"])
     assert a.patience == train["patience"]["default"] == 6

@@ -236,4 +236,3 @@ def test_real_workflow_runs_through_slurm(tmp_path, slurm_profile, slurm_cluster
     assert "slurm_logs/group_video" in proc.stdout, report(proc, slurm_cluster)
     counts = sorted(cohort.glob("**/video/*_camera_frame_count_dict.json"))
     assert counts, report(proc, slurm_cluster)
-

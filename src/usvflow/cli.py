@@ -15,7 +15,9 @@ def _frame_size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 1024x1280), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected HEIGHTxWIDTH (e.g. 1024x1280), got {text!r}"
+        ) from None
     return h, w
 
 
@@ -61,7 +63,9 @@ def _cmd_validate(a):
     if not res.ok:
         raise InputError(None, res.message)
     names = " + ".join(a.config)
-    print(f"{names}: valid (the workflow's start-up checks passed: config, sessions sheet, every session folder, each enabled stage's requirements)")
+    print(
+        f"{names}: valid (the workflow's start-up checks passed: config, sessions sheet, every session folder, each enabled stage's requirements)"
+    )
     from .validate import stage_table
 
     print(stage_table(res.output))
@@ -88,7 +92,11 @@ def _cmd_frame_counts(a):
     from .io.loopbio import camera_dirs, read_store
     from .video.stage import camera_frame_count_dict
 
-    stores = [read_store(d) for d in camera_dirs(a.video_dir) if not Path(d).name.startswith("calibration_")]
+    stores = [
+        read_store(d)
+        for d in camera_dirs(a.video_dir)
+        if not Path(d).name.startswith("calibration_")
+    ]
     counts = camera_frame_count_dict(stores)
     if a.output:
         write_json(a.output, counts)
@@ -187,7 +195,9 @@ def _cmd_av_sync(a):
     lay = discover(a.session_id or Path(a.session).name, a.session, devices=cfg["audio"]["devices"],
                    channels_per_device=cfg["audio"]["channels_per_device"], sample_rate=cfg["audio"]["sample_rate"],
                    camera_serials=cfg["video"]["camera_serials"], video_extension=cfg["video"]["extension"])  # fmt: skip
-    res = run_session(lay, a.products or a.session, cfg["sync"]["av"], cfg["audio"]["devices"], force_leds=a.force)
+    res = run_session(
+        lay, a.products or a.session, cfg["sync"]["av"], cfg["audio"]["devices"], force_leds=a.force
+    )
     for dev, e in res["devices"].items():
         st = e.get("stats", {})
         if st.get("n"):
@@ -227,7 +237,12 @@ def _cmd_ev_sync(a):
                         bin_path=str(b), calibrated_rates=_rates(a.calibrated_rate), triggerbox_bit=a.triggerbox_bit,
                         min_largest_break_s=a.min_largest_break_s, tolerance_ms=a.tolerance_ms)  # fmt: skip
     with atomic_open(out / f"{session}_{probe}_frame_onsets.npy", "wb") as fh:
-        np.save(fh, np.zeros(0, np.int64) if res.frame_onsets is None else np.asarray(res.frame_onsets, np.int64))
+        np.save(
+            fh,
+            np.zeros(0, np.int64)
+            if res.frame_onsets is None
+            else np.asarray(res.frame_onsets, np.int64),
+        )
     write_json(out / f"{session}_{probe}_ev_sync.json", res.to_dict())
     print(json.dumps(res.to_dict(), indent=2))
     if not res.passed:
@@ -253,11 +268,15 @@ def _cmd_split_spikes(a):
         raise InputError(a.changepoints, f"no entry {a.recording!r} (entries: {', '.join(cp)})")
     e = cp[a.recording]
     if e["tracking_start_end"] is None:
-        raise InputError(a.changepoints, f"{a.recording}: no tracking window ({e.get('ev_sync_problem')})")
+        raise InputError(
+            a.changepoints, f"{a.recording}: no tracking window ({e.get('ev_sync_problem')})"
+        )
     counts = read_json(a.frame_counts)
     onsets = None
     if a.onsets:
-        onsets = np.load(a.onsets) + (e["tracking_start_end"][0] - e["tracking_start_end_in_file"][0])
+        onsets = np.load(a.onsets) + (
+            e["tracking_start_end"][0] - e["tracking_start_end_in_file"][0]
+        )
     probe = a.recording.rsplit(".", 1)[-1]
     man = split_session(a.sorter_dir, a.out_dir, probe, e["tracking_start_end"], e["sample_rate"],
                         float(counts["median_empirical_camera_sr"]), int(counts["total_frame_number_least"]),
@@ -286,12 +305,16 @@ def _cmd_curate_usvs(a):
     csvs = sorted((audio / "das_annotations").glob("*_annotations.csv"))
     name = session.resolve().name
     out = Path(a.output) if a.output else audio / f"{name}_usv_summary.csv"
-    svg = out.with_name(out.name.replace("_usv_summary.csv", "") + "_usv_signal_correlation_histogram.svg")
+    svg = out.with_name(
+        out.name.replace("_usv_summary.csv", "") + "_usv_signal_correlation_histogram.svg"
+    )
     params = {"filter_putative_noise": not a.no_filter, "peak_min": a.peak_min, "valley_frac": a.valley_frac,
               "coverage_bin_ms": a.coverage_bin_ms, "noise_corr_cutoff_min": a.corr_cutoff,
               "noise_var_cutoff_max": a.var_cutoff}  # fmt: skip
     df, stats = curate_session(csvs, mmap, out, svg, params=params, title=name)
-    print(f"{stats['n_detections']} detections -> {stats['n_merged']} merged -> {stats['n_kept']} USVs: {out}")
+    print(
+        f"{stats['n_detections']} detections -> {stats['n_merged']} merged -> {stats['n_kept']} USVs: {out}"
+    )
 
 
 def _cmd_assign_usvs(a):
@@ -359,7 +382,12 @@ def _cmd_calibrate_cameras(a):
     out = Path(a.output)
     stem = out.name[: -len(".toml")] if out.name.endswith(".toml") else out.name
     base = stem[: -len("_calibration")] if stem.endswith("_calibration") else stem
-    board = dict(board_xy=a.board_xy, square_len=a.square_len, marker_len_bits=a.marker_len_bits, dict_size=a.dict_size)
+    board = dict(
+        board_xy=a.board_xy,
+        square_len=a.square_len,
+        marker_len_bits=a.marker_len_bits,
+        dict_size=a.dict_size,
+    )
     summary = calibrate(_named_paths(a.videos, "videos"), board, out, out.with_name(f"{stem}.metadata.h5"),
                         out.with_name(f"{base}_reprojection_histogram.svg"), threads=a.threads)  # fmt: skip
     print(json.dumps(summary, indent=2))
@@ -432,63 +460,115 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="write a simulated cohort (all streams + ground truth)")
     s.add_argument("out", help="output folder (created)")
     s.add_argument("--sessions", type=int, default=1, help="experiment sessions (default 1)")
-    s.add_argument("--seconds", type=float, default=4.0, help="seconds of recorded video per session (default 4)")
+    s.add_argument(
+        "--seconds",
+        type=float,
+        default=4.0,
+        help="seconds of recorded video per session (default 4)",
+    )
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--calls-per-minute", type=float, default=90.0, help="USV rate (default 90/min)")
     s.add_argument("--no-calibration", action="store_true", help="do not add a calibration session")
-    s.add_argument("--no-pose", action="store_true", help="no pose streams (SLEAP files, ChArUco footage, arena labels)")
-    s.add_argument("--frame-size", type=_frame_size, metavar="HxW",
-                   help="camera frame size, height x width (default 128x160; the real cameras: 1024x1280)")
-    s.add_argument("--probe-channels", type=int, metavar="N",
-                   help="saved channels of the Neuropixels probe, sync channel included (default 33; "
-                        "a full NP1.0 recording: 385)")
-    s.add_argument("--real-size", action="store_true",
-                   help="every stream at its real size: 1024x1280 frames and a 385-channel probe "
-                        "(audio is always 24 x 250 kHz)")
+    s.add_argument(
+        "--no-pose",
+        action="store_true",
+        help="no pose streams (SLEAP files, ChArUco footage, arena labels)",
+    )
+    s.add_argument(
+        "--frame-size",
+        type=_frame_size,
+        metavar="HxW",
+        help="camera frame size, height x width (default 128x160; the real cameras: 1024x1280)",
+    )
+    s.add_argument(
+        "--probe-channels",
+        type=int,
+        metavar="N",
+        help="saved channels of the Neuropixels probe, sync channel included (default 33; "
+        "a full NP1.0 recording: 385)",
+    )
+    s.add_argument(
+        "--real-size",
+        action="store_true",
+        help="every stream at its real size: 1024x1280 frames and a 385-channel probe "
+        "(audio is always 24 x 250 kHz)",
+    )
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
-    s.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="cameras encoded at the same time (default: the CPU count; same files for any value)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="cameras encoded at the same time (default: the CPU count; same files for any value)",
+    )
     s.set_defaults(func=_cmd_simulate)
 
     s = sub.add_parser("discover", help="print what a session folder holds")
     s.add_argument("folder")
     s.add_argument("--session-id")
-    s.add_argument("--serials", nargs="+", default=["21372315", "21372316", "21369048", "22085397", "21241563"])
+    s.add_argument(
+        "--serials", nargs="+", default=["21372315", "21372316", "21369048", "22085397", "21241563"]
+    )
     s.set_defaults(func=_cmd_discover)
 
-    s = sub.add_parser("validate", help="run the workflow's start-up checks on a config (no job runs)")
-    s.add_argument("config", nargs="+", help="cohort config file(s), as given to snakemake --configfile")
-    s.add_argument("-v", "--verbose", action="store_true", help="also print the jobs a run would start")
+    s = sub.add_parser(
+        "validate", help="run the workflow's start-up checks on a config (no job runs)"
+    )
+    s.add_argument(
+        "config", nargs="+", help="cohort config file(s), as given to snakemake --configfile"
+    )
+    s.add_argument(
+        "-v", "--verbose", action="store_true", help="also print the jobs a run would start"
+    )
     s.set_defaults(func=_cmd_validate)
 
-    s = sub.add_parser("config-docs", help="regenerate the settings tables of config/README.md from the schemas")
-    s.add_argument("--readme", default=str(Path(__file__).resolve().parents[2] / "config" / "README.md"))
+    s = sub.add_parser(
+        "config-docs", help="regenerate the settings tables of config/README.md from the schemas"
+    )
+    s.add_argument(
+        "--readme", default=str(Path(__file__).resolve().parents[2] / "config" / "README.md")
+    )
     s.add_argument("--schemas", default=str(SCHEMAS))
     s.set_defaults(func=_cmd_config_docs)
 
-    s = sub.add_parser("frame-counts", help="camera frame counts and empirical rates of a session's video/ folder")
+    s = sub.add_parser(
+        "frame-counts", help="camera frame counts and empirical rates of a session's video/ folder"
+    )
     s.add_argument("video_dir")
     s.add_argument("-o", "--output", help="write <date_joint>_camera_frame_count_dict.json here")
     s.set_defaults(func=_cmd_frame_counts)
 
-    s = sub.add_parser("split-audio", help="split a device's Avisoft multichannel WAVs into mono channels")
-    s.add_argument("files", nargs="+", help="the device's multichannel files (joined in name order)")
+    s = sub.add_parser(
+        "split-audio", help="split a device's Avisoft multichannel WAVs into mono channels"
+    )
+    s.add_argument(
+        "files", nargs="+", help="the device's multichannel files (joined in name order)"
+    )
     s.add_argument("-o", "--out-dir", required=True)
     s.add_argument("--device", required=True)
     s.add_argument("--stamp", required=True, help="<YYMMDDHHMMSS> naming the outputs")
     s.add_argument("--channels", type=int, default=12)
     s.set_defaults(func=_cmd_split_audio)
 
-    s = sub.add_parser("crop-audio", help="crop a session's split audio to the video (sync info + cropped WAVs)")
-    s.add_argument("session", help="session folder (reads audio/original, writes audio/cropped_to_video)")
-    s.add_argument("--frame-counts", required=True, help="<date_joint>_camera_frame_count_dict.json")
+    s = sub.add_parser(
+        "crop-audio", help="crop a session's split audio to the video (sync info + cropped WAVs)"
+    )
+    s.add_argument(
+        "session", help="session folder (reads audio/original, writes audio/cropped_to_video)"
+    )
+    s.add_argument(
+        "--frame-counts", required=True, help="<date_joint>_camera_frame_count_dict.json"
+    )
     s.add_argument("--stamp", required=True)
     s.add_argument("--devices", nargs="+", default=audio["devices"])
-    s.add_argument("--trigger-device", default=audio["crop"]["trigger_device"], choices=["both", "m", "s"])
+    s.add_argument(
+        "--trigger-device", default=audio["crop"]["trigger_device"], choices=["both", "m", "s"]
+    )
     s.add_argument("--triggerbox-channel", type=int, default=audio["crop"]["triggerbox_channel"])
     s.set_defaults(func=_cmd_crop_audio)
 
-    s = sub.add_parser("hpss", help="harmonic part of a mono WAV (chunked, equal to the whole-file result)")
+    s = sub.add_parser(
+        "hpss", help="harmonic part of a mono WAV (chunked, equal to the whole-file result)"
+    )
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
     hpss = audio["hpss"]
@@ -499,22 +579,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--margin", type=float, nargs=2, default=hpss["margin"])
     s.set_defaults(func=_cmd_hpss)
 
-    s = sub.add_parser("highpass", help="linear-phase FIR filter of a mono WAV (SoX sinc semantics)")
+    s = sub.add_parser(
+        "highpass", help="linear-phase FIR filter of a mono WAV (SoX sinc semantics)"
+    )
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--freq-bounds", type=float, nargs=2, default=audio["filter"]["freq_bounds"],
                    help="[low, high] as the config")  # fmt: skip
-    s.add_argument("--atten-db", type=float, default=float(audio["filter"]["stopband_attenuation_db"]))
+    s.add_argument(
+        "--atten-db", type=float, default=float(audio["filter"]["stopband_attenuation_db"])
+    )
     s.set_defaults(func=_cmd_highpass)
 
-    s = sub.add_parser("memmap", help="concatenate mono WAVs into one int16 samples x channels memmap")
+    s = sub.add_parser(
+        "memmap", help="concatenate mono WAVs into one int16 samples x channels memmap"
+    )
     s.add_argument("wavs", nargs="+", help="channels in column order")
     s.add_argument("-o", "--out-dir", required=True)
     s.add_argument("--stamp", required=True)
     s.add_argument("--kind", default="hpss_filtered")
     s.set_defaults(func=_cmd_memmap)
 
-    s = sub.add_parser("detect-usvs", help="built-in USV detector on any WAV >= 192 kHz (DAS CSV format)")
+    s = sub.add_parser(
+        "detect-usvs", help="built-in USV detector on any WAV >= 192 kHz (DAS CSV format)"
+    )
     from .usv.detect import add_cli_arguments
 
     add_cli_arguments(s)
@@ -535,19 +623,42 @@ def build_parser() -> argparse.ArgumentParser:
     calltypes_cli.add_classify_arguments(s)
     s.set_defaults(func=_cmd_calltypes)
 
-    s = sub.add_parser("av-sync", help="A/V sync check of a session (LED pixels, IPIs, verdict JSON, summary SVG)")
-    s.add_argument("session", help="session folder (raw inputs: sync/ CoolTerm log, NIDQ, camera folders)")
-    s.add_argument("--products", help="folder with the session's video/ and audio/ products (default: the session)")
-    s.add_argument("--config", help="config YAML (sync.av, audio, video sections; defaults otherwise)")
+    s = sub.add_parser(
+        "av-sync", help="A/V sync check of a session (LED pixels, IPIs, verdict JSON, summary SVG)"
+    )
+    s.add_argument(
+        "session", help="session folder (raw inputs: sync/ CoolTerm log, NIDQ, camera folders)"
+    )
+    s.add_argument(
+        "--products",
+        help="folder with the session's video/ and audio/ products (default: the session)",
+    )
+    s.add_argument(
+        "--config", help="config YAML (sync.av, audio, video sections; defaults otherwise)"
+    )
     s.add_argument("--session-id")
-    s.add_argument("--force", action="store_true", help="re-extract the LED intensities even if present")
+    s.add_argument(
+        "--force", action="store_true", help="re-extract the LED intensities even if present"
+    )
     s.add_argument("--schemas", default=str(SCHEMAS))
     s.set_defaults(func=_cmd_av_sync)
 
-    s = sub.add_parser("curate-usvs", help="merge a session's per-channel detections into <session>_usv_summary.csv")
-    s.add_argument("session", help="session folder (reads audio/das_annotations and audio/hpss_filtered/*.mmap)")
-    s.add_argument("-o", "--output", help="summary CSV (default audio/<session>_usv_summary.csv); the SVG beside it")
-    s.add_argument("--no-filter", action="store_true", help="keep putative noise (no correlation/variance cut)")
+    s = sub.add_parser(
+        "curate-usvs",
+        help="merge a session's per-channel detections into <session>_usv_summary.csv",
+    )
+    s.add_argument(
+        "session",
+        help="session folder (reads audio/das_annotations and audio/hpss_filtered/*.mmap)",
+    )
+    s.add_argument(
+        "-o",
+        "--output",
+        help="summary CSV (default audio/<session>_usv_summary.csv); the SVG beside it",
+    )
+    s.add_argument(
+        "--no-filter", action="store_true", help="keep putative noise (no correlation/variance cut)"
+    )
     s.add_argument("--peak-min", type=int, default=8)
     s.add_argument("--valley-frac", type=float, default=0.5)
     s.add_argument("--coverage-bin-ms", type=float, default=1.0)
@@ -555,17 +666,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--var-cutoff", type=float, default=0.001)
     s.set_defaults(func=_cmd_curate_usvs)
 
-    s = sub.add_parser("assign-usvs", help="built-in sound-source localization and assignment of a session's USVs")
-    s.add_argument("session", help="session folder (audio/<session>_usv_summary.csv, audio/hpss_filtered/*.mmap)")
-    s.add_argument("--tracks", required=True, help="the session's *_points3d_translated_rotated_metric.h5")
-    s.add_argument("--arena", required=True, help="the arena's metric file (corners and microphones, frame 0)")
-    s.add_argument("--fps", type=float, help="video rate (default: the session's camera_frame_count_dict.json)")
-    s.add_argument("--mic-node-pattern", default="ch_{j}", help="arena node of memmap column j (default ch_{j})")
+    s = sub.add_parser(
+        "assign-usvs", help="built-in sound-source localization and assignment of a session's USVs"
+    )
+    s.add_argument(
+        "session",
+        help="session folder (audio/<session>_usv_summary.csv, audio/hpss_filtered/*.mmap)",
+    )
+    s.add_argument(
+        "--tracks", required=True, help="the session's *_points3d_translated_rotated_metric.h5"
+    )
+    s.add_argument(
+        "--arena", required=True, help="the arena's metric file (corners and microphones, frame 0)"
+    )
+    s.add_argument(
+        "--fps", type=float, help="video rate (default: the session's camera_frame_count_dict.json)"
+    )
+    s.add_argument(
+        "--mic-node-pattern",
+        default="ch_{j}",
+        help="arena node of memmap column j (default ch_{j})",
+    )
     s.set_defaults(func=_cmd_assign_usvs)
 
-    s = sub.add_parser("evaluate-detections", help="precision/recall/F1 and onset/offset errors against labels")
-    s.add_argument("detections", nargs="?", help="detection file or folder (DAS CSV, summary CSV, two-column tables)")
-    s.add_argument("labels", nargs="?", help="label file or folder (gt_<key>.csv paired with *_<key>.csv)")
+    s = sub.add_parser(
+        "evaluate-detections", help="precision/recall/F1 and onset/offset errors against labels"
+    )
+    s.add_argument(
+        "detections",
+        nargs="?",
+        help="detection file or folder (DAS CSV, summary CSV, two-column tables)",
+    )
+    s.add_argument(
+        "labels", nargs="?", help="label file or folder (gt_<key>.csv paired with *_<key>.csv)"
+    )
     s.add_argument("--json", help="also write the scores as JSON")
     s.add_argument("--protocol", action="store_true",
                    help="instead: the built-in detector's evaluation protocol (leave-one-recording-out on labelled "
@@ -573,12 +707,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--real", action="append", metavar="DIR",
                    help="--protocol: folder searched for labelled recordings (*.wav with gt_<key>.csv; repeatable; "
                         "default: the repository's tests/data/usv-audio)")  # fmt: skip
-    s.add_argument("--sim-sessions", type=int, default=3, help="--protocol: simulated sessions (default 3)")
-    s.add_argument("--sim-seconds", type=float, default=2.0, help="--protocol: seconds per simulated session")
-    s.add_argument("--noise-sessions", type=int, default=2, help="--protocol: sessions without calls (default 2)")
-    s.add_argument("--noise-seconds", type=float, default=10.0, help="--protocol: seconds per noise session")
-    s.add_argument("--hpss-channels", type=int, default=4,
-                   help="--protocol: noise channels also run through HPSS + FIR per session (default 4)")
+    s.add_argument(
+        "--sim-sessions", type=int, default=3, help="--protocol: simulated sessions (default 3)"
+    )
+    s.add_argument(
+        "--sim-seconds", type=float, default=2.0, help="--protocol: seconds per simulated session"
+    )
+    s.add_argument(
+        "--noise-sessions",
+        type=int,
+        default=2,
+        help="--protocol: sessions without calls (default 2)",
+    )
+    s.add_argument(
+        "--noise-seconds", type=float, default=10.0, help="--protocol: seconds per noise session"
+    )
+    s.add_argument(
+        "--hpss-channels",
+        type=int,
+        default=4,
+        help="--protocol: noise channels also run through HPSS + FIR per session (default 4)",
+    )
     s.set_defaults(func=_cmd_evaluate_detections)
 
     s = sub.add_parser("concat-video", help="join Loopbio mp4 chunks by stream copy")
@@ -594,31 +743,61 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", default="veryfast")
     s.set_defaults(func=_cmd_reencode_video)
 
-    s = sub.add_parser("ev-sync", help="E/V sync check of one probe recording against the session's video")
+    s = sub.add_parser(
+        "ev-sync", help="E/V sync check of one probe recording against the session's video"
+    )
     s.add_argument("bin", help="<session>.imec<N>.ap.bin")
     s.add_argument("--meta", help="its .meta (default: beside the .bin)")
-    s.add_argument("--frame-counts", required=True, help="<date_joint>_camera_frame_count_dict.json")
+    s.add_argument(
+        "--frame-counts", required=True, help="<date_joint>_camera_frame_count_dict.json"
+    )
     s.add_argument("-o", "--out-dir", help="where the products go (default: the .bin's folder)")
     s.add_argument("--session-id")
     s.add_argument("--probe")
-    s.add_argument("--calibrated-rate", nargs="*", metavar="HS=RATE", help="headstage serial = calibrated rate")
-    s.add_argument("--triggerbox-bit", type=int, default=None, help="sync-word bit (default: any rising change)")
+    s.add_argument(
+        "--calibrated-rate", nargs="*", metavar="HS=RATE", help="headstage serial = calibrated rate"
+    )
+    s.add_argument(
+        "--triggerbox-bit",
+        type=int,
+        default=None,
+        help="sync-word bit (default: any rising change)",
+    )
     s.add_argument("--min-largest-break-s", type=float, default=2.0)
     s.add_argument("--tolerance-ms", type=float, default=12.0)
-    s.add_argument("--force", action="store_true", help="re-extract the sync word even if its .npy exists")
+    s.add_argument(
+        "--force", action="store_true", help="re-extract the sync word even if its .npy exists"
+    )
     s.set_defaults(func=_cmd_ev_sync)
 
-    s = sub.add_parser("concat-ephys", help="join SpikeGLX recordings (in the given order) for spike sorting")
+    s = sub.add_parser(
+        "concat-ephys", help="join SpikeGLX recordings (in the given order) for spike sorting"
+    )
     s.add_argument("bins", nargs="+", help=".bin files (each with its .meta beside it)")
-    s.add_argument("-o", "--output", required=True, help="concatenated_<YYYYMMDD>_imec<N>.ap.bin (meta beside it)")
+    s.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="concatenated_<YYYYMMDD>_imec<N>.ap.bin (meta beside it)",
+    )
     s.set_defaults(func=_cmd_concat_ephys)
 
-    s = sub.add_parser("split-spikes", help="split sorted clusters into one session's cluster_data/")
-    s.add_argument("sorter_dir", help="kilosort4/ folder (spike_times.npy, spike_clusters.npy, labels)")
-    s.add_argument("--changepoints", required=True, help="changepoints_info_<YYYYMMDD>_imec<N>.json")
+    s = sub.add_parser(
+        "split-spikes", help="split sorted clusters into one session's cluster_data/"
+    )
+    s.add_argument(
+        "sorter_dir", help="kilosort4/ folder (spike_times.npy, spike_clusters.npy, labels)"
+    )
+    s.add_argument(
+        "--changepoints", required=True, help="changepoints_info_<YYYYMMDD>_imec<N>.json"
+    )
     s.add_argument("--recording", required=True, help="its entry, <session>.imec<N>")
-    s.add_argument("--frame-counts", required=True, help="the session's camera_frame_count_dict.json")
-    s.add_argument("--onsets", help="<session>_imec<N>_frame_onsets.npy (else frames from the empirical rate)")
+    s.add_argument(
+        "--frame-counts", required=True, help="the session's camera_frame_count_dict.json"
+    )
+    s.add_argument(
+        "--onsets", help="<session>_imec<N>_frame_onsets.npy (else frames from the empirical rate)"
+    )
     s.add_argument("-o", "--out-dir", required=True, help="<session>/ephys/imec<N>/cluster_data")
     s.add_argument("--min-spikes", type=int, default=100)
     s.add_argument("--keep-duplicates", action="store_true")
@@ -636,51 +815,111 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--schemas", default=str(SCHEMAS))
     s.set_defaults(func=_cmd_to_nwb)
 
-    s = sub.add_parser("slp-to-h5", help="SLEAP .slp -> analysis HDF5 (SLEAP's layout), padded to a frame count")
+    s = sub.add_parser(
+        "slp-to-h5", help="SLEAP .slp -> analysis HDF5 (SLEAP's layout), padded to a frame count"
+    )
     s.add_argument("slp")
     s.add_argument("-o", "--output", required=True, help="<serial>-<date_joint>.analysis.h5")
-    s.add_argument("--frames", type=int, help="pad/trim to this many frames (the video's frame count)")
+    s.add_argument(
+        "--frames", type=int, help="pad/trim to this many frames (the video's frame count)"
+    )
     s.set_defaults(func=_cmd_slp_to_h5)
 
-    s = sub.add_parser("calibrate-cameras", help="aniposelib calibration from ChArUco videos (one per camera)")
+    s = sub.add_parser(
+        "calibrate-cameras", help="aniposelib calibration from ChArUco videos (one per camera)"
+    )
     s.add_argument("videos", nargs="+", help="NAME=video.mp4 per camera (NAME = camera serial)")
-    s.add_argument("-o", "--output", required=True, help="<date_joint>_calibration.toml (metadata .h5 and histogram .svg beside it)")
-    s.add_argument("--board-xy", type=int, nargs=2, default=[8, 11], help="squares along x, y (default 8 11)")
+    s.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="<date_joint>_calibration.toml (metadata .h5 and histogram .svg beside it)",
+    )
+    s.add_argument(
+        "--board-xy", type=int, nargs=2, default=[8, 11], help="squares along x, y (default 8 11)"
+    )
     s.add_argument("--square-len", type=float, default=24.0, help="square side, mm (default 24)")
-    s.add_argument("--marker-len-bits", type=float, nargs=2, default=[18.75, 4], help="marker side (mm) and bits (default 18.75 4)")
-    s.add_argument("--dict-size", type=int, default=1000, help="ArUco dictionary size (default 1000)")
+    s.add_argument(
+        "--marker-len-bits",
+        type=float,
+        nargs=2,
+        default=[18.75, 4],
+        help="marker side (mm) and bits (default 18.75 4)",
+    )
+    s.add_argument(
+        "--dict-size", type=int, default=1000, help="ArUco dictionary size (default 1000)"
+    )
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_cmd_calibrate_cameras)
 
-    s = sub.add_parser("triangulate", help="3D points from per-camera analysis HDF5 files (aniposelib triangulate_optim)")
+    s = sub.add_parser(
+        "triangulate",
+        help="3D points from per-camera analysis HDF5 files (aniposelib triangulate_optim)",
+    )
     s.add_argument("h5", nargs="+", help="NAME=<serial>-<date_joint>.analysis.h5 per camera")
     s.add_argument("--calibration", required=True, help="calibration TOML (aniposelib)")
     s.add_argument("-o", "--output", required=True, help="<date_joint>_points3d.h5")
-    s.add_argument("--arena", action="store_true", help="arena labelling: frame 0, aniposelib defaults")
+    s.add_argument(
+        "--arena", action="store_true", help="arena labelling: frame 0, aniposelib defaults"
+    )
     s.add_argument("--frames", type=int, nargs=2, help="[start, stop) frames")
-    s.add_argument("--config", help="config YAML whose pose.triangulation is used (else the defaults)")
+    s.add_argument(
+        "--config", help="config YAML whose pose.triangulation is used (else the defaults)"
+    )
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_cmd_triangulate)
 
-    s = sub.add_parser("recoordinate", help="points3d -> metric arena frame (the arena's corners define it)")
-    s.add_argument("points3d", help="<date_joint>_points3d.h5 (the same file as --arena: the arena itself)")
-    s.add_argument("--arena", required=True, help="the calibration session's arena <date_joint>_points3d.h5")
-    s.add_argument("-o", "--output", required=True, help="..._points3d_translated_rotated_metric.h5")
-    s.add_argument("--ref-len", type=float, default=0.615, help="arena side between the labelled corners, m")
-    s.add_argument("--rail-offset", type=float, default=0.025, help="corner snap to the rail edge (arena output), m")
+    s = sub.add_parser(
+        "recoordinate", help="points3d -> metric arena frame (the arena's corners define it)"
+    )
+    s.add_argument(
+        "points3d", help="<date_joint>_points3d.h5 (the same file as --arena: the arena itself)"
+    )
+    s.add_argument(
+        "--arena", required=True, help="the calibration session's arena <date_joint>_points3d.h5"
+    )
+    s.add_argument(
+        "-o", "--output", required=True, help="..._points3d_translated_rotated_metric.h5"
+    )
+    s.add_argument(
+        "--ref-len", type=float, default=0.615, help="arena side between the labelled corners, m"
+    )
+    s.add_argument(
+        "--rail-offset",
+        type=float,
+        default=0.025,
+        help="corner snap to the rail edge (arena output), m",
+    )
     s.add_argument("--track-names", nargs="+", help="subject ids (default: the tracks' names)")
     s.add_argument("--exp-code", default="", help="experimental code stored in the file")
-    s.add_argument("--frame-rate", type=float, default=float("nan"), help="recording frame rate stored in the file")
+    s.add_argument(
+        "--frame-rate",
+        type=float,
+        default=float("nan"),
+        help="recording frame rate stored in the file",
+    )
     s.set_defaults(func=_cmd_recoordinate)
 
-    s = sub.add_parser("check-model", help="can a tool env load a trained model? (the version it was trained "
-                                           "with against the env's)")
-    s.add_argument("tool", choices=["das", "sleap", "vocalocator", "vocalocator-ssl"],
-                   help="the tool whose env is checked: das, sleap, vocalocator or vocalocator-ssl")
-    s.add_argument("model", help="DAS <base>_params.yaml, sleap-nn training_config.yaml, vocalocator config.json")
+    s = sub.add_parser(
+        "check-model",
+        help="can a tool env load a trained model? (the version it was trained "
+        "with against the env's)",
+    )
+    s.add_argument(
+        "tool",
+        choices=["das", "sleap", "vocalocator", "vocalocator-ssl"],
+        help="the tool whose env is checked: das, sleap, vocalocator or vocalocator-ssl",
+    )
+    s.add_argument(
+        "model",
+        help="DAS <base>_params.yaml, sleap-nn training_config.yaml, vocalocator config.json",
+    )
     env = s.add_mutually_exclusive_group()
-    env.add_argument("--python", default=sys.executable,
-                     help="the tool env's Python, e.g. <env>/bin/python (default: this Python)")
+    env.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the tool env's Python, e.g. <env>/bin/python (default: this Python)",
+    )
     env.add_argument("--exe", help="or an executable of the env: its das or sleap-nn command")
     s.set_defaults(func=_cmd_check_model)
     _fill_help(p)

@@ -50,7 +50,11 @@ def _listing(folder):
 # "m_long": s runs slow, m is resampled.
 CASES = {
     "s_long": dict(seconds=1.5, s_ppm=45.0, kw={}),
-    "m_long": dict(seconds=0.6, s_ppm=-55.0, kw=dict(preroll_s=0.05, break_s=0.2, postroll_frames=5, tail_s=0.35)),
+    "m_long": dict(
+        seconds=0.6,
+        s_ppm=-55.0,
+        kw=dict(preroll_s=0.05, break_s=0.2, postroll_frames=5, tail_s=0.35),
+    ),
 }
 
 
@@ -60,7 +64,9 @@ def session(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
     rng = np.random.default_rng(5)
     tl = make_timeline(rng, case["seconds"], ["a", "b", "c"], s_ppm=case["s_ppm"], **case["kw"])
-    truth = write_avisoft(root, tl, rng, START, calls_per_minute=300, file_seconds=1.0 if case["kw"] else 2.0)
+    truth = write_avisoft(
+        root, tl, rng, START, calls_per_minute=300, file_seconds=1.0 if case["kw"] else 2.0
+    )
     stamp = truth["devices"]["m"]["files"][0][2:-4]
     for d in DEVICES:
         files = [root / "audio" / "original_mc" / n for n in truth["devices"][d]["files"]]
@@ -82,7 +88,9 @@ def _run(root, tl, stamp, mode, tag):
 def test_nosync_crop_matches_truth_and_shares_time_base(session):
     root, tl, truth, stamp = session
     info = root / "audio" / "info_both.json"
-    info.write_text(json.dumps({"m": {"num_dropouts": 0}, "s": {"num_dropouts": 2}, "note": "kept"}))
+    info.write_text(
+        json.dumps({"m": {"num_dropouts": 0}, "s": {"num_dropouts": 2}, "note": "kept"})
+    )
     res, out, info, sync = _run(root, tl, stamp, "both", "both")
     data = json.loads(info.read_text())
     video_time = tl.n_frames_least / tl.fps
@@ -97,7 +105,9 @@ def test_nosync_crop_matches_truth_and_shares_time_base(session):
         ):
             assert data[d][k] == ct[k], (d, k)
         assert data[d]["duration_seconds"] == round(ct["duration_samples"] / FS, 4)
-        assert data[d]["audio_tracking_diff_seconds"] == round(data[d]["duration_seconds"] - video_time, 4)
+        assert data[d]["audio_tracking_diff_seconds"] == round(
+            data[d]["duration_seconds"] - video_time, 4
+        )
         assert data[d]["num_dropouts"] == (0 if d == "m" else 2)
         onsets = np.loadtxt(sync / frames_txt_name(d), dtype=np.int64)
         np.testing.assert_array_equal(onsets, ct["frame_onsets"])
@@ -106,13 +116,17 @@ def test_nosync_crop_matches_truth_and_shares_time_base(session):
     short, long_ = sorted(DEVICES, key=lambda d: n[d])
     assert n[long_] > n[short]
     plans = res["plans"]
-    assert plans[long_].resample and plans[long_].mapping == "pulse-fit" and not plans[short].resample
+    assert (
+        plans[long_].resample and plans[long_].mapping == "pulse-fit" and not plans[short].resample
+    )
     assert load_plans(info, sync, DEVICES, "both") == plans
     # the shorter device: a sample-exact copy of its window
     for c in (1, 4, 12):
         orig = _read(root / "audio" / "original" / f"{short}_{stamp}_ch{c:02d}.wav")
         s0 = data[short]["start_first_recorded_frame"]
-        np.testing.assert_array_equal(_read(out / cropped_name(short, stamp, c)), orig[s0 : s0 + n[short]])
+        np.testing.assert_array_equal(
+            _read(out / cropped_name(short, stamp, c)), orig[s0 : s0 + n[short]]
+        )
     # all 24 channels on one time base of n[short] samples
     assert len(res["outputs"]) == 24 + 3
     for d in DEVICES:
@@ -140,7 +154,9 @@ def test_sync_mode_crops_every_device_with_trigger_indices(session, mode):
         assert data[d]["start_first_recorded_frame"] == ct["start_first_recorded_frame"]
         assert data[d]["end_last_recorded_frame"] == ct["end_last_recorded_frame"]
         assert data[d]["duration_samples"] == ct["duration_samples"]
-        np.testing.assert_array_equal(np.loadtxt(sync / frames_txt_name(d), dtype=np.int64), ct["frame_onsets"])
+        np.testing.assert_array_equal(
+            np.loadtxt(sync / frames_txt_name(d), dtype=np.int64), ct["frame_onsets"]
+        )
         assert not res["plans"][d].resample
         s0, n = ct["start_first_recorded_frame"], ct["duration_samples"]
         for c in (2, 7):
@@ -190,7 +206,10 @@ def test_resampled_usv_and_chirp_keep_60db(ppm):
 
     rs = DriftResampler(n_in, n_out, nfft=1 << 13)  # small blocks: many block borders
     assert rs.block < n_out // 10
-    for fn, lo_hi in ((chirp, (500, n_out - 500)), (usv, (int(t0 * FS), int((t0 + call.duration_s) * FS)))):
+    for fn, lo_hi in (
+        (chirp, (500, n_out - 500)),
+        (usv, (int(t0 * FS), int((t0 + call.duration_s) * FS))),
+    ):
         x = np.rint(fn(k / FS)).astype(np.int16)
         outs = []
         rs.run(_array_reader(x, -margin), outs.append)
@@ -200,7 +219,9 @@ def test_resampled_usv_and_chirp_keep_60db(ppm):
         sl = slice(*lo_hi)
         assert _snr_db(ref[sl], y[sl]) >= 60
         # the LSB is the source LSB at the nearest position
-        np.testing.assert_array_equal(y.astype(np.int64) & 1, x[np.floor(p + 0.5).astype(np.int64) + margin] & 1)
+        np.testing.assert_array_equal(
+            y.astype(np.int64) & 1, x[np.floor(p + 0.5).astype(np.int64) + margin] & 1
+        )
 
 
 def test_resampler_blocks_are_seamless():
@@ -210,7 +231,9 @@ def test_resampler_blocks_are_seamless():
     res = {}
     for nfft in (1 << 10, 1 << 16):
         outs = []
-        DriftResampler(n_in, n_out, nfft=nfft, dtype=np.float64).run(_array_reader(x, 0), outs.append)
+        DriftResampler(n_in, n_out, nfft=nfft, dtype=np.float64).run(
+            _array_reader(x, 0), outs.append
+        )
         res[nfft] = np.concatenate(outs).astype(np.int64)
     assert np.abs(res[1 << 10] - res[1 << 16]).max() == 0
     # explicit affine mapping equals the exact endpoint mapping it approximates
@@ -225,7 +248,9 @@ def test_resampler_blocks_are_seamless():
 
 
 def _pulse_train(pre=5, gap=2000, frames=30, period=100, width=10, lead=50, tail=80, rng=None):
-    on = np.r_[lead + np.arange(pre) * period, lead + (pre - 1) * period + gap + np.arange(frames) * period]
+    on = np.r_[
+        lead + np.arange(pre) * period, lead + (pre - 1) * period + gap + np.arange(frames) * period
+    ]
     n = on[-1] + width + tail
     x = (rng or np.random.default_rng(0)).integers(-500, 500, n).astype(np.int16) & ~np.int16(1)
     for o in on:
@@ -237,7 +262,10 @@ def test_find_frame_pulses_streamed_across_blocks():
     x, on, hop = _pulse_train()
     full = find_frame_pulses(x, 20)
     assert (full.start, full.end, full.hop) == (on[hop], on[hop + 20], hop)
-    assert full.largest_break == on[hop] - on[hop - 1] and full.duration_samples == on[hop + 20] - on[hop] + 1
+    assert (
+        full.largest_break == on[hop] - on[hop - 1]
+        and full.duration_samples == on[hop + 20] - on[hop] + 1
+    )
     np.testing.assert_array_equal(full.frame_onsets, on[hop : hop + 20] - on[hop])
     for block in (1, 7, 100, 10**6):  # edges found across every block border
         p = find_frame_pulses([x[k : k + block] for k in range(0, len(x), block)], 20)
@@ -248,7 +276,9 @@ def test_find_frame_pulses_streamed_across_blocks():
 
 def test_find_frame_pulses_errors():
     x, on, hop = _pulse_train(frames=30)
-    with pytest.raises(InputError, match=r"fewer pulses than video frames: found 30 after the break, need 30\+1"):
+    with pytest.raises(
+        InputError, match=r"fewer pulses than video frames: found 30 after the break, need 30\+1"
+    ):
         find_frame_pulses(x, 30, name="t.wav")
     y, _, _ = _pulse_train(gap=100)
     with pytest.raises(InputError, match="no break") as ei:
@@ -269,7 +299,9 @@ def _mini_session(root, n_frames=20, frames=25, gap=2000, s_frames=None):
     orig = root / "original"
     rng = np.random.default_rng(9)
     for d in DEVICES:
-        x, _, _ = _pulse_train(frames=frames if d == "m" or s_frames is None else s_frames, gap=gap, rng=rng)
+        x, _, _ = _pulse_train(
+            frames=frames if d == "m" or s_frames is None else s_frames, gap=gap, rng=rng
+        )
         for c in range(1, 13):
             y = x if c == 4 else rng.integers(-500, 500, len(x)).astype(np.int16)
             with WavWriter(orig / f"{d}_250430145017_ch{c:02d}.wav", FS) as w:
@@ -367,10 +399,14 @@ def test_crop_file_single_channel(tmp_path):
     x = np.arange(-5000, 5000, dtype=np.int16)
     with WavWriter(tmp_path / "in.wav", FS) as w:
         w.write(x)
-    plans = crop_plans({"m": {"start_first_recorded_frame": 100, "duration_samples": 5000}}, ["m"], "m")
+    plans = crop_plans(
+        {"m": {"start_first_recorded_frame": 100, "duration_samples": 5000}}, ["m"], "m"
+    )
     crop_file(tmp_path / "in.wav", tmp_path / "out.wav", plans["m"])
     np.testing.assert_array_equal(_read(tmp_path / "out.wav"), x[100:5100])
-    late = crop_plans({"m": {"start_first_recorded_frame": 8000, "duration_samples": 5000}}, ["m"], "m")["m"]
+    late = crop_plans(
+        {"m": {"start_first_recorded_frame": 8000, "duration_samples": 5000}}, ["m"], "m"
+    )["m"]
     with pytest.raises(InputError, match="the crop needs samples"):
         crop_file(tmp_path / "in.wav", tmp_path / "bad.wav", late)
     assert _listing(tmp_path) == ["in.wav", "out.wav"]

@@ -56,7 +56,9 @@ def test_streamed_equals_direct_convolution(taps, n, block):
     x = np.clip(rng.standard_normal(n) * 12_000, -32768, 32767).astype(np.int16)
     y = fir_filter_array(x, taps, block=block)
     d = (len(taps) - 1) // 2
-    ref = np.clip(np.rint(np.convolve(x.astype(np.float64), taps)[d: d + n]), -32768, 32767).astype(np.int16)
+    ref = np.clip(
+        np.rint(np.convolve(x.astype(np.float64), taps)[d : d + n]), -32768, 32767
+    ).astype(np.int16)
     assert y.shape == x.shape and y.dtype == np.int16
     assert np.abs(y.astype(np.int32) - ref).max() <= 1
 
@@ -86,6 +88,7 @@ def test_file(tmp_path, taps):
 
 def test_freq_bounds_semantics():
     """``--freq-bounds low high`` -> SoX ``sinc high-low``."""
+
     def gains(h):
         return [_db_at(h, f) for f in (5_000, 20_000, 50_000, 100_000)]
 
@@ -97,7 +100,9 @@ def test_freq_bounds_semantics():
     assert bp[0] < -120 and bp[1] < -120 and abs(bp[2]) < 1e-3 and bp[3] < -120
     br = gains(freq_bounds_taps(FS, (10_000, 30_000)))  # sinc 30000-10000: SoX band-reject
     assert abs(br[0]) < 1e-3 and br[1] < -120 and abs(br[2]) < 1e-3 and abs(br[3]) < 1e-3
-    np.testing.assert_allclose(design_bandpass(FS, 35_000, 70_000), freq_bounds_taps(FS, (70_000, 35_000)))
+    np.testing.assert_allclose(
+        design_bandpass(FS, 35_000, 70_000), freq_bounds_taps(FS, (70_000, 35_000))
+    )
     assert len(design_lowpass(FS, 30_000)) % 2 == 1
     with pytest.raises(ValueError):
         design_highpass(FS, 130_000)
@@ -109,8 +114,21 @@ def test_at_least_as_deep_and_steep_as_sox(tmp_path, taps):
     imp = np.zeros(8192)
     imp[4096] = 0.5
     sf.write(tmp_path / "imp.wav", imp, FS, subtype="DOUBLE")
-    subprocess.run(["sox", str(tmp_path / "imp.wav"), "-b", "64", "-e", "floating-point",
-                    str(tmp_path / "out.wav"), "sinc", "30000-0"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "sox",
+            str(tmp_path / "imp.wav"),
+            "-b",
+            "64",
+            "-e",
+            "floating-point",
+            str(tmp_path / "out.wav"),
+            "sinc",
+            "30000-0",
+        ],
+        check=True,
+        capture_output=True,
+    )
     h_sox = sf.read(tmp_path / "out.wav")[0] / 0.5
     f, db_sox = freq_response(h_sox, FS)
     _, db = freq_response(taps, FS)

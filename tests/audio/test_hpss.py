@@ -15,7 +15,11 @@ def _signal(n, seed=0, amp=3000.0):
     rng = np.random.default_rng(seed)
     t = np.arange(n) / FS
     x = amp * rng.standard_normal(n)
-    x += 4 * amp * np.sin(2 * np.pi * (40e3 * t + 0.5 * 40e3 / max(t[-1], 1e-3) * t**2)) if n > 1 else 0
+    x += (
+        4 * amp * np.sin(2 * np.pi * (40e3 * t + 0.5 * 40e3 / max(t[-1], 1e-3) * t**2))
+        if n > 1
+        else 0
+    )
     clicks = rng.integers(0, n, size=max(1, n // 5000))
     x[clicks] += 10 * amp
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
@@ -60,11 +64,20 @@ def test_silence_and_constant():
     assert _diff(hpss_chunked(c, block_frames=4), hpss_array(c)).max() <= 1
 
 
-@pytest.mark.parametrize("params", [
-    dict(n_fft=256, hop=64, kernel=(3, 31), power=2.0, margin=(1, 1)),   # odd kernels, split_zeros
-    dict(n_fft=512, hop=100, kernel=(4, 17), power=4.0, margin=(2, 3)),  # hop not dividing n_fft, even kernel
-    dict(n_fft=512, hop=128, kernel=(7, 60), power=1.0, margin=(4, 1)),  # generic harmonic median
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(
+            n_fft=256, hop=64, kernel=(3, 31), power=2.0, margin=(1, 1)
+        ),  # odd kernels, split_zeros
+        dict(
+            n_fft=512, hop=100, kernel=(4, 17), power=4.0, margin=(2, 3)
+        ),  # hop not dividing n_fft, even kernel
+        dict(
+            n_fft=512, hop=128, kernel=(7, 60), power=1.0, margin=(4, 1)
+        ),  # generic harmonic median
+    ],
+)
 def test_other_parameters(params):
     x = _signal(20_000, seed=11)
     ref = hpss_array(x, **params)

@@ -42,7 +42,12 @@ def test_round_trip(tmp_path, order):
     n, nch = len(data[0]), len(data)
     assert out.name == f"{TS}_concatenated_audio_hpss_filtered_{FS}_{n}_{nch}_int16.mmap"
     assert out.stat().st_size == n * nch * 2
-    assert parse_memmap_name(out) == {"sample_rate": FS, "n_samples": n, "n_channels": nch, "dtype": "int16"}
+    assert parse_memmap_name(out) == {
+        "sample_rate": FS,
+        "n_samples": n,
+        "n_channels": nch,
+        "dtype": "int16",
+    }
     mm = open_memmap(out, require_sidecar=True)
     assert mm.shape == (n, nch) and mm.dtype == np.dtype("<i2")
     for j, x in enumerate(data):
@@ -54,7 +59,9 @@ def test_round_trip(tmp_path, order):
     assert side["sample_rate"] == FS
     assert side["channels"] == ["m_ch01", "m_ch02", "s_ch01", "s_ch02"]
     assert side["source_files"] == [p.name for p in paths]
-    assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, out.with_suffix(".json").name])
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        [out.name, out.with_suffix(".json").name]
+    )
 
 
 def test_reader_matches_the_memmap(tmp_path):

@@ -20,7 +20,9 @@ FS = 250_000
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("split")
     rng = np.random.default_rng(21)
-    tl = make_timeline(rng, 0.5, ["a", "b"], preroll_s=0.05, break_s=0.15, postroll_frames=5, tail_s=0.05)
+    tl = make_timeline(
+        rng, 0.5, ["a", "b"], preroll_s=0.05, break_s=0.15, postroll_frames=5, tail_s=0.05
+    )
     truth = write_avisoft(root, tl, rng, START, calls_per_minute=300, file_seconds=1.0)
     return root, truth
 
@@ -58,7 +60,9 @@ def test_wav_roundtrip_blocks_and_ranges(tmp_path):
     np.testing.assert_array_equal(np.concatenate(list(iter_blocks(files, block=64))), whole)
     np.testing.assert_array_equal(np.concatenate(list(iter_blocks(files, channels=2, block=100, start=950, stop=1300))),
                                   whole[950:1300, 2])  # fmt: skip
-    np.testing.assert_array_equal(np.concatenate(list(iter_blocks(files, channels=[2, 0], block=33))), whole[:, [2, 0]])
+    np.testing.assert_array_equal(
+        np.concatenate(list(iter_blocks(files, channels=[2, 0], block=33))), whole[:, [2, 0]]
+    )
     with WavReader(tmp_path / "b.wav") as rd:
         r = rd.read(-5, 10)
         assert r.shape == (15, 3) and not r[:5].any()

@@ -22,8 +22,17 @@ def group(tmp_path_factory):
     for i in range(3):
         tl = make_timeline(rng, 0.6, CAMS)
         sid = f"20250430_1{i}0000"
-        t = write_spikeglx(tmp / "Data" / sid, sid, tl, rng, n_ap=N_AP, units=units, headstage_sn=HS, chunk_s=0.4)
-        sessions.append({"session_id": sid, "root_directory": str(tmp / "Data" / sid), "timeline": tl, "truth": t})
+        t = write_spikeglx(
+            tmp / "Data" / sid, sid, tl, rng, n_ap=N_AP, units=units, headstage_sn=HS, chunk_s=0.4
+        )
+        sessions.append(
+            {
+                "session_id": sid,
+                "root_directory": str(tmp / "Data" / sid),
+                "timeline": tl,
+                "truth": t,
+            }
+        )
     ks = tmp / "EPHYS" / "20250430_imec0" / "kilosort4"
     sorter = write_sorter_output(ks, [(s["truth"]["n_samples"], s["truth"]["units"]) for s in sessions],
                                  N_AP + 1, units, sessions[0]["truth"]["rate_true"], rng=rng)  # fmt: skip

@@ -25,7 +25,21 @@ def test_ev_sync_concat_and_split(group, tmp_path, capsys):
     assert rc == 0
     ev = json.loads((out / f"{s['session_id']}_imec0_ev_sync.json").read_text())
     assert ev["passed"] and ev["tracking_start_end"] == t["tracking_start_end"]
-    assert main(["ev-sync", t["bin"], "--frame-counts", str(counts), "-o", str(out), "--min-largest-break-s", "9"]) == 2
+    assert (
+        main(
+            [
+                "ev-sync",
+                t["bin"],
+                "--frame-counts",
+                str(counts),
+                "-o",
+                str(out),
+                "--min-largest-break-s",
+                "9",
+            ]
+        )
+        == 2
+    )
     assert "E/V sync failed" in capsys.readouterr().err
 
     cbin = tmp_path / "concatenated_20250430_imec0.ap.bin"

@@ -22,7 +22,10 @@ def _recs(group):
 
 
 def test_concatenation_is_the_inputs_joined(group, tmp_path):
-    out_bin, out_meta = tmp_path / "concatenated_20250430_imec0.ap.bin", tmp_path / "concatenated_20250430_imec0.ap.meta"
+    out_bin, out_meta = (
+        tmp_path / "concatenated_20250430_imec0.ap.bin",
+        tmp_path / "concatenated_20250430_imec0.ap.meta",
+    )
     res = concatenate_recordings(_recs(group), out_bin, out_meta)
     joined = b"".join(open(b, "rb").read() for b, _ in _recs(group))
     assert out_bin.read_bytes() == joined
@@ -57,8 +60,13 @@ def _with_ev(group):
     recs = []
     for s in group["sessions"]:
         tl, t = s["timeline"], s["truth"]
-        word = np.asarray(np.memmap(t["bin"], dtype=np.int16, mode="r").reshape(-1, t["n_saved_chans"])[:, -1])
-        counts = {"total_frame_number_least": tl.n_frames_least, "total_video_time_least": tl.n_frames_least / tl.fps}
+        word = np.asarray(
+            np.memmap(t["bin"], dtype=np.int16, mode="r").reshape(-1, t["n_saved_chans"])[:, -1]
+        )
+        counts = {
+            "total_frame_number_least": tl.n_frames_least,
+            "total_video_time_least": tl.n_frames_least / tl.fps,
+        }
         ev = ev_sync_check(word, t["meta"], counts, session_id=s["session_id"], probe="imec0",
                            calibrated_rates={HS: t["rate_true"]}).to_dict()  # fmt: skip
         recs.append({"session_id": s["session_id"], "root_directory": s["root_directory"], "bin": t["bin"],
@@ -76,7 +84,10 @@ def test_changepoints_offsets_and_idempotence(group, tmp_path):
         assert e["session_start_end"] == [cum, cum + t["n_samples"]]
         assert e["file_duration_samples"] == t["n_samples"]
         assert e["tracking_start_end_in_file"] == t["tracking_start_end"]
-        assert e["tracking_start_end"] == [cum + t["tracking_start_end"][0], cum + t["tracking_start_end"][1]]
+        assert e["tracking_start_end"] == [
+            cum + t["tracking_start_end"][0],
+            cum + t["tracking_start_end"][1],
+        ]
         assert e["largest_camera_break_duration"] == t["largest_camera_break_duration"]
         assert e["ev_sync_passed"] is True and e["total_num_channels"] == t["n_saved_chans"]
         assert e["headstage_sn"] == HS and e["sample_rate"] == t["rate_true"]
@@ -122,13 +133,19 @@ def test_bad_inputs_write_nothing(group, tmp_path):
     # Different channel counts in one group.
     raw = read_meta(recs[2][1])
     n = 1000
-    raw.update(nSavedChans="4", snsApLfSy="3,0,1", snsSaveChanSubset="0:2,768", fileSizeBytes=str(n * 8))
+    raw.update(
+        nSavedChans="4", snsApLfSy="3,0,1", snsSaveChanSubset="0:2,768", fileSizeBytes=str(n * 8)
+    )
     other_meta = tmp_path / "o.imec0.ap.meta"
     write_meta(other_meta, raw)
     np.zeros((n, 4), np.int16).tofile(tmp_path / "o.imec0.ap.bin")
     with pytest.raises(InputError, match="same channels"):
-        concatenate_recordings([recs[0], (tmp_path / "o.imec0.ap.bin", other_meta)], out_bin, out_meta)
+        concatenate_recordings(
+            [recs[0], (tmp_path / "o.imec0.ap.bin", other_meta)], out_bin, out_meta
+        )
     # A missing .bin.
     with pytest.raises(InputError, match="nothere"):
-        concatenate_recordings([recs[0], (tmp_path / "nothere.ap.bin", recs[1][1])], out_bin, out_meta)
+        concatenate_recordings(
+            [recs[0], (tmp_path / "nothere.ap.bin", recs[1][1])], out_bin, out_meta
+        )
     assert not out_bin.exists() and not out_meta.exists() and not list(tmp_path.glob(".tmp-*"))

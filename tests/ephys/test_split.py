@@ -30,7 +30,9 @@ def test_dedup_matches_the_iterative_rule():
     for _ in range(200):
         t = np.sort(rng.integers(0, 400, size=rng.integers(0, 60)))
         np.testing.assert_array_equal(dedup_keep_first(t, 9), _naive_dedup(t, 9))
-    np.testing.assert_array_equal(dedup_keep_first(np.array([0, 5, 10, 14, 30]), 9), [1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(
+        dedup_keep_first(np.array([0, 5, 10, 14, 30]), 9), [1, 0, 1, 0, 1]
+    )
 
 
 def _frames_truth(s, n_frames):
@@ -72,11 +74,20 @@ def test_split_equals_truth_for_every_session(group, tmp_path):
                 assert u["cluster_id"] not in written
                 continue
             expected_ids.add(u["cluster_id"])
-            f = tmp_path / s["session_id"] / "cluster_data" / f"imec0_cl{u['cluster_id']:04d}_ch{u['peak_channel']:03d}_{u['label']}.npy"
+            f = (
+                tmp_path
+                / s["session_id"]
+                / "cluster_data"
+                / f"imec0_cl{u['cluster_id']:04d}_ch{u['peak_channel']:03d}_{u['label']}.npy"
+            )
             arr = np.load(f)
             assert arr.dtype == np.float64 and arr.shape == (2, len(x))
-            np.testing.assert_array_equal(arr[0], (x - t0) / rate)  # exact seconds from tracking start
-            nearest = np.argmin(np.abs(x[:, None] - on[None, :n]), axis=1)  # nearest frame onset, ties earlier
+            np.testing.assert_array_equal(
+                arr[0], (x - t0) / rate
+            )  # exact seconds from tracking start
+            nearest = np.argmin(
+                np.abs(x[:, None] - on[None, :n]), axis=1
+            )  # nearest frame onset, ties earlier
             np.testing.assert_array_equal(arr[1], nearest)
             assert arr[1].max() <= n - 1
             assert written[u["cluster_id"]]["n_spikes"] == len(x)

@@ -71,9 +71,7 @@ def test_figures_have_the_same_bytes_every_time(tmp_path, suffix):
 
     def draw(path):
         fig, ax = plt.subplots(figsize=(3, 2))
-        ax.hist(
-            np.arange(100) % 7, bins=7
-        )  # patches with clip paths (ids salted in SVG)
+        ax.hist(np.arange(100) % 7, bins=7)  # patches with clip paths (ids salted in SVG)
         ax.set_title("t")
         save_figure(fig, path)
         plt.close(fig)

@@ -45,7 +45,10 @@ def test_defaults_equal_shipped_values():
     "patch, words",
     [
         ({"audio": {"hpss": {"power": "four"}}}, ["audio.hpss.power", "'four'", "number"]),
-        ({"audio": {"crop": {"trigger_device": "r"}}}, ["audio.crop.trigger_device", "'r'", "'both'"]),
+        (
+            {"audio": {"crop": {"trigger_device": "r"}}},
+            ["audio.crop.trigger_device", "'r'", "'both'"],
+        ),
         ({"video": {"constant_rate_factor": 99}}, ["video.constant_rate_factor", "99", "<= 51"]),
         ({"audio": {"hpss": {"powr": 4}}}, ["audio.hpss.powr", "not a known setting", "power"]),
         ({"stages": ["vidoe"]}, ["stages.0", "'vidoe'", "'video'"]),
@@ -60,7 +63,11 @@ def test_invalid_config_names_key_value_and_expectation(patch, words):
     assert "\n" not in msg
 
 
-def write_sheet(tmp_path, rows, header="session_id\tfolder\tkind\tcalibration_session\texperimental_code\tephys_group"):
+def write_sheet(
+    tmp_path,
+    rows,
+    header="session_id\tfolder\tkind\tcalibration_session\texperimental_code\tephys_group",
+):
     p = tmp_path / "sessions.tsv"
     p.write_text(header + "\n" + "\n".join(rows) + "\n")
     return p
@@ -78,7 +85,9 @@ def test_sheet_reads_in_order_and_resolves_folders(tmp_path):
     )
     df = read_sessions(p, SHEET_SCHEMA)
     assert list(df.index) == ["20250430_142017", "20250430_155017", "20250430_145017"]
-    assert df.loc["20250430_145017", "folder"] == str((tmp_path / "Data" / "20250430_145017").resolve())
+    assert df.loc["20250430_145017", "folder"] == str(
+        (tmp_path / "Data" / "20250430_145017").resolve()
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,7 +95,10 @@ def test_sheet_reads_in_order_and_resolves_folders(tmp_path):
     [
         ("2025043_145017\tx\texperiment\t\t\t", ["row 2", "session_id", "'2025043_145017'"]),
         ("20250430_145017\tx\tlive\t\t\t", ["row 2", "kind", "'live'", "'experiment'"]),
-        ("20250430_145017\tx\texperiment\t20250430_000000\t\t", ["row 2", "calibration_session", "not a session_id"]),
+        (
+            "20250430_145017\tx\texperiment\t20250430_000000\t\t",
+            ["row 2", "calibration_session", "not a session_id"],
+        ),
     ],
 )
 def test_invalid_sheet_names_row_column_value(tmp_path, row, words):
@@ -99,10 +111,14 @@ def test_invalid_sheet_names_row_column_value(tmp_path, row, words):
 
 
 def test_sheet_duplicate_and_unknown_column(tmp_path):
-    p = write_sheet(tmp_path, ["20250430_145017\ta\texperiment\t\t\t", "20250430_145017\tb\texperiment\t\t\t"])
+    p = write_sheet(
+        tmp_path, ["20250430_145017\ta\texperiment\t\t\t", "20250430_145017\tb\texperiment\t\t\t"]
+    )
     with pytest.raises(ConfigError, match="more than once"):
         read_sessions(p, SHEET_SCHEMA)
-    p = write_sheet(tmp_path, ["20250430_145017\ta\texperiment"], header="session_id\tfolder\tkinds")
+    p = write_sheet(
+        tmp_path, ["20250430_145017\ta\texperiment"], header="session_id\tfolder\tkinds"
+    )
     with pytest.raises(ConfigError, match="unknown column 'kinds'"):
         read_sessions(p, SHEET_SCHEMA)
 
@@ -137,7 +153,9 @@ def test_relative_paths_are_relative_to_the_config_file_that_sets_them(tmp_path)
     # the overlay's value wins and is relative to the overlay
     assert cfg["usv_detection"]["das"]["model_directory"] == str(tmp_path / "das_models")
     assert cfg["usv_detection"]["das"]["executable"] == "das"  # a command name, looked up on PATH
-    assert cfg["assignment"]["vocalocator"]["python"] == str(overlay.parent / "venvs/vcl/bin/python")
+    assert cfg["assignment"]["vocalocator"]["python"] == str(
+        overlay.parent / "venvs/vcl/bin/python"
+    )
     # a value that is not any file's (Snakemake's --config) is left relative to the working directory
     assert cfg["pose"]["sleap"]["centroid_model"] == "given/on/the/command/line"
     assert merged["sessions"] == "sessions.tsv"  # the input is not modified

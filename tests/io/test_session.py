@@ -29,7 +29,12 @@ def camera(video, name, chunks=2, npz=True, meta=True):
 def session(tmp_path):
     root = tmp_path / "Data" / "20250430_145017"
     mc = root / "audio" / "original_mc"
-    for name in ["m_250430145017.wav", "m_250430145526.wav", "s_250430145018.wav", "s_250430145527.wav"]:
+    for name in [
+        "m_250430145017.wav",
+        "m_250430145526.wav",
+        "s_250430145018.wav",
+        "s_250430145527.wav",
+    ]:
         wav(mc / name)
     video = root / "video"
     camera(video, "20250430_145035.21372315")
@@ -39,7 +44,9 @@ def session(tmp_path):
     (root / "ephys" / "imec0" / "20250430_145017.imec0.ap.bin").write_bytes(b"")
     (root / "ephys" / "imec0" / "20250430_145017.imec0.ap.meta").write_text("nSavedChans=33\n")
     (root / "sync").mkdir()
-    (root / "sync" / "CoolTerm Capture (sync.stc) 2025-04-30 14-49-47.txt").write_text("a\nb\nc\n500\n")
+    (root / "sync" / "CoolTerm Capture (sync.stc) 2025-04-30 14-49-47.txt").write_text(
+        "a\nb\nc\n500\n"
+    )
     return root
 
 

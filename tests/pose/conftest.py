@@ -17,7 +17,9 @@ def pose_session(tmp_path_factory):
     cams = camera_group(SERIALS)
     tr = simulate_animals(rng, 0.0, 1.7)
     ft = np.arange(240) / 150.057
-    truth = write_session_pose(root / "exp", root / "truth", cams, tr, ft, {s: 240 for s in SERIALS}, DJ, rng)
+    truth = write_session_pose(
+        root / "exp", root / "truth", cams, tr, ft, {s: 240 for s in SERIALS}, DJ, rng
+    )
     write_arena_labels(root / "cal", cams, DJ, rng)
     toml = root / "truth" / "calibration.toml"
     cams.dump(str(toml))

@@ -25,7 +25,11 @@ def test_golden_unit_square():
     T = arena_transform({k: np.array(v, float) for k, v in pts.items()})
     assert T["k"] == pytest.approx(0.43487, abs=1e-5)
     P = apply(np.array([pts[c] for c in CORNERS], float), T)
-    np.testing.assert_allclose(P, [[-0.3075, 0.3075, 0], [-0.3075, -0.3075, 0], [0.3075, -0.3075, 0], [0.3075, 0.3075, 0]], atol=1e-12)
+    np.testing.assert_allclose(
+        P,
+        [[-0.3075, 0.3075, 0], [-0.3075, -0.3075, 0], [0.3075, -0.3075, 0], [0.3075, 0.3075, 0]],
+        atol=1e-12,
+    )
     np.testing.assert_allclose(np.abs(snap_corners(P)[:, :2]), 0.3325, atol=1e-12)
 
 
@@ -70,7 +74,9 @@ def test_files(tmp_path):
     animals = rng.uniform(-0.25, 0.25, size=(50, 2, 15, 3))
     animals[..., 2] = rng.uniform(-0.002, 0.05, size=(50, 2, 15))
     animals[3, 1, 4] = np.nan
-    _write_points(tmp_path / "p.h5", s * animals @ R.T + t, [f"n{i}" for i in range(15)], ["a", "b"])
+    _write_points(
+        tmp_path / "p.h5", s * animals @ R.T + t, [f"n{i}" for i in range(15)], ["a", "b"]
+    )
     recoordinate_animals(tmp_path / "p.h5", tmp_path / "arena.h5", tmp_path / "p_m.h5", track_names=["male", "female"],
                          experimental_code="E2MF", frame_rate=150.05, chunk=7)  # fmt: skip
     with h5py.File(tmp_path / "p_m.h5") as h:
@@ -78,9 +84,14 @@ def test_files(tmp_path):
         want[..., 2] = np.maximum(want[..., 2], 0)
         np.testing.assert_allclose(h["tracks"][()], want, atol=1e-9)
         assert [v.decode() for v in h["track_names"][()]] == ["male", "female"]
-        assert h["experimental_code"][()].decode() == "E2MF" and h["recording_frame_rate"][()] == 150.05
+        assert (
+            h["experimental_code"][()].decode() == "E2MF"
+            and h["recording_frame_rate"][()] == 150.05
+        )
     with pytest.raises(InputError, match="subject names"):
-        recoordinate_animals(tmp_path / "p.h5", tmp_path / "arena.h5", tmp_path / "x.h5", track_names=["one"])
+        recoordinate_animals(
+            tmp_path / "p.h5", tmp_path / "arena.h5", tmp_path / "x.h5", track_names=["one"]
+        )
     nan_arena = arena.copy()
     nan_arena[2] = np.nan
     _write_points(tmp_path / "bad.h5", nan_arena[None, None], ARENA_NODES, ["track_0"])

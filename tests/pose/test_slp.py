@@ -43,7 +43,9 @@ def test_real_sleap_analysis_file_reads():
 
     f = REAL / "small_robot.000_small_robot_3_frame.analysis.h5"
     r = read_analysis_h5(f)
-    np.testing.assert_allclose(r["points"], sio.load_analysis_h5(str(f)).numpy(untracked=True), rtol=1e-6)  # sio: float32
+    np.testing.assert_allclose(
+        r["points"], sio.load_analysis_h5(str(f)).numpy(untracked=True), rtol=1e-6
+    )  # sio: float32
     assert r["points"].shape == (3, 1, 3, 2)
     assert r["node_names"] == ["top", "front", "rear"]
     assert np.isfinite(r["points"]).any()
@@ -90,7 +92,10 @@ def test_cli(tmp_path):
     from usvflow.cli import main
 
     out = tmp_path / "c.analysis.h5"
-    assert main(["slp-to-h5", str(REAL / "clip.predictions.slp"), "-o", str(out), "--frames", "1510"]) == 0
+    assert (
+        main(["slp-to-h5", str(REAL / "clip.predictions.slp"), "-o", str(out), "--frames", "1510"])
+        == 0
+    )
     assert read_analysis_h5(out)["n_frames"] == 1510
     assert main(["slp-to-h5", str(tmp_path / "missing.slp"), "-o", str(out)]) == 2
 
@@ -143,7 +148,12 @@ def test_user_instances_replace_predictions_of_their_track(tmp_path):
             scores = rng.uniform(0.5, 1, 15)
             insts.append(
                 sio.PredictedInstance.from_numpy(
-                    points_data=xy, point_scores=scores, score=0.9, skeleton=skel, track=t, tracking_score=0.7
+                    points_data=xy,
+                    point_scores=scores,
+                    score=0.9,
+                    skeleton=skel,
+                    track=t,
+                    tracking_score=0.7,
                 )
             )
         if f % 2 == 0:  # a user instance of track a
@@ -152,7 +162,9 @@ def test_user_instances_replace_predictions_of_their_track(tmp_path):
             insts.insert(f % 4 // 2, sio.Instance.from_numpy(xy, skeleton=skel, track=tracks[0]))
         lfs.append(sio.LabeledFrame(video=video, frame_idx=f, instances=insts))
     slp = tmp_path / "proofread.slp"
-    sio.save_slp(sio.Labels(labeled_frames=lfs, videos=[video], skeletons=[skel], tracks=tracks), str(slp))
+    sio.save_slp(
+        sio.Labels(labeled_frames=lfs, videos=[video], skeletons=[skel], tracks=tracks), str(slp)
+    )
     from usvflow.pose.slp import _StreamedSlp
 
     assert _StreamedSlp.open(slp) is not None

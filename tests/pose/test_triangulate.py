@@ -26,7 +26,9 @@ def triangulated(pose_session, tmp_path_factory):
         h5[s] = out / f"{s}.analysis.h5"
         slp_to_analysis_h5(d / f"{s}-{DJ}.predictions.slp", h5[s], n_frames=240)
         arena_h5[s] = out / f"{s}.arena.analysis.h5"
-        slp_to_analysis_h5(pose_session["root"] / "cal" / "video" / DJ / s / f"{s}-{DJ}.slp", arena_h5[s])
+        slp_to_analysis_h5(
+            pose_session["root"] / "cal" / "video" / DJ / s / f"{s}-{DJ}.slp", arena_h5[s]
+        )
     # chunks of 100 frames (+ 20 of context) in one process: the chunked path, without worker start-up
     summary = triangulate(h5, pose_session["toml"], out / "points3d.h5", TRI, chunk=100, margin=20)
     triangulate(arena_h5, pose_session["toml"], out / "arena_points3d.h5", {}, arena=True)
@@ -71,7 +73,10 @@ def test_chunking_is_seamless(triangulated, pose_session):
 
 
 def test_constraints_and_errors(pose_session, triangulated):
-    kw = optim_kwargs({"rigid_body_constraints": [["Nose", "Head"]], "weak_body_constraints": [[0, 14]]}, list(MOUSE_SKELETON))
+    kw = optim_kwargs(
+        {"rigid_body_constraints": [["Nose", "Head"]], "weak_body_constraints": [[0, 14]]},
+        list(MOUSE_SKELETON),
+    )
     assert kw["constraints"] == [[0, 5]] and kw["constraints_weak"] == [[0, 14]]
     with pytest.raises(ValueError, match="unknown node"):
         optim_kwargs({"rigid_body_constraints": [["Nose", "Paw"]]}, list(MOUSE_SKELETON))
@@ -113,7 +118,9 @@ def test_cameras_equal_aniposelib(pose_session, triangulated):
     rng = np.random.default_rng(0)
     pts = rng.uniform(-200, 200, size=(50, 3)) + [0, 0, 50]
     for c, cam in zip(ours.cameras, theirs.cameras):
-        np.testing.assert_allclose(c.project(pts), cam.project(pts).reshape(-1, 2), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            c.project(pts), cam.project(pts).reshape(-1, 2), rtol=0, atol=1e-9
+        )
     _, _, h5 = triangulated
     p = np.stack([read_analysis_h5(h5[s], frames=slice(0, 40))["points"][:, 0] for s in SERIALS])
     flat = p.reshape(len(SERIALS), -1, 2)
@@ -148,7 +155,9 @@ def _moved_session(pose_session, tmp_path, bad: int, deg: float):
     h5 = {}
     for s in SERIALS:
         h5[s] = tmp_path / f"{s}.analysis.h5"
-        slp_to_analysis_h5(tmp_path / "exp" / "video" / DJ / s / f"{s}-{DJ}.predictions.slp", h5[s], n_frames=240)
+        slp_to_analysis_h5(
+            tmp_path / "exp" / "video" / DJ / s / f"{s}-{DJ}.predictions.slp", h5[s], n_frames=240
+        )
     return h5, arena_to_lab_mm(np.load(truth["truth_file"])["points3d"])
 
 
@@ -182,6 +191,8 @@ def test_moved_camera_flagged_and_excluded(pose_session, tmp_path, caplog):
     import h5py
 
     with h5py.File(tmp_path / "excluded.h5") as h:
-        assert SERIALS[2] not in qc2["cameras"] and SERIALS[2].encode() not in list(h["camera_names"][()])
+        assert SERIALS[2] not in qc2["cameras"] and SERIALS[2].encode() not in list(
+            h["camera_names"][()]
+        )
     assert qc2["screening"][-1]["flagged"] == []
     assert e2 <= 1.2 * e0, (e0, e1, e2)

@@ -32,7 +32,9 @@ def test_call_contours_in_range():
     durs = {t: np.median([c.duration_s for c in calls if c.call_type == t]) for t in CALL_TYPES}
     assert durs["flat"] < durs["trill"] and durs["flat"] < durs["complex"]
     trills = [c for c in calls if c.call_type == "trill"]
-    assert all(50 <= c.params["rate_hz"] <= 200 and 5e3 <= c.params["depth_hz"] <= 20e3 for c in trills)
+    assert all(
+        50 <= c.params["rate_hz"] <= 200 and 5e3 <= c.params["depth_hz"] <= 20e3 for c in trills
+    )
     steps = [c for c in calls if c.call_type == "step"]
     for c in steps:
         ts = c.params["t_step_s"]
@@ -62,12 +64,16 @@ def test_stft_peak_follows_contour(call_type):
     for _ in range(4):
         c = draw_call(rng, call_type)
         x = waveform(c, np.arange(int(c.duration_s * FS) + 1) / FS)
-        f, ts, Z = stft(x, FS, nperseg=nper, noverlap=nper - 16, boundary=None, padded=False, nfft=1024)
+        f, ts, Z = stft(
+            x, FS, nperseg=nper, noverlap=nper - 16, boundary=None, padded=False, nfft=1024
+        )
         P = np.abs(Z)
         # nearly all energy inside the contour's band (+/- window leakage)
         band = (f >= c.f_min_hz - 8e3) & (f <= c.f_max_hz + 8e3)
         harm = (
-            (f >= 2 * c.f_min_hz - 8e3) & (f <= 2 * c.f_max_hz + 8e3) if c.harmonic else np.zeros_like(band)
+            (f >= 2 * c.f_min_hz - 8e3) & (f <= 2 * c.f_max_hz + 8e3)
+            if c.harmonic
+            else np.zeros_like(band)
         )
         assert (P[band | harm] ** 2).sum() / (P**2).sum() > 0.98
         k = np.clip(P.argmax(0), 1, len(f) - 2)
@@ -93,7 +99,9 @@ def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("sess")
     rng = np.random.default_rng(11)
     tl = make_timeline(rng, 1.5, SERIALS)
-    truth = write_avisoft(root, tl, rng, START, calls_per_minute=600, file_seconds=2.0, clicks_per_minute=60)
+    truth = write_avisoft(
+        root, tl, rng, START, calls_per_minute=600, file_seconds=2.0, clicks_per_minute=60
+    )
     return root, tl, truth
 
 
@@ -103,7 +111,9 @@ def _files(root, truth, d):
 
 def test_files_layout(session):
     root, tl, truth = session
-    assert (root / "audio" / "original").is_dir() and not any((root / "audio" / "original").iterdir())
+    assert (root / "audio" / "original").is_dir() and not any(
+        (root / "audio" / "original").iterdir()
+    )
     on_disk = sorted(p.name for p in (root / "audio" / "original_mc").iterdir())
     assert on_disk == sorted(truth["devices"]["m"]["files"] + truth["devices"]["s"]["files"])
     for d in ("m", "s"):
@@ -142,7 +152,11 @@ def test_triggerbox_lsb_reproduces_crop(session, d):
     gaps = np.diff(rising)
     hop = int(np.argmax(gaps)) + 1
     ct = truth["crop"][d]
-    assert rising[hop] == ct["start_first_recorded_frame"] == tl.crop_truth(d)["start_first_recorded_frame"]
+    assert (
+        rising[hop]
+        == ct["start_first_recorded_frame"]
+        == tl.crop_truth(d)["start_first_recorded_frame"]
+    )
     assert rising[hop + tl.n_frames_least] == ct["end_last_recorded_frame"]
     assert gaps.max() == ct["largest_break_duration"]
     # every pulse exactly where the device clock puts it; the s clock runs at its ppm
@@ -180,7 +194,9 @@ def test_led_lsb_edges(session, d):
     k_off = clk.first_sample_at_or_after(tl.led_off_s)
     np.testing.assert_array_equal(_rising(lsb), k_on[(k_on >= 1) & (k_on < n)])
     assert lsb[0] == tl.led_is_on(clk.time_of(0))
-    assert np.array_equal(lsb[k_off[(k_off > 0) & (k_off < n)]], np.zeros(((k_off > 0) & (k_off < n)).sum()))
+    assert np.array_equal(
+        lsb[k_off[(k_off > 0) & (k_off < n)]], np.zeros(((k_off > 0) & (k_off < n)).sum())
+    )
 
 
 def test_other_lsbs_random(session):
@@ -222,11 +238,17 @@ def test_usv_arrival_delay_between_mics(session, d):
     root, tl, truth = session
     clk = tl.audio[d]
     di = "ms".index(d)
-    x = np.concatenate([sf.read(f, dtype="int16")[0] for f in _files(root, truth, d)]).astype(np.float64)
+    x = np.concatenate([sf.read(f, dtype="int16")[0] for f in _files(root, truth, d)]).astype(
+        np.float64
+    )
     sos = butter(8, 25e3, "highpass", fs=FS, output="sos")
     checked = 0
     for u in truth["usvs"]:
-        if u["type"] in ("flat", "step") or u["f_max_hz"] - u["f_min_hz"] < 6e3 or u["peak_amp"] < 1000:
+        if (
+            u["type"] in ("flat", "step")
+            or u["f_max_hz"] - u["f_min_hz"] < 6e3
+            or u["peak_amp"] < 1000
+        ):
             continue
         if any(u["t_start_s"] - 0.005 < c["t_s"] < u["t_stop_s"] + 0.005 for c in truth["clicks"]):
             continue
@@ -249,8 +271,12 @@ def test_usv_arrival_delay_between_mics(session, d):
 def test_deterministic(tmp_path):
     def run(sub):
         rng = np.random.default_rng(7)
-        tl = make_timeline(rng, 0.2, SERIALS[:2], preroll_s=0.02, break_s=0.1, postroll_frames=5, tail_s=0.05)
-        truth = write_avisoft(tmp_path / sub, tl, rng, START, calls_per_minute=300, file_seconds=1.0)
+        tl = make_timeline(
+            rng, 0.2, SERIALS[:2], preroll_s=0.02, break_s=0.1, postroll_frames=5, tail_s=0.05
+        )
+        truth = write_avisoft(
+            tmp_path / sub, tl, rng, START, calls_per_minute=300, file_seconds=1.0
+        )
         return truth, sorted((tmp_path / sub / "audio" / "original_mc").iterdir())
 
     t1, f1 = run("a")

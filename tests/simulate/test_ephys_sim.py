@@ -66,7 +66,10 @@ def test_sync_word_matches_truth(session):
     expected = tl.ephys.pulse_mask(len(bit), on, on + tl.pulse_high_s)
     np.testing.assert_array_equal(bit.astype(bool), expected)
     n = tl.n_frames_least
-    assert _lsb_tracking(bit, n) == (truth["tracking_start_end"], truth["largest_camera_break_duration"])
+    assert _lsb_tracking(bit, n) == (
+        truth["tracking_start_end"],
+        truth["largest_camera_break_duration"],
+    )
     # The original works on the raw word (any rising step): same answer.
     assert _lsb_tracking(np.asarray(data[:, -1]), n)[0] == truth["tracking_start_end"]
     # The window spans n frame periods on the probe clock.
@@ -91,7 +94,9 @@ def test_spikes_at_truth_times(session):
         assert np.corrcoef(mean, tpl)[0, 1] > 0.95
         assert abs(mean[NT0MIN] - tpl[NT0MIN]) < 6 * 15 / np.sqrt(len(st)) + 10
         # Off by a few samples the trough is gone: the times are exact.
-        shifted = np.stack([data[s - NT0MIN + 8 : s - NT0MIN + 8 + NT, u.peak_channel] for s in st[:-1]])
+        shifted = np.stack(
+            [data[s - NT0MIN + 8 : s - NT0MIN + 8 + NT, u.peak_channel] for s in st[:-1]]
+        )
         assert shifted.mean(axis=0)[NT0MIN] > tpl[NT0MIN] / 2
         # Far channels carry no template.
         far = [c for c in range(N_AP) if abs(c - u.peak_channel) > 3]
@@ -114,7 +119,9 @@ def test_sorter_output_three_sessions(tmp_path):
     sessions, truths = [], []
     for i in range(3):
         tl = make_timeline(rng, 0.3, CAMS)
-        t = write_spikeglx(tmp_path / f"s{i}", f"2025043{i}_120000", tl, rng, n_ap=n_ap, units=units, chunk_s=0.5)
+        t = write_spikeglx(
+            tmp_path / f"s{i}", f"2025043{i}_120000", tl, rng, n_ap=n_ap, units=units, chunk_s=0.5
+        )
         truths.append(t)
         sessions.append((t["n_samples"], t["units"]))
     ks = tmp_path / "kilosort4"
@@ -136,7 +143,11 @@ def test_sorter_output_three_sessions(tmp_path):
     assert len(np.load(ks / "amplitudes.npy")) == len(times)
 
     params = runpy.run_path(str(ks / "params.py"))
-    assert params["n_channels_dat"] == n_ap + 1 and params["dtype"] == "int16" and params["offset"] == 0
+    assert (
+        params["n_channels_dat"] == n_ap + 1
+        and params["dtype"] == "int16"
+        and params["offset"] == 0
+    )
     assert params["sample_rate"] == 30000.261002785515 and params["hp_filtered"] is False
     assert isinstance(params["dat_path"], list)
 
@@ -144,7 +155,17 @@ def test_sorter_output_three_sessions(tmp_path):
     assert (ks / "cluster_KSLabel.tsv").read_text().splitlines()[0] == "cluster_id\tKSLabel"
     info = pd.read_csv(ks / "cluster_info.tsv", sep="\t")
     assert list(info.columns) == [
-        "cluster_id", "Amplitude", "ContamPct", "KSLabel", "amp", "ch", "depth", "fr", "group", "n_spikes", "sh"
+        "cluster_id",
+        "Amplitude",
+        "ContamPct",
+        "KSLabel",
+        "amp",
+        "ch",
+        "depth",
+        "fr",
+        "group",
+        "n_spikes",
+        "sh",
     ]
     groups = dict(zip(info.cluster_id, info.group))
     assert [c for c, g in groups.items() if g == "noise"] == st["noise_cluster_ids"]
@@ -154,7 +175,9 @@ def test_sorter_output_three_sessions(tmp_path):
     assert set(info.KSLabel) <= {"good", "mua"}
 
     # Duplicates: present, 1-3 samples after a spike of the same cluster.
-    assert st["duplicate_cluster_ids"] == sorted(c["cluster_id"] for c in st["clusters"] if c["unit_id"] is not None)
+    assert st["duplicate_cluster_ids"] == sorted(
+        c["cluster_id"] for c in st["clusters"] if c["unit_id"] is not None
+    )
     for cid in st["duplicate_cluster_ids"]:
         t = times[clus == cid]
         d = np.diff(t)
@@ -171,7 +194,9 @@ def test_sorter_output_three_sessions(tmp_path):
             t = t[(t >= offs[i]) & (t < offs[i] + tr["n_samples"])] - offs[i]
             np.testing.assert_array_equal(t, su["spike_samples"])
             if su["cluster_id"] != low:
-                np.testing.assert_array_equal(t, tu["spike_samples"])  # the sorter found every spike
+                np.testing.assert_array_equal(
+                    t, tu["spike_samples"]
+                )  # the sorter found every spike
                 assert su["label"] == "good"
             else:
                 assert set(t) <= set(tu["spike_samples"])
@@ -185,12 +210,16 @@ def test_square_wave_bit_and_spikes_npz(tmp_path):
     tl = make_timeline(rng, 0.2, CAMS)
     units = draw_units(rng, 4, 2)
     npz = tmp_path / "truth" / "spikes.npz"
-    t = write_spikeglx(tmp_path, "s", tl, rng, n_ap=4, units=units, square_wave_bit=0, spikes_npz=npz)
+    t = write_spikeglx(
+        tmp_path, "s", tl, rng, n_ap=4, units=units, square_wave_bit=0, spikes_npz=npz
+    )
     word = np.asarray(open_bin(t["bin"], t["meta"])[:, -1]).view(np.uint16)
     sq = word & 1
     assert sq[0] == 1 and sq[14999] == 1 and sq[15000] == 0 and sq[30000] == 1
     on = tl.triggerbox_on_s
-    np.testing.assert_array_equal((word >> 6) & 1, tl.ephys.pulse_mask(len(word), on, on + tl.pulse_high_s))
+    np.testing.assert_array_equal(
+        (word >> 6) & 1, tl.ephys.pulse_mask(len(word), on, on + tl.pulse_high_s)
+    )
     with np.load(npz) as z:
         for ut in t["units"]:
             np.testing.assert_array_equal(z[f"unit_{ut['id']}"], ut["spike_samples"])
@@ -201,7 +230,9 @@ def test_sorter_rejects_mismatched_units(tmp_path):
     rng = np.random.default_rng(4)
     units = draw_units(rng, 8, 3)
     other = draw_units(np.random.default_rng(99), 8, 3)
-    truth_units = [{"id": u.id, "peak_channel": u.peak_channel, "spike_samples": [100, 500]} for u in other]
+    truth_units = [
+        {"id": u.id, "peak_channel": u.peak_channel, "spike_samples": [100, 500]} for u in other
+    ]
     if all(a.peak_channel == b.peak_channel for a, b in zip(units, other)):
         pytest.skip("same peak channels drawn")
     with pytest.raises(ValueError, match="peak channel"):

@@ -24,7 +24,9 @@ def test_arena_corners_axis_aligned():
     np.testing.assert_allclose(c["S"], [h, -h, 0])
     np.testing.assert_allclose(c["E"], [h, h, 0])
     # mean edge equals the reference length the re-coordinate step scales to
-    edges = [np.linalg.norm(c[a] - c[b]) for a, b in [("N", "E"), ("N", "W"), ("S", "E"), ("S", "W")]]
+    edges = [
+        np.linalg.norm(c[a] - c[b]) for a, b in [("N", "E"), ("N", "W"), ("S", "E"), ("S", "W")]
+    ]
     assert np.mean(edges) == pytest.approx(0.615)
 
 

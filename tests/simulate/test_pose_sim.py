@@ -32,7 +32,9 @@ def test_skeleton_is_a_plausible_mouse():
     p = skeleton_points(tr, t)
     assert p.shape == (50, 2, 15, 3)
     i = {n: k for k, n in enumerate(MOUSE_SKELETON)}
-    np.testing.assert_allclose(p[:, :, i["Head"]], np.stack([tr.position_at(a, "Head", t) for a in range(2)], 1))
+    np.testing.assert_allclose(
+        p[:, :, i["Head"]], np.stack([tr.position_at(a, "Head", t) for a in range(2)], 1)
+    )
     length = np.linalg.norm(p[:, :, i["Nose"]] - p[:, :, i["TailTip"]], axis=-1)
     assert 0.15 < length.min() and length.max() < 0.23  # nose to tail tip ~ 20 cm
     ears = np.linalg.norm(p[:, :, i["Ear_L"]] - p[:, :, i["Ear_R"]], axis=-1)
@@ -78,7 +80,17 @@ def test_session_files_hold_the_projections(cams, tmp_path):
     tr = simulate_animals(rng, 0.0, 0.5)
     ft = np.arange(60) / 150.0
     n_frames = {s: 60 for s in SERIALS}
-    truth = write_session_pose(tmp_path / "s", tmp_path / "truth", cams, tr, ft, n_frames, "20250101120000", rng, noise_px=1.0)
+    truth = write_session_pose(
+        tmp_path / "s",
+        tmp_path / "truth",
+        cams,
+        tr,
+        ft,
+        n_frames,
+        "20250101120000",
+        rng,
+        noise_px=1.0,
+    )
     assert truth["node_names"] == list(MOUSE_SKELETON)
     pts = np.load(tmp_path / "truth" / "pose_truth.npz")["points3d"]
     uv = project(cams, arena_to_lab_mm(pts))
@@ -103,7 +115,10 @@ def test_arena_labels(cams, tmp_path):
     assert truth["node_names"] == list(ARENA_NODES) and len(ARENA_NODES) == 28
     uv = project(cams, arena_to_lab_mm(arena_points()))
     for c, s in enumerate(SERIALS):
-        labels = sio.load_slp(str(tmp_path / "video" / "20250101120000" / s / f"{s}-20250101120000.slp"), open_videos=False)
+        labels = sio.load_slp(
+            str(tmp_path / "video" / "20250101120000" / s / f"{s}-20250101120000.slp"),
+            open_videos=False,
+        )
         assert len(labels) == 1 and labels[0].frame_idx == 0 and not labels.tracks
         inst = labels[0].instances[0]
         assert type(inst).__name__ == "Instance"  # hand labels, not predictions

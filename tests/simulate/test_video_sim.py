@@ -124,8 +124,12 @@ def test_content(sim):
 
 def test_deterministic(tmp_path):
     tl = make_timeline(np.random.default_rng(2), 0.2, SERIALS[:2])
-    a = write_loopbio_cameras(tmp_path / "a", tl, np.random.default_rng(9), STAMP, LEDS, height=H, width=W)
-    b = write_loopbio_cameras(tmp_path / "b", tl, np.random.default_rng(9), STAMP, LEDS, height=H, width=W)
+    a = write_loopbio_cameras(
+        tmp_path / "a", tl, np.random.default_rng(9), STAMP, LEDS, height=H, width=W
+    )
+    b = write_loopbio_cameras(
+        tmp_path / "b", tl, np.random.default_rng(9), STAMP, LEDS, height=H, width=W
+    )
     assert a == b
     for s in SERIALS[:2]:
         for name in ("000000.npz", "000000.mp4", "metadata.yaml"):
@@ -155,7 +159,9 @@ def test_calibration_cameras(tmp_path):
             np.testing.assert_allclose(np.diff(z["frame_time"]), 0.1, atol=1e-6)
         frames = decode(d / "000000.mp4")
         assert len(frames) == 15
-        assert (frames < 60).mean() > 0.05 and (frames > 200).mean() > 0.05  # black and white squares
+        assert (frames < 60).mean() > 0.05 and (
+            frames > 200
+        ).mean() > 0.05  # black and white squares
         assert np.abs(np.diff(frames.astype(float), axis=0)).mean() > 1  # the board moves
         assert yaml.safe_load((d / "metadata.yaml").read_text())["__store"]["frame_rate"] == 10
 

@@ -18,7 +18,9 @@ SERIAL = "21372315"
 SR = 250_000
 
 
-def _session(tmp, seed=1, seconds=9.0, delay=0.0, jump_after=None, dark_leds=False, other_log=False):
+def _session(
+    tmp, seed=1, seconds=9.0, delay=0.0, jump_after=None, dark_leds=False, other_log=False
+):
     kw = {"led_audio_delay_s": delay}
     if jump_after is not None:
         kw["audio_jump_after_s"] = jump_after
@@ -35,11 +37,17 @@ def _session(tmp, seed=1, seconds=9.0, delay=0.0, jump_after=None, dark_leds=Fal
         clk = tl.audio[dev]
         k = clk.first_sample_at_or_after(tl.triggerbox_on_s)
         start, end = int(k[tl.first_frame_pulse]), int(k[tl.first_frame_pulse + n])
-        lsb = clk.pulse_mask(end - start + 1, tl.led_on_s + delay, tl.led_off_s + delay, offset=start)
-        x = (np.random.default_rng(2).integers(-300, 300, len(lsb)).astype(np.int16) & ~np.int16(1)) | lsb
+        lsb = clk.pulse_mask(
+            end - start + 1, tl.led_on_s + delay, tl.led_off_s + delay, offset=start
+        )
+        x = (
+            np.random.default_rng(2).integers(-300, 300, len(lsb)).astype(np.int16) & ~np.int16(1)
+        ) | lsb
         write_wav(tmp / f"{dev}.wav", SR, x.astype(np.int16))
         audio[dev] = tmp / f"{dev}.wav"
-    log_tl = make_timeline(np.random.default_rng(seed + 100), seconds, [SERIAL]) if other_log else tl
+    log_tl = (
+        make_timeline(np.random.default_rng(seed + 100), seconds, [SERIAL]) if other_log else tl
+    )
     name = write_coolterm_log(tmp, log_tl, dt.datetime(2025, 4, 30, 14, 49, 47))
     # a 9-s session pairs ~7 IPIs: below the default evidence threshold (tested on its own below)
     return tl, {"frame_counts": tmp / "counts.json", "led_px": {SERIAL: tmp / "sync_px"}, "audio": audio,
@@ -62,7 +70,10 @@ def test_too_few_ipis_are_insufficient_not_pass(tmp_path):
     kw.pop("min_paired_ipis")
     res = av_sync_check(session_id="s", **kw)  # default: 10
     assert res["verdict"] == "insufficient" and not res["passed"]
-    assert f"only {n} IPI(s) paired" in res["reasons"][0] and "sync.av.min_paired_ipis" in res["reasons"][0]
+    assert (
+        f"only {n} IPI(s) paired" in res["reasons"][0]
+        and "sync.av.min_paired_ipis" in res["reasons"][0]
+    )
     assert not res["devices"]["m"]["passed"]
 
 

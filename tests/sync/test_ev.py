@@ -29,7 +29,9 @@ def _session(tmp, seed=1, seconds=1.0, **kw):
     rng = np.random.default_rng(seed)
     tl = make_timeline(rng, seconds, CAMS)
     units = draw_units(rng, 4, 2)
-    truth = write_spikeglx(tmp, "20250430_145017", tl, rng, n_ap=4, units=units, headstage_sn=HS, **kw)
+    truth = write_spikeglx(
+        tmp, "20250430_145017", tl, rng, n_ap=4, units=units, headstage_sn=HS, **kw
+    )
     return tl, truth
 
 
@@ -44,13 +46,18 @@ def session(tmp_path_factory):
 
 def _counts(tl, video_s=None):
     n = tl.n_frames_least
-    return {"total_frame_number_least": n, "total_video_time_least": n / tl.fps if video_s is None else video_s}
+    return {
+        "total_frame_number_least": n,
+        "total_video_time_least": n / tl.fps if video_s is None else video_s,
+    }
 
 
 def _simulated_difference_ms(tl, truth, rate):
     """E-phys minus video duration of the simulated session, from the timeline alone."""
     on = tl.triggerbox_on_s
-    k = tl.ephys.first_sample_at_or_after(on[[tl.first_frame_pulse, tl.first_frame_pulse + tl.n_frames_least]])
+    k = tl.ephys.first_sample_at_or_after(
+        on[[tl.first_frame_pulse, tl.first_frame_pulse + tl.n_frames_least]]
+    )
     return ((k[1] - k[0]) / rate - tl.n_frames_least / tl.fps) * 1000.0
 
 
@@ -85,10 +92,16 @@ def test_check_equals_truth(session):
     assert res.tracking_start_end == truth["tracking_start_end"]
     assert res.largest_camera_break_duration == truth["largest_camera_break_duration"]
     assert res.sample_rate == truth["rate_true"] and res.sample_rate_source == "calibrated"
-    assert res.duration_difference_ms == pytest.approx(_simulated_difference_ms(tl, truth, truth["rate_true"]), abs=1e-4)
+    assert res.duration_difference_ms == pytest.approx(
+        _simulated_difference_ms(tl, truth, truth["rate_true"]), abs=1e-4
+    )
     assert res.largest_break_s > 2.29
     on = res.frame_onsets
-    assert len(on) == tl.n_frames_least + 1 and on[0] == truth["tracking_start_end"][0] and on[-1] == truth["tracking_start_end"][1]
+    assert (
+        len(on) == tl.n_frames_least + 1
+        and on[0] == truth["tracking_start_end"][0]
+        and on[-1] == truth["tracking_start_end"][1]
+    )
     d = res.to_dict()
     assert "frame_onsets" not in d and d["tracking_start_end"] == truth["tracking_start_end"]
 
@@ -97,7 +110,9 @@ def test_uncalibrated_rate_and_known_difference(session):
     """Without the headstage in the table imSampRate is used: the difference is the simulated one."""
     tl, truth, npy, _ = session
     video_s = tl.n_frames_least / tl.fps + 0.004  # the video claims 4 ms more
-    res = ev_sync_check(read_sync_word(npy), truth["meta"], _counts(tl, video_s), session_id="s", probe="imec0")
+    res = ev_sync_check(
+        read_sync_word(npy), truth["meta"], _counts(tl, video_s), session_id="s", probe="imec0"
+    )
     assert res.sample_rate == 30000.0 and res.sample_rate_source == "imSampRate"
     expected = _simulated_difference_ms(tl, truth, 30000.0) - 4.0
     assert res.duration_difference_ms == pytest.approx(expected, abs=1e-4)  # well within 0.1 ms
@@ -109,7 +124,9 @@ def test_mismatch_fails_with_numbers(session):
     res = ev_sync_check(read_sync_word(npy), truth["meta"], _counts(tl), session_id="s", probe="imec0",
                         calibrated_rates={HS: 29500.0})  # 1.7 % wrong: ~17 ms over 1 s  # fmt: skip
     assert not res.passed
-    assert res.duration_difference_ms == pytest.approx(_simulated_difference_ms(tl, truth, 29500.0), abs=1e-4)
+    assert res.duration_difference_ms == pytest.approx(
+        _simulated_difference_ms(tl, truth, 29500.0), abs=1e-4
+    )
     assert abs(res.duration_difference_ms) > 12 and "tolerance" in res.problem
     assert res.tracking_start_end == truth["tracking_start_end"]  # the window is still reported
 
@@ -119,7 +136,9 @@ def test_break_gate_not_inverted(session):
     tl, truth, npy, _ = session
     word = read_sync_word(npy)
     assert ev_sync_check(word, truth["meta"], _counts(tl), session_id="s", probe="imec0").passed
-    res = ev_sync_check(word, truth["meta"], _counts(tl), session_id="s", probe="imec0", min_largest_break_s=3.0)
+    res = ev_sync_check(
+        word, truth["meta"], _counts(tl), session_id="s", probe="imec0", min_largest_break_s=3.0
+    )
     assert not res.passed and "shorter than min_largest_break_s=3.0" in res.problem
     assert "any rising change" in res.problem
 
@@ -131,7 +150,9 @@ def test_no_break_and_no_pulses():
 
     m = meta_from_dict(meta)
     counts = {"total_frame_number_least": 100, "total_video_time_least": 100 / 150.0}
-    res = ev_sync_check(np.zeros(30000, np.int16), m, counts, session_id="s", probe="imec0", triggerbox_bit=6)
+    res = ev_sync_check(
+        np.zeros(30000, np.int16), m, counts, session_id="s", probe="imec0", triggerbox_bit=6
+    )
     assert not res.passed and res.tracking_start_end is None
     assert "found 0 pulse onset(s)" in res.problem and "bit 6" in res.problem
     steady = np.zeros(90000, np.int16)

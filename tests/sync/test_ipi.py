@@ -59,7 +59,9 @@ def test_glitches_and_truncated_ipis_are_dropped():
 
 
 def test_filter_and_validate():
-    f, k = filter_events_by_duration(np.array([10, 12, 60, 61, 100]), np.array([1, -1, 1, 1, -1], np.int8), 35)
+    f, k = filter_events_by_duration(
+        np.array([10, 12, 60, 61, 100]), np.array([1, -1, 1, 1, -1], np.int8), 35
+    )
     assert f.tolist() == [60, 61, 100]
     f, k = validate_sequence(f, k)
     assert f.tolist() == [60, 100] and k.tolist() == [1, -1]
@@ -84,7 +86,12 @@ def test_lsb_edges_stream_equals_whole_array():
     blocks = lsb_edges(x[k : k + 4096] for k in range(0, len(x), 4096))
     for a, b in zip(whole[:2], blocks[:2]):
         assert np.array_equal(a, b)
-    assert whole[0].tolist() == [900, 20_500, 65_540] and whole[1].tolist() == [5, 20_000, 65_530, 99_000]
+    assert whole[0].tolist() == [900, 20_500, 65_540] and whole[1].tolist() == [
+        5,
+        20_000,
+        65_530,
+        99_000,
+    ]
 
 
 def test_audio_ipis_from_wav(tmp_path):
@@ -102,7 +109,9 @@ def test_audio_ipis_from_wav(tmp_path):
 
 def test_noise_lsb_is_an_error(tmp_path):
     sr = 250_000
-    write_wav(tmp_path / "n.wav", sr, np.random.default_rng(2).integers(-500, 500, sr).astype(np.int16))
+    write_wav(
+        tmp_path / "n.wav", sr, np.random.default_rng(2).integers(-500, 500, sr).astype(np.int16)
+    )
     with pytest.raises(InputError, match="not the LED pulse train"):
         audio_ipis(tmp_path / "n.wav")
 
@@ -148,7 +157,9 @@ def test_nidq_ipis_equal_the_simulated_train(tmp_path):
     tl = make_timeline(np.random.default_rng(3), 6.0, SERIALS)
     truth = write_nidq(tmp_path, tl, "run_g0_t0", np.random.default_rng(4))
     res = nidq_ipis(tmp_path / "run_g0_t0.nidq.bin", tl.n_frames_least, block=10_000)
-    assert res["frame0_sample"] == truth["frame0_sample"] and res["end_sample"] == truth["end_sample"]
+    assert (
+        res["frame0_sample"] == truth["frame0_sample"] and res["end_sample"] == truth["end_sample"]
+    )
     rate = truth["rate"]
     # the IPIs that start and end inside the video window
     t0 = tl.triggerbox_on_s[tl.first_frame_pulse]

@@ -23,7 +23,9 @@ NOMINAL = {"LED_top": (22, 68), "LED_middle": (25, 71), "LED_bottom": (36, 69)} 
 
 
 def test_otsu_splits_two_levels():
-    v = np.rint(np.r_[np.full(50, 30), np.full(10, 230), np.random.default_rng(0).normal(30, 3, 40)])
+    v = np.rint(
+        np.r_[np.full(50, 30), np.full(10, 230), np.random.default_rng(0).normal(30, 3, 40)]
+    )
     thr = otsu_threshold(v)
     assert np.array_equal(v > thr, v > 130)
 

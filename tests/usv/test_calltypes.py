@@ -20,7 +20,15 @@ from usvflow.usv.spectrogram import SpecParams, save_spectrograms
 FS = 250_000
 P = SpecParams(n_fft=256, n_freq=32, n_time=32)  # small images: seconds of CPU training
 CLASSES = ["flat", "trill", "up_ramp"]
-TP = dict(max_epochs=30, patience=8, batch_size=16, learning_rate=0.003, channels=(8, 16, 32), threads=1, device="cpu")
+TP = dict(
+    max_epochs=30,
+    patience=8,
+    batch_size=16,
+    learning_rate=0.003,
+    channels=(8, 16, 32),
+    threads=1,
+    device="cpu",
+)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +152,9 @@ def _session(tmp_path, n_calls=9, seed=2):
     rows, truth = [], []
     for i in range(n_calls):
         typ = CLASSES[i % 3]
-        x, on, off, _ = render_clip(rng, typ, FS, P, amp_to_noise=(5, 30), p_next_call=0, p_click=0, p_tone=0)
+        x, on, off, _ = render_clip(
+            rng, typ, FS, P, amp_to_noise=(5, 30), p_next_call=0, p_click=0, p_tone=0
+        )
         a = int((0.1 + 0.15 * i) * FS)
         ch = int(rng.integers(nch))
         seg = mm[a : a + x.size, ch].astype(float) + 20 * x
@@ -170,7 +180,9 @@ def test_classify_session_summary(model, tmp_path):
     text_in = summary.read_text().splitlines()
     text_out = res.read_text().splitlines()
     assert text_out[0] == text_in[0] + ",call_type,call_type_prob"
-    assert all(o.startswith(i + ",") for i, o in zip(text_in[1:], text_out[1:]))  # columns unchanged
+    assert all(
+        o.startswith(i + ",") for i, o in zip(text_in[1:], text_out[1:])
+    )  # columns unchanged
     back = pd.read_csv(res, dtype={"usv_id": str})
     assert back["usv_id"].tolist() == [f"{i:04d}" for i in range(len(truth))]
     assert set(back["call_type"]) <= set(CLASSES)
@@ -186,7 +198,9 @@ def test_classify_session_summary(model, tmp_path):
     assert (rej["call_type"].to_numpy()[~low] == back["call_type"].to_numpy()[~low]).all()
     # spectrograms made with other parameters, or for other USVs: clear errors
     other = tmp_path / "other.npz"
-    ct.export_session_spectrograms(summary, mmap, other, SpecParams(n_fft=256, n_freq=32, n_time=32, duration_s=0.2))
+    ct.export_session_spectrograms(
+        summary, mmap, other, SpecParams(n_fft=256, n_freq=32, n_time=32, duration_s=0.2)
+    )
     with pytest.raises(InputError, match="spectrogram parameters differ.*duration_s"):
         ct.classify_summary(summary, other, out, tmp_path / "x.csv")
     save_spectrograms(other, np.zeros((1, 32, 32)), ["0000"], P, FS)
@@ -227,7 +241,18 @@ def test_cli_simulate_train_evaluate(tmp_path, capsys):
     assert main(["train-calltypes", str(tmp_path / "d"), "-o", str(tmp_path / "m"), "--epochs", "2",
                  "--device", "cpu"]) == 0  # fmt: skip
     assert "held-out test accuracy" in capsys.readouterr().out
-    assert main(["classify-calltypes", "--model", str(tmp_path / "m"), "--evaluate", str(tmp_path / "d")]) == 0
+    assert (
+        main(
+            [
+                "classify-calltypes",
+                "--model",
+                str(tmp_path / "m"),
+                "--evaluate",
+                str(tmp_path / "d"),
+            ]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert rep["classes"] == ["flat", "up_ramp"] and rep["n"] == 24
     (tmp_path / "d" / "flat").mkdir(exist_ok=True)
@@ -249,7 +274,9 @@ def test_cli_labelled_summary_to_class_folders(tmp_path, capsys):
                "--png-dir", str(tmp_path / "png"), "--label-column", "label", "--dataset-dir", str(tmp_path / "d"),
                "--name-prefix", "sess1_", *small])  # fmt: skip
     assert rc == 0
-    assert sorted(p.name for p in (tmp_path / "png").glob("*.png")) == [f"{i:04d}.png" for i in range(6)]
+    assert sorted(p.name for p in (tmp_path / "png").glob("*.png")) == [
+        f"{i:04d}.png" for i in range(6)
+    ]
     x, y, classes, params = ct.read_dataset(tmp_path / "d")
     assert classes == sorted(set(truth[:5])) and len(y) == 5 and params == P
     assert (tmp_path / "d" / truth[0] / "sess1_0000.npy").exists()
@@ -265,7 +292,21 @@ def test_cli_classify_from_memmap(model, tmp_path, capsys):
     out, _ = model
     summary, mmap, truth = _session(tmp_path, n_calls=6, seed=8)
     res = tmp_path / "res.csv"
-    assert main(["classify-calltypes", str(summary), "--model", str(out), "--memmap", str(mmap), "-o", str(res)]) == 0
+    assert (
+        main(
+            [
+                "classify-calltypes",
+                str(summary),
+                "--model",
+                str(out),
+                "--memmap",
+                str(mmap),
+                "-o",
+                str(res),
+            ]
+        )
+        == 0
+    )
     assert "classified 6 USV(s)" in capsys.readouterr().out
     back = pd.read_csv(res, dtype={"usv_id": str})
     assert np.mean(back["call_type"].to_numpy() == np.asarray(truth)) >= 0.66

@@ -45,14 +45,28 @@ def test_summary_from_truth(tmp_path):
     usv = {"id": 0, "type": "trill", "outside_video": False, "loudest_mic": 13, "mic_delay_s": [0.002] * 24,
            "t_start_video_s": 0.5, "duration_s": 0.04, "mic_amp": mic_amp, "f_mean_hz": 6e4, "f_min_hz": 5e4,
            "f_max_hz": 7e4, "peak_amp": 900.0}  # fmt: skip
-    truth = {"audio": {"usvs": [usv, {**usv, "outside_video": True}, {**usv, "type": "flat", "t_start_video_s": 1.0}]}}
+    truth = {
+        "audio": {
+            "usvs": [
+                usv,
+                {**usv, "outside_video": True},
+                {**usv, "type": "flat", "t_start_video_s": 1.0},
+            ]
+        }
+    }
     (tmp_path / "t.json").write_text(json.dumps(truth))
     df = summary_from_truth(tmp_path / "t.json")
     # the curated summary's columns in its order (no noise measures), then the truth
     cols = [c for c in df.columns if c != "call_type_true"]
     assert cols[: len(SUMMARY_COLUMNS)] == SUMMARY_COLUMNS and df.columns[-1] == "call_type_true"
-    assert set(cols) == set(SUMMARY_COLUMNS + FEATURE_COLUMNS) - {"signal_correlation", "signal_variance"}
-    assert df["usv_id"].tolist() == ["0000", "0001"] and df["call_type_true"].tolist() == ["trill", "flat"]
+    assert set(cols) == set(SUMMARY_COLUMNS + FEATURE_COLUMNS) - {
+        "signal_correlation",
+        "signal_variance",
+    }
+    assert df["usv_id"].tolist() == ["0000", "0001"] and df["call_type_true"].tolist() == [
+        "trill",
+        "flat",
+    ]
     assert df["start"].tolist() == pytest.approx([0.502, 1.002])
     assert df["stop"].tolist() == pytest.approx([0.542, 1.042])
     assert df["mean_amp_ch"].tolist() == [13, 13] and df["chs_detected"][0] == "[13]"

@@ -28,7 +28,11 @@ CHANNELS = [f"{d}_ch{c:02d}" for d in "ms" for c in range(1, 13)]
 
 
 def dets(rows):
-    return pd.DataFrame(rows, columns=["start", "stop", "ch"]).sort_values("start").reset_index(drop=True)
+    return (
+        pd.DataFrame(rows, columns=["start", "stop", "ch"])
+        .sort_values("start")
+        .reset_index(drop=True)
+    )
 
 
 # ------------------------------------------------------------------------------------ merge
@@ -57,8 +61,12 @@ def test_a_bridging_channel_does_not_chain_two_calls():
     rows.append((1.00, 1.12, 11))
     out = watershed_merge(dets(rows))
     assert len(out) == 2
-    assert out[0]["start"] == pytest.approx(1.00) and out[0]["stop"] == pytest.approx(1.05, abs=1.1e-3)
-    assert out[1]["start"] == pytest.approx(1.08, abs=1.1e-3) and out[1]["stop"] == pytest.approx(1.12)
+    assert out[0]["start"] == pytest.approx(1.00) and out[0]["stop"] == pytest.approx(
+        1.05, abs=1.1e-3
+    )
+    assert out[1]["start"] == pytest.approx(1.08, abs=1.1e-3) and out[1]["stop"] == pytest.approx(
+        1.12
+    )
     assert 11 in out[0]["chs"] and 11 in out[1]["chs"]
 
 
@@ -68,7 +76,9 @@ def test_shallow_valleys_and_low_peaks_are_not_split():
     rows += [(1.05, 1.10, c) for c in range(4, 10)] + [(1.00, 1.10, c) for c in range(10, 12)]
     assert len(watershed_merge(dets(rows))) == 1
     # peaks below peak_min (8 channels) are never split
-    rows = [(1.00, 1.05, c) for c in range(5)] + [(1.08, 1.12, c) for c in range(5)] + [(1.0, 1.12, 7)]
+    rows = (
+        [(1.00, 1.05, c) for c in range(5)] + [(1.08, 1.12, c) for c in range(5)] + [(1.0, 1.12, 7)]
+    )
     assert len(watershed_merge(dets(rows))) == 1
     assert len(watershed_merge(dets(rows), CurateParams(peak_min=3))) == 2
 
@@ -147,7 +157,10 @@ def session(tmp_path, calls, noise_bursts=(), n=SR, seed=0):
     csvs = []
     for c in range(24):
         dev, ch = ("m", c + 1) if c < 12 else ("s", c - 11)
-        path = tmp_path / f"{dev}_250430145009_ch{ch:02d}_cropped_to_video_hpss_filtered_annotations.csv"
+        path = (
+            tmp_path
+            / f"{dev}_250430145009_ch{ch:02d}_cropped_to_video_hpss_filtered_annotations.csv"
+        )
         write_das_csv(sorted(per_ch[c]), path)
         csvs.append(path)
     return mm_path, csvs
@@ -185,7 +198,9 @@ def test_fixed_cuts_keep_every_call_the_percentile_rule_drops_some(tmp_path):
     df, _ = curate(det, m, SR)
     assert len(df) == 15
     df6, st = curate(det, m, SR, CurateParams(noise_corr_percentile=6))
-    assert len(df6) == 14 and st["rejected"]["correlation"] == 1  # the original's rule: 6 % always go
+    assert (
+        len(df6) == 14 and st["rejected"]["correlation"] == 1
+    )  # the original's rule: 6 % always go
 
 
 def test_zero_and_one_usv(tmp_path):
@@ -205,8 +220,12 @@ def test_zero_and_one_usv(tmp_path):
 
 
 def test_noise_filter_off_keeps_everything_and_still_measures(tmp_path):
-    mm, csvs = session(tmp_path, [(0.2, 0.03, 60e3, range(5))], noise_bursts=[(0.6, 0.06, [1, 2, 3])])
-    df, stats = curate_session(csvs, mm, tmp_path / "s.csv", params={"filter_putative_noise": False})
+    mm, csvs = session(
+        tmp_path, [(0.2, 0.03, 60e3, range(5))], noise_bursts=[(0.6, 0.06, [1, 2, 3])]
+    )
+    df, stats = curate_session(
+        csvs, mm, tmp_path / "s.csv", params={"filter_putative_noise": False}
+    )
     assert len(df) == 2 and not stats["filtered"]
     assert df["mean_amp_ch"].tolist()[0] in range(5)
     assert math.isfinite(df["signal_correlation"][1])
@@ -227,6 +246,16 @@ def test_bad_inputs_name_the_file(tmp_path):
 
 
 def test_annotation_channel_mapping():
-    assert annotation_channel("m_250430145009_ch01_cropped_to_video_hpss_filtered_annotations.csv", CHANNELS) == 0
-    assert annotation_channel("s_250430145009_ch12_cropped_to_video_hpss_filtered_annotations.csv", CHANNELS) == 23
+    assert (
+        annotation_channel(
+            "m_250430145009_ch01_cropped_to_video_hpss_filtered_annotations.csv", CHANNELS
+        )
+        == 0
+    )
+    assert (
+        annotation_channel(
+            "s_250430145009_ch12_cropped_to_video_hpss_filtered_annotations.csv", CHANNELS
+        )
+        == 23
+    )
     assert annotation_channel("notes.csv", CHANNELS) is None

@@ -70,7 +70,9 @@ def test_curate_usvs_command(tmp_path, capsys):
     sess = tmp_path / "20250430_145009"
     (sess / "audio" / "hpss_filtered").mkdir(parents=True)
     (sess / "audio" / "das_annotations").mkdir()
-    mm, csvs = session(sess / "audio" / "hpss_filtered", [(0.2, 0.03, 60e3, range(10)), (0.5, 0.02, 70e3, [3])])
+    mm, csvs = session(
+        sess / "audio" / "hpss_filtered", [(0.2, 0.03, 60e3, range(10)), (0.5, 0.02, 70e3, [3])]
+    )
     for c in csvs:
         c.rename(sess / "audio" / "das_annotations" / c.name)
     assert main(["curate-usvs", str(sess)]) == 0

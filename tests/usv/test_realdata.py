@@ -18,7 +18,13 @@ from usvflow.usv.score import (
     read_intervals,
 )
 
-AMVOC = Path(__file__).resolve().parents[1] / "data" / "usv-audio" / "amvoc" / "vocalizations_evaluation"
+AMVOC = (
+    Path(__file__).resolve().parents[1]
+    / "data"
+    / "usv-audio"
+    / "amvoc"
+    / "vocalizations_evaluation"
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,10 @@ def test_builtin_f1_on_amvoc(comparison):
     assert pooled["n_labels"] == 96
     assert pooled["f1"] >= 0.90
     assert pooled["f1_iou"] >= 0.80
-    assert abs(pooled["median_onset_error_s"]) <= 0.005 and abs(pooled["median_offset_error_s"]) <= 0.005
+    assert (
+        abs(pooled["median_onset_error_s"]) <= 0.005
+        and abs(pooled["median_offset_error_s"]) <= 0.005
+    )
 
 
 def test_other_tools_read_and_scored(comparison):

@@ -80,7 +80,11 @@ def test_memmap_equals_signal_and_handles_edges(tmp_path):
     t = np.arange(n) / FS
     mm[:, 2] += (2000 * np.sin(2 * np.pi * 70e3 * t) * ((t > 0.1) & (t < 0.13))).astype(np.int16)
     mm.flush()
-    starts, stops, ch = np.array([0.1, 0.47, -0.02]), np.array([0.13, 0.49, 0.01]), np.array([2, 0, 1])
+    starts, stops, ch = (
+        np.array([0.1, 0.47, -0.02]),
+        np.array([0.13, 0.49, 0.01]),
+        np.array([2, 0, 1]),
+    )
     s = spectrograms_from_memmap(mm, FS, starts, stops, ch)
     assert s.shape == (3, 64, 64)
     for i in range(3):

@@ -89,7 +89,11 @@ def test_camera_dirs_and_date_joint(session, tmp_path):
     assert date_joint(v, ["21372315"]) == "20250430144012"
     with pytest.raises(InputError, match="no camera folder"):
         date_joint(v, ["99999999"])
-    assert parse_camera_dir_name("20250430_145035.21372315") == ("20250430_145035", "21372315", False)
+    assert parse_camera_dir_name("20250430_145035.21372315") == (
+        "20250430_145035",
+        "21372315",
+        False,
+    )
     assert parse_camera_dir_name("20250430145035") is None
 
 

@@ -96,7 +96,9 @@ def staged(session):
     out = {}
     for st in stores:
         d = root / "video" / "20250430145035" / st.serial
-        cat = concatenate_chunks(st.mp4_paths, root / "video" / f"concatenated_temp_{st.serial}.mp4")
+        cat = concatenate_chunks(
+            st.mp4_paths, root / "video" / f"concatenated_temp_{st.serial}.mp4"
+        )
         enc = reencode(cat, d / f"{st.serial}-20250430145035.mp4", counts[st.serial][1])
         out[st.serial] = (cat, enc)
     return counts, out
@@ -140,7 +142,9 @@ def test_frame_count_dict_matches_truth(session):
     )
     # N frame periods: the window from frame 0 to the onset of the frame after the last common frame
     n = d["total_frame_number_least"]
-    assert d["total_video_time_least"] == pytest.approx(tl.frame_times_s[n] - tl.frame_times_s[0], abs=1e-4)
+    assert d["total_video_time_least"] == pytest.approx(
+        tl.frame_times_s[n] - tl.frame_times_s[0], abs=1e-4
+    )
     assert set(d) == set(SERIALS) | {
         "total_frame_number_least",
         "total_video_time_least",

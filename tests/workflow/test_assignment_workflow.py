@@ -16,7 +16,7 @@ from .conftest import snakemake
 
 pytestmark = pytest.mark.slow
 
-STAND_IN = '''#!/usr/bin/env python3
+STAND_IN = """#!/usr/bin/env python3
 import sys, pathlib
 import numpy as np
 args = sys.argv[1:]
@@ -45,7 +45,7 @@ elif args[1] == "vocalocatorssl.assign":
     np.savez(npz[: -len(".npz")], **z)
 else:
     raise SystemExit("unexpected module " + args[1])
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,9 @@ def run(tmp_path_factory):
     from usvflow.simulate.cohort import simulate_cohort
 
     out = tmp_path_factory.mktemp("assign_cohort")
-    simulate_cohort(out, sessions=1, seconds=2.0, seed=31, calibration=True, pose=True, calls_per_minute=400)
+    simulate_cohort(
+        out, sessions=1, seconds=2.0, seed=31, calibration=True, pose=True, calls_per_minute=400
+    )
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     cfg["stages"] = ["video", "audio", "usv", "pose", "assignment"]
     cfg.setdefault("pose", {})["use_unproofread"] = True
@@ -74,7 +76,9 @@ def test_builtin_assignment_matches_the_true_emitters(run):
     out, sid, truth = run
     audio = out / "Data" / sid / "audio"
     summ = read_summary(audio / f"{sid}_usv_summary_assigned.csv")
-    est = pd.read_csv(audio / "sound_localization" / f"{sid}_source_estimates.csv", dtype={"usv_id": str})
+    est = pd.read_csv(
+        audio / "sound_localization" / f"{sid}_source_estimates.csv", dtype={"usv_id": str}
+    )
     assert list(est["usv_id"]) == list(summ["usv_id"])
     assert "<svg" in (audio / "sound_localization" / f"{sid}_sound_sources.svg").read_text()
     calls = [u for u in truth["audio"]["usvs"] if not u["outside_video"]]
@@ -84,7 +88,11 @@ def test_builtin_assignment_matches_the_true_emitters(run):
     right = wrong = 0
     errs = []
     for i, j in pairs:
-        errs.append(np.linalg.norm(est[["x_m", "y_m"]].to_numpy()[i] - np.array(calls[j]["source_xyz_m"][:2])))
+        errs.append(
+            np.linalg.norm(
+                est[["x_m", "y_m"]].to_numpy()[i] - np.array(calls[j]["source_xyz_m"][:2])
+            )
+        )
         e = summ["emitter"][i]
         if isinstance(e, str):
             right += e == calls[j]["emitter"]
@@ -96,7 +104,9 @@ def test_builtin_assignment_matches_the_true_emitters(run):
 
 def stand_in(path, mode):
     # the stand-in needs numpy and h5py: run it with this interpreter
-    path.write_text(STAND_IN.replace("{mode}", mode).replace("#!/usr/bin/env python3", "#!" + sys.executable))
+    path.write_text(
+        STAND_IN.replace("{mode}", mode).replace("#!/usr/bin/env python3", "#!" + sys.executable)
+    )
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return path
 
@@ -106,7 +116,10 @@ def vcl_config(out, python, name):
     model = out / "vcl_model"
     model.mkdir(exist_ok=True)
     np.savez(model / "calibration_results.npz", temperature=np.array(1.3))
-    cfg["assignment"] = {"method": "vocalocator-ssl", "vocalocator": {"python": str(python), "model_directory": str(model)}}
+    cfg["assignment"] = {
+        "method": "vocalocator-ssl",
+        "vocalocator": {"python": str(python), "model_directory": str(model)},
+    }
     path = out / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -115,7 +128,9 @@ def vcl_config(out, python, name):
 def test_vocalocator_ssl_dry_run_shows_gpu_jobs(run, tmp_path):
     out, sid, _ = run
     (out / "Data" / sid / "audio" / f"{sid}_usv_summary_assigned.csv").unlink()
-    proc = snakemake(out, "-n", config=vcl_config(out, stand_in(tmp_path / "python", "write"), "vcl_dry"))
+    proc = snakemake(
+        out, "-n", config=vcl_config(out, stand_in(tmp_path / "python", "write"), "vcl_dry")
+    )
     assert "rule vocalocator_predict:" in proc.stdout
     assert "gpu=1" in proc.stdout.split("rule vocalocator_predict:")[1].split("rule ")[0]
     assert "rule prepare_vocalocator:" in proc.stdout and "rule vocalocator_assign:" in proc.stdout
@@ -138,6 +153,8 @@ def test_vocalocator_ssl_with_a_stand_in(run, tmp_path):
     summ = read_summary(target)
     with h5py.File(audio / "sound_localization" / "dset.h5") as h:
         assert len(h["length_idx"]) == len(summ) + 1
-    want = [None if k % 5 == 2 else ("animal_0" if k % 2 == 0 else "animal_1") for k in range(len(summ))]
+    want = [
+        None if k % 5 == 2 else ("animal_0" if k % 2 == 0 else "animal_1") for k in range(len(summ))
+    ]
     got = [e if isinstance(e, str) else None for e in summ["emitter"]]
     assert got == want

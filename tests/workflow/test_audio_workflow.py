@@ -29,7 +29,9 @@ def audio_run(tmp_path_factory):
 
 def test_crop_indices_equal_truth(audio_run):
     out, sid, truth = audio_run
-    info = json.loads((out / "Data" / sid / "audio" / "audio_triggerbox_sync_info.json").read_text())
+    info = json.loads(
+        (out / "Data" / sid / "audio" / "audio_triggerbox_sync_info.json").read_text()
+    )
     for dev in ("m", "s"):
         crop = truth["audio"]["crop"][dev]
         assert info[dev]["start_first_recorded_frame"] == crop["start_first_recorded_frame"]

@@ -40,7 +40,21 @@ def run(tmp_path_factory):
     write_summary(summary, out / "Data" / sid / "audio" / f"{sid}_usv_summary.csv")
     data = out / "calltype_data"
     args = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
-    assert main(["export-spectrograms", "--simulate", "100", "--dataset-dir", str(data), "--seed", "5", *args]) == 0
+    assert (
+        main(
+            [
+                "export-spectrograms",
+                "--simulate",
+                "100",
+                "--dataset-dir",
+                str(data),
+                "--seed",
+                "5",
+                *args,
+            ]
+        )
+        == 0
+    )
     cfg["stages"] = ["calltypes"]
     cfg["call_types"] = {
         "model_dir": str(out / "calltype_model"),

@@ -11,7 +11,7 @@ from .conftest import snakemake
 
 pytestmark = pytest.mark.slow
 
-STAND_IN = '''#!/usr/bin/env python3
+STAND_IN = """#!/usr/bin/env python3
 import pathlib, sys
 args = sys.argv[1:]
 assert args[0] == "predict", args
@@ -24,7 +24,7 @@ print("stand-in das: predicting", wav)
 if "{mode}" == "write":
     out = wav.with_suffix("").as_posix() + "_annotations.csv"
     open(out, "w").write(",name,start_seconds,stop_seconds\\n0,USV,0.1,0.15\\n1,noise,,0.0\\n")
-'''
+"""
 
 
 def stand_in(path, mode):
@@ -57,7 +57,10 @@ def filtered_session(tmp_path_factory):
 def das_config(cohort, executable, name):
     cfg = yaml.safe_load((cohort / "config.yaml").read_text())
     cfg["stages"] = ["video", "audio", "usv"]
-    cfg["usv_detection"] = {"method": "das", "das": {"executable": str(executable), "model_directory": str(cohort / "das_model")}}
+    cfg["usv_detection"] = {
+        "method": "das",
+        "das": {"executable": str(executable), "model_directory": str(cohort / "das_model")},
+    }
     path = cohort / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -27,7 +27,11 @@ def _copy(cohort3, dst, **ephys):
         section, key = k.split("__")
         cfg.setdefault(section, {})[key] = v
     cfg_path.write_text(yaml.safe_dump(cfg))
-    sids = [r.split("\t")[0] for r in (dst / "sessions.tsv").read_text().splitlines()[1:] if "\texperiment\t" in r]
+    sids = [
+        r.split("\t")[0]
+        for r in (dst / "sessions.tsv").read_text().splitlines()[1:]
+        if "\texperiment\t" in r
+    ]
     return dst, sids
 
 
@@ -52,7 +56,9 @@ def test_ev_sync_equals_truth(run):
     out, sids, truth = run
     for s in sids:
         t = truth[s]
-        ev = json.loads((out / "Data" / s / "ephys" / "imec0" / f"{s}_imec0_ev_sync.json").read_text())
+        ev = json.loads(
+            (out / "Data" / s / "ephys" / "imec0" / f"{s}_imec0_ev_sync.json").read_text()
+        )
         assert ev["passed"] and ev["problem"] is None
         assert ev["tracking_start_end"] == t["ephys"]["tracking_start_end"]
         assert ev["largest_camera_break_duration"] == t["ephys"]["largest_camera_break_duration"]
@@ -62,9 +68,14 @@ def test_ev_sync_equals_truth(run):
         simulated_ms = ((b - a) / t["ephys"]["rate_true"] - n / t["timeline"]["fps"]) * 1000
         assert abs(ev["duration_difference_ms"] - simulated_ms) < 0.1
         word = np.load(out / "Data" / s / "ephys" / "imec0" / f"{s}_imec0_sync_ch_data.npy")
-        raw = np.memmap(t["ephys"]["bin"], dtype=np.int16, mode="r").reshape(-1, t["ephys"]["n_saved_chans"])
+        raw = np.memmap(t["ephys"]["bin"], dtype=np.int16, mode="r").reshape(
+            -1, t["ephys"]["n_saved_chans"]
+        )
         np.testing.assert_array_equal(word, raw[:, -1])
-        np.testing.assert_array_equal(np.load(out / "Data" / s / "ephys" / "imec0" / f"{s}_imec0_frame_onsets.npy"), _onsets(t))
+        np.testing.assert_array_equal(
+            np.load(out / "Data" / s / "ephys" / "imec0" / f"{s}_imec0_frame_onsets.npy"),
+            _onsets(t),
+        )
 
 
 def test_concatenation_and_changepoints(run):
@@ -92,8 +103,12 @@ def test_split_equals_truth(run):
         rate, n = t["ephys"]["rate_true"], t["timeline"]["n_frames_least"]
         on = _onsets(t)
         folder = out / "Data" / s / "ephys" / "imec0" / "cluster_data"
-        man = json.loads((out / "Data" / s / "ephys" / "imec0" / "imec0_cluster_data_manifest.json").read_text())
-        assert sorted(p.name for p in folder.glob("imec*")) == sorted(f["file"] for f in man["files"])
+        man = json.loads(
+            (out / "Data" / s / "ephys" / "imec0" / "imec0_cluster_data_manifest.json").read_text()
+        )
+        assert sorted(p.name for p in folder.glob("imec*")) == sorted(
+            f["file"] for f in man["files"]
+        )
         expected = set()
         for u in sorter["sessions"][i]["units"]:
             x = np.asarray(u["spike_samples"])
@@ -104,7 +119,9 @@ def test_split_equals_truth(run):
             expected.add(name)
             arr = np.load(folder / name)
             np.testing.assert_array_equal(arr[0], (x - a) / rate)
-            np.testing.assert_array_equal(arr[1], np.argmin(np.abs(x[:, None] - on[None, :n]), axis=1))
+            np.testing.assert_array_equal(
+                arr[1], np.argmin(np.abs(x[:, None] - on[None, :n]), axis=1)
+            )
         assert {f["file"] for f in man["files"]} == expected
         n_files += len(expected)
     assert n_files >= 12
@@ -116,7 +133,9 @@ def test_rerun_leaves_json_and_concatenation_unchanged(run):
     cp_before = (d / f"changepoints_info_{DAY}_imec0.json").read_bytes()
     bin_before = (d / f"concatenated_{DAY}_imec0.ap.bin").read_bytes()
     meta_before = (d / f"concatenated_{DAY}_imec0.ap.meta").read_bytes()
-    snakemake(out, "--forcerun", "ephys_concatenate", "ephys_changepoints", config=out / "config.yaml")
+    snakemake(
+        out, "--forcerun", "ephys_concatenate", "ephys_changepoints", config=out / "config.yaml"
+    )
     assert (d / f"changepoints_info_{DAY}_imec0.json").read_bytes() == cp_before
     assert (d / f"concatenated_{DAY}_imec0.ap.bin").read_bytes() == bin_before
     assert (d / f"concatenated_{DAY}_imec0.ap.meta").read_bytes() == meta_before
@@ -144,7 +163,9 @@ def test_failed_check_is_recorded_or_fatal(cohort3, tmp_path):
     snakemake(out, str(manifest), config=out / "config.yaml")
     ev = json.loads((out / "Data" / s / "ephys" / "imec0" / f"{s}_imec0_ev_sync.json").read_text())
     assert not ev["passed"] and "tolerance" in ev["problem"] and ev["duration_difference_ms"] > 12
-    cp = json.loads((out / "EPHYS" / f"{DAY}_imec0" / f"changepoints_info_{DAY}_imec0.json").read_text())
+    cp = json.loads(
+        (out / "EPHYS" / f"{DAY}_imec0" / f"changepoints_info_{DAY}_imec0.json").read_text()
+    )
     assert cp[f"{s}.imec0"]["tracking_start_end"] is None and not cp[f"{s}.imec0"]["ev_sync_passed"]
     man = json.loads(manifest.read_text())
     assert man["files"] == [] and "E/V check" in man["skipped"]
@@ -152,7 +173,9 @@ def test_failed_check_is_recorded_or_fatal(cohort3, tmp_path):
     cfg.setdefault("sync", {})["fail_on_mismatch"] = True
     (out / "config.yaml").write_text(yaml.safe_dump(cfg))
     ev_path = out / "Data" / s / "ephys" / "imec0" / f"{s}_imec0_ev_sync.json"
-    proc = snakemake(out, str(ev_path), "--forcerun", "ev_sync_check", config=out / "config.yaml", check=False)
+    proc = snakemake(
+        out, str(ev_path), "--forcerun", "ev_sync_check", config=out / "config.yaml", check=False
+    )
     assert proc.returncode != 0
     log = (out / "Data" / s / "logs" / f"ev_sync_check_{s}_imec0.log").read_text()
     assert "E/V sync FAILED" in log and "tolerance" in log
@@ -179,7 +202,9 @@ def test_kilosort_rule_and_phase_shift(cohort3, tmp_path, monkeypatch):
     --sdm conda) sorts the concatenation of the phase-shifted copies."""
     import hashlib
 
-    out, sids = _copy(cohort3, tmp_path / "c", ephys__sorting={"run": True}, sync__ev={"apply_phase_shift": True})
+    out, sids = _copy(
+        cohort3, tmp_path / "c", ephys__sorting={"run": True}, sync__ev={"apply_phase_shift": True}
+    )
     ks = out / "EPHYS" / f"{DAY}_imec0" / "kilosort4"
     src = tmp_path / "prepared"
     shutil.move(ks, src)
@@ -189,7 +214,9 @@ def test_kilosort_rule_and_phase_shift(cohort3, tmp_path, monkeypatch):
     (fake / "kilosort.py").write_text(FAKE_KILOSORT)
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    conda = bindir / "conda"  # conda run --no-capture-output -n ENV python -m usvflow.ephys.kilosort ...
+    conda = (
+        bindir / "conda"
+    )  # conda run --no-capture-output -n ENV python -m usvflow.ephys.kilosort ...
     conda.write_text(f'#!/bin/sh\necho "$4" > {tmp_path}/conda_env.txt\nshift 5\n'
                      f'PYTHONPATH="{fake}:$PYTHONPATH" exec {sys.executable} "$@"\n')  # fmt: skip
     conda.chmod(0o755)
@@ -202,22 +229,34 @@ def test_kilosort_rule_and_phase_shift(cohort3, tmp_path, monkeypatch):
     call = json.loads((ks / "call.json").read_text())
     truth = json.loads((out / "truth" / sids[0] / "ground_truth.json").read_text())["ephys"]
     assert call["settings"]["fs"] == truth["rate_true"]  # the calibrated rate
-    assert call["settings"]["n_chan_bin"] == truth["n_saved_chans"] and call["n_chan"] == truth["n_saved_chans"] - 1
+    assert (
+        call["settings"]["n_chan_bin"] == truth["n_saved_chans"]
+        and call["n_chan"] == truth["n_saved_chans"] - 1
+    )
     assert call["settings"]["filename"].endswith(f"concatenated_{DAY}_imec0.ap.bin")
-    man = json.loads((out / "Data" / sids[0] / "ephys" / "imec0" / "imec0_cluster_data_manifest.json").read_text())
+    man = json.loads(
+        (
+            out / "Data" / sids[0] / "ephys" / "imec0" / "imec0_cluster_data_manifest.json"
+        ).read_text()
+    )
     assert man["labels_from"] == "cluster_group.tsv" and man["files"]  # Kilosort's labels
 
     parts = []
     for s in sids:
         t = json.loads((out / "truth" / s / "ground_truth.json").read_text())["ephys"]
         raw = open(t["bin"], "rb").read()
-        sha = [v for v in open(t["meta"]).read().splitlines() if v.startswith("fileSHA1=")][0].split("=")[1]
-        assert hashlib.sha1(raw).hexdigest().upper() == sha  # the raw file is exactly what the simulator wrote
+        sha = [v for v in open(t["meta"]).read().splitlines() if v.startswith("fileSHA1=")][
+            0
+        ].split("=")[1]
+        assert (
+            hashlib.sha1(raw).hexdigest().upper() == sha
+        )  # the raw file is exactly what the simulator wrote
         shifted = out / "Data" / s / "ephys" / "imec0" / f"{s}.imec0.ap_phase_shifted.bin"
         y = np.fromfile(shifted, np.int16).reshape(-1, t["n_saved_chans"])
         x = np.frombuffer(raw, np.int16).reshape(-1, t["n_saved_chans"])
         np.testing.assert_array_equal(y[:, -1], x[:, -1])  # sync word bit-exact
         assert np.any(y[:, 2] != x[:, 2])  # channel 2 is sampled 1/13 sample late: corrected
         parts.append(shifted.read_bytes())
-    assert (out / "EPHYS" / f"{DAY}_imec0" / f"concatenated_{DAY}_imec0.ap.bin").read_bytes() == b"".join(parts)
-
+    assert (
+        out / "EPHYS" / f"{DAY}_imec0" / f"concatenated_{DAY}_imec0.ap.bin"
+    ).read_bytes() == b"".join(parts)

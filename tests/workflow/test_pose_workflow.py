@@ -14,7 +14,7 @@ from .conftest import snakemake
 
 pytestmark = pytest.mark.slow
 
-STAND_IN = '''#!/usr/bin/env python3
+STAND_IN = """#!/usr/bin/env python3
 import shutil, sys
 args = sys.argv[1:]
 assert args[0] == "track", args
@@ -32,7 +32,7 @@ assert video.endswith(".mp4"), video
 print("stand-in sleap-nn: tracking", video)
 if "{mode}" == "write":
     shutil.copy(video.replace(".mp4", ".sim.slp"), out)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,9 @@ def test_waits_for_proofreading(cohort):
     assert f"{exp}: awaiting proofreading" in proc.stderr
     assert "calibrate_cameras" in proc.stdout
     # the calibration session's arena is triangulated; the experiment session is not
-    assert proc.stdout.count("rule triangulate:") == 1 and proc.stdout.count("rule recoordinate:") == 1
+    assert (
+        proc.stdout.count("rule triangulate:") == 1 and proc.stdout.count("rule recoordinate:") == 1
+    )
     # proofread files arrive -> the session is scheduled
     copies = []
     for p in (cohort / "Data" / exp / "video").rglob("*.predictions.slp"):
@@ -81,7 +83,10 @@ def test_waits_for_proofreading(cohort):
     try:
         proc = snakemake(cohort, "-n", config=cohort / "config.yaml")
         assert "awaiting" not in proc.stderr
-        assert proc.stdout.count("rule triangulate:") == 2 and proc.stdout.count("rule slp_to_h5:") == 10
+        assert (
+            proc.stdout.count("rule triangulate:") == 2
+            and proc.stdout.count("rule slp_to_h5:") == 10
+        )
     finally:
         for q in copies:
             q.unlink()
@@ -106,7 +111,11 @@ def _models(tmp_path):
 
 def test_sleap_inference_jobs(cohort, tmp_path):
     _, _, exp = _sessions(cohort)
-    sleap = {"run": True, "executable": str(_stand_in(tmp_path / "sleap-nn", "write")), **_models(tmp_path)}
+    sleap = {
+        "run": True,
+        "executable": str(_stand_in(tmp_path / "sleap-nn", "write")),
+        **_models(tmp_path),
+    }
     cfg = _config(cohort, "sleap", use_unproofread=True, sleap=sleap)
     proc = snakemake(cohort, "-n", config=cfg)
     assert proc.stdout.count("rule sleap_predict:") == 5
@@ -127,10 +136,18 @@ def test_sleap_inference_jobs(cohort, tmp_path):
         log = (cohort / "Data" / exp / "logs").glob("sleap_predict_*.log")
         assert any("stand-in sleap-nn: tracking" in p.read_text() for p in log)
         # a sleap-nn that exits 0 without output fails the job
-        silent = _config(cohort, "silent", use_unproofread=True, sleap={**sleap, "executable": str(_stand_in(tmp_path / "s2", "silent"))})
+        silent = _config(
+            cohort,
+            "silent",
+            use_unproofread=True,
+            sleap={**sleap, "executable": str(_stand_in(tmp_path / "s2", "silent"))},
+        )
         targets[0].unlink()
         proc = snakemake(cohort, str(targets[0]), "--cores", "1", config=silent, check=False)
-        assert proc.returncode != 0 and "sleap-nn exited 0 but wrote no predictions" in proc.stdout + proc.stderr
+        assert (
+            proc.returncode != 0
+            and "sleap-nn exited 0 but wrote no predictions" in proc.stdout + proc.stderr
+        )
     finally:
         for t, data in saved.items():
             t.write_bytes(data)
@@ -144,13 +161,19 @@ def test_full_run_matches_truth(cohort):
     cal_dj = truth[cal]["video"]["date_joint"]
     exp_dj = truth[exp]["video"]["date_joint"]
     cdir = cohort / "Data" / cal / "video" / cal_dj
-    for f in (f"{cal_dj}_calibration.toml", f"{cal_dj}_calibration.metadata.h5", f"{cal_dj}_reprojection_histogram.svg"):
+    for f in (
+        f"{cal_dj}_calibration.toml",
+        f"{cal_dj}_calibration.metadata.h5",
+        f"{cal_dj}_reprojection_histogram.svg",
+    ):
         assert (cdir / f).stat().st_size > 0
     assert (cdir / f"{cal_dj}_reprojection_histogram.svg").read_text().lstrip().startswith("<?xml")
     # calibration from the ChArUco footage recovers the simulated cameras (mm, degrees)
     from usvflow.pose.calibrate import compare_calibrations
 
-    cmp = compare_calibrations(cdir / f"{cal_dj}_calibration.toml", truth[cal]["pose"]["calibration_toml"])
+    cmp = compare_calibrations(
+        cdir / f"{cal_dj}_calibration.toml", truth[cal]["pose"]["calibration_toml"]
+    )
     assert max(cmp["position"].values()) < 2.0, cmp
     assert max(cmp["orientation_deg"].values()) < 0.2, cmp
     arena = np.array(truth[cal]["pose"]["arena"]["points_arena_m"])

@@ -48,7 +48,9 @@ def _truth_ms(truth, k, delay, dev="m"):
     tl = truth["timeline"]
     toff = np.asarray(tl["led_on_s"])[k] + tl["led_high_s"]
     first, fps = tl["first_frame_s"], tl["fps"]
-    start = truth["audio"]["crop"]["m"]["start_first_recorded_frame"]  # m: exact clock, the time base
+    start = truth["audio"]["crop"]["m"][
+        "start_first_recorded_frame"
+    ]  # m: exact clock, the time base
     ka = np.ceil((toff + delay) * 250000 - 1e-9) - start
     kv = np.ceil((toff - first) * fps - 1e-9)
     return ka / 250.0 - (kv - 0.5) / fps * 1000
@@ -115,7 +117,9 @@ def test_fail_on_mismatch_fails_the_gate_rule(sync_run):
     assert not (sync1 / f"{sids[1]}_av_sync.passed").exists()
     assert (sync1 / f"{sids[1]}_av_sync.json").is_file()  # the verdict and the figure stay
     assert (sync1 / f"{sids[1]}_summary.svg").is_file()
-    assert "jumps by" in (out / "Data" / sids[1] / "logs" / f"av_sync_gate_{sids[1]}.log").read_text()
+    assert (
+        "jumps by" in (out / "Data" / sids[1] / "logs" / f"av_sync_gate_{sids[1]}.log").read_text()
+    )
 
 
 def test_a_minute_of_ipis_recovers_the_raw_offset(tmp_path_factory):

@@ -142,12 +142,20 @@ def test_output_root_mirrors_products_and_leaves_sessions_untouched(cohort_copy,
     # one experiment session (and the calibration session it refers to) is enough
     sheet = cohort_copy / "sessions.tsv"
     lines = sheet.read_text().splitlines()
-    sheet.write_text("\n".join([lines[0]] + [line for line in lines[1:] if line.startswith(exp[0]) or "\tcalibration\t" in line]) + "\n")
+    sheet.write_text(
+        "\n".join(
+            [lines[0]]
+            + [line for line in lines[1:] if line.startswith(exp[0]) or "\tcalibration\t" in line]
+        )
+        + "\n"
+    )
     path = cohort_copy / "mirror.yaml"
     path.write_text(yaml.safe_dump(cfg))
     before = snapshot(cohort_copy / "Data")
     snakemake(cohort_copy, config=path)
-    assert snapshot(cohort_copy / "Data") == before, "session folder changed although output_root is set"
+    assert snapshot(cohort_copy / "Data") == before, (
+        "session folder changed although output_root is set"
+    )
     dj = truth(cohort_copy, exp[0])["video"]["date_joint"]
     assert (mirror / exp[0] / "video" / f"{dj}_camera_frame_count_dict.json").is_file()
     assert len(list((mirror / exp[0] / "video" / dj).glob("*/*.mp4"))) == 5

@@ -14,7 +14,11 @@ summ = read_summary(snakemake.input.summary)
 mm = open_memmap_reader(snakemake.input.mmap)
 sr = parse_memmap_name(snakemake.input.mmap)["sample_rate"]
 fps = float(read_json(snakemake.input.frame_counts)["median_empirical_camera_sr"])
-geo = arena_geometry(snakemake.input.arena, mm.shape[1], snakemake.config["assignment"]["builtin"]["mic_node_pattern"])
+geo = arena_geometry(
+    snakemake.input.arena,
+    mm.shape[1],
+    snakemake.config["assignment"]["builtin"]["mic_node_pattern"],
+)
 dims = np.ptp(geo["corners_xy"], axis=0)
 tr = read_metric_tracks(snakemake.input.tracks)
 try:

@@ -37,7 +37,9 @@ else:
 tr["file"].close()
 bad = (a >= len(names)) | (a < -1)
 if bad.any():
-    raise InputError(snakemake.input.predictions, f"assignment {a[bad][0]} for {len(names)} tracks {names}")
+    raise InputError(
+        snakemake.input.predictions, f"assignment {a[bad][0]} for {len(names)} tracks {names}"
+    )
 summ["emitter"] = np.array([names[k] if k >= 0 else None for k in a], dtype=object)
 write_summary(summ, snakemake.output[0])
 log.info("%d of %d USVs assigned", int((a >= 0).sum()), len(summ))

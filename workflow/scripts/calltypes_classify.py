@@ -12,4 +12,6 @@ device = resolve_device(snakemake.params.device)
 out = classify_summary(snakemake.input.summary, snakemake.input.spectrograms, model_dir, snakemake.output[0],
                        device=device, expected_classes=snakemake.params.expected_classes,
                        threads=snakemake.threads, min_probability=snakemake.params.min_probability)  # fmt: skip
-log.info("%d USV(s) classified on %s: %s", len(out), device, out["call_type"].value_counts().to_dict())
+log.info(
+    "%d USV(s) classified on %s: %s", len(out), device, out["call_type"].value_counts().to_dict()
+)

@@ -11,5 +11,11 @@ for s in snakemake.params.sessions:
     recs.append(dict(s, ev=None if s["ev"] is None else read_json(s["ev"])))
 cp = changepoints(recs, snakemake.params.calibrated_rates)
 for key, e in cp.items():
-    log.info("%s: samples %s, tracking %s, E/V passed %s", key, e["session_start_end"], e["tracking_start_end"], e["ev_sync_passed"])
+    log.info(
+        "%s: samples %s, tracking %s, E/V passed %s",
+        key,
+        e["session_start_end"],
+        e["tracking_start_end"],
+        e["ev_sync_passed"],
+    )
 write_json(snakemake.output[0], cp)

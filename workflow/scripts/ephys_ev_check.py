@@ -20,16 +20,26 @@ res = ev_sync_check(
     tolerance_ms=ev["npx_ms_divergence_tolerance"],
 )
 if res.passed:
-    log.info("E/V sync passed: e-phys - video = %.3f ms (tolerance %s ms)", res.duration_difference_ms, res.tolerance_ms)
+    log.info(
+        "E/V sync passed: e-phys - video = %.3f ms (tolerance %s ms)",
+        res.duration_difference_ms,
+        res.tolerance_ms,
+    )
 else:
     log.warning("E/V sync FAILED: %s", res.problem)
     if snakemake.params.fail_on_mismatch:
-        raise SystemExit(f"E/V sync of {snakemake.input.bin} failed (sync.fail_on_mismatch): {res.problem}")
+        raise SystemExit(
+            f"E/V sync of {snakemake.input.bin} failed (sync.fail_on_mismatch): {res.problem}"
+        )
 import numpy as np  # noqa: E402
 
 from usvflow.io.atomic import atomic_open  # noqa: E402
 
-onsets = np.zeros(0, dtype=np.int64) if res.frame_onsets is None else np.asarray(res.frame_onsets, dtype=np.int64)
+onsets = (
+    np.zeros(0, dtype=np.int64)
+    if res.frame_onsets is None
+    else np.asarray(res.frame_onsets, dtype=np.int64)
+)
 with atomic_open(snakemake.output.onsets, "wb") as fh:
     np.save(fh, onsets)
 write_json(snakemake.output.json, res.to_dict())

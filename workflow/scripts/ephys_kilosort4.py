@@ -38,7 +38,17 @@ else:
             f"Kilosort4 is not importable here and there is no conda to run env {env!r}: "
             "use --sdm conda (workflow/envs/kilosort.yaml) or install kilosort"
         )
-    cmd = [conda, "run", "--no-capture-output", "-n", env, "python", "-m", "usvflow.ephys.kilosort", *args]
+    cmd = [
+        conda,
+        "run",
+        "--no-capture-output",
+        "-n",
+        env,
+        "python",
+        "-m",
+        "usvflow.ephys.kilosort",
+        *args,
+    ]
     log.info("running %s", " ".join(cmd))
     subprocess.run(cmd, check=True, env=environ, stdout=sys.stderr, stderr=sys.stderr)
 missing = [p for p in snakemake.output if not Path(p).is_file()]

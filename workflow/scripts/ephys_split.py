@@ -27,7 +27,9 @@ if entry["tracking_start_end"] is None:
 else:
     import numpy as np
 
-    onsets = np.load(inp.onsets) + (entry["tracking_start_end"][0] - entry["tracking_start_end_in_file"][0])
+    onsets = np.load(inp.onsets) + (
+        entry["tracking_start_end"][0] - entry["tracking_start_end_in_file"][0]
+    )
     censor = int(round(sp["duplicate_censored_period_ms"] * 1e-3 * entry["sample_rate"]))
     manifest = split_session(
         ks_dir,
@@ -48,5 +50,7 @@ if inp.quality:
     from usvflow.ephys.quality import manifest_with_quality, read_quality_table
 
     q = Path(inp.quality)
-    manifest = manifest_with_quality(manifest, read_quality_table(q), q.name, snakemake.params.thresholds)
+    manifest = manifest_with_quality(
+        manifest, read_quality_table(q), q.name, snakemake.params.thresholds
+    )
 write_json(snakemake.output.manifest, manifest)

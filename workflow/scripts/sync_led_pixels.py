@@ -24,4 +24,6 @@ for name, ok in res["refined"].items():
     if not ok:
         log.warning("%s: no flash seen near %s (contrast %.1f); kept the nominal pixel", name,
                     res["nominal_pixels"][name], res["contrast"][name])  # fmt: skip
-log.info("LED pixels %s (nominal %s), %d frames", res["pixels"], res["nominal_pixels"], res["shape"][0])
+log.info(
+    "LED pixels %s (nominal %s), %d frames", res["pixels"], res["nominal_pixels"], res["shape"][0]
+)

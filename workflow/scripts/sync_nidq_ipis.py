@@ -18,4 +18,9 @@ res = nidq_ipis(
     sync_bit=int(cfg["sync_bit"]),
 )
 write_nidq_ipi_data(snakemake.output[0], res)
-log.info("NIDQ: video window samples %d..%d, %d IPIs", res["frame0_sample"], res["end_sample"], len(res["ipi_ms"]))
+log.info(
+    "NIDQ: video window samples %d..%d, %d IPIs",
+    res["frame0_sample"],
+    res["end_sample"],
+    len(res["ipi_ms"]),
+)

@@ -10,4 +10,10 @@ counts = read_json(snakemake.input.counts)
 serial = snakemake.wildcards.serial
 fps = counts[serial][1]
 log.info("re-encoding camera %s at %.6f fps", serial, fps)
-reencode(snakemake.input.video, snakemake.output[0], fps, crf=snakemake.params.crf, preset=snakemake.params.preset)
+reencode(
+    snakemake.input.video,
+    snakemake.output[0],
+    fps,
+    crf=snakemake.params.crf,
+    preset=snakemake.params.preset,
+)

@@ -90,7 +90,9 @@ def level_changes(x: np.ndarray, prev: bool, base: int = 0) -> tuple[np.ndarray,
     return ch[~up] + base, ch[up] + base
 
 
-def iter_bit_edges(blocks: Iterable[np.ndarray], bit: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+def iter_bit_edges(
+    blocks: Iterable[np.ndarray], bit: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
     """Stream the edges of ``bit`` over 1-D integer (or boolean) blocks: per non-empty block
     ``(falls, rises, samples so far)``, indices counted from the stream's first sample. A stream that
     starts high has no edge at sample 0."""
@@ -144,7 +146,12 @@ class FramePulses:
 
 
 def find_frame_pulses(
-    source, n_frames: int, *, name: str | os.PathLike | None = None, channel: int = 0, block: int = BLOCK
+    source,
+    n_frames: int,
+    *,
+    name: str | os.PathLike | None = None,
+    channel: int = 0,
+    block: int = BLOCK,
 ) -> FramePulses:
     """Find the video window in a triggerbox LSB stream.
 
@@ -159,12 +166,18 @@ def find_frame_pulses(
     try:
         edges = rising_edges(blocks, max_density=MAX_EDGE_DENSITY)
     except TooManyEdges as exc:
-        raise InputError(name, f"the LSB of the trigger channel is not a pulse train ({exc}): wrong channel?") from None
+        raise InputError(
+            name, f"the LSB of the trigger channel is not a pulse train ({exc}): wrong channel?"
+        ) from None
     if len(edges) == 0:
-        raise InputError(name, "no triggerbox pulses in the LSB of the trigger channel (wrong channel or device?)")
+        raise InputError(
+            name,
+            "no triggerbox pulses in the LSB of the trigger channel (wrong channel or device?)",
+        )
     if len(edges) < 2:
         raise InputError(
-            name, "a single triggerbox pulse in the LSB of the trigger channel; need the frame pulse train"
+            name,
+            "a single triggerbox pulse in the LSB of the trigger channel; need the frame pulse train",
         )
     gaps = np.diff(edges)
     hop = int(np.argmax(gaps)) + 1
@@ -179,7 +192,8 @@ def find_frame_pulses(
     after = len(edges) - hop
     if after < n_frames + 1:
         raise InputError(
-            name, f"fewer pulses than video frames: found {after} after the break, need {n_frames}+1 = {n_frames + 1}"
+            name,
+            f"fewer pulses than video frames: found {after} after the break, need {n_frames}+1 = {n_frames + 1}",
         )
     start = int(edges[hop])
     end = int(edges[hop + n_frames])
@@ -305,12 +319,21 @@ def crop_plans(
     fit, else on the window endpoints (the original's ``linspace(0, X-1, Y)``).
     """
     if trigger_device != "both" and trigger_device not in devices:
-        raise ValueError(f"trigger_device {trigger_device!r} is neither 'both' nor one of {list(devices)}")
+        raise ValueError(
+            f"trigger_device {trigger_device!r} is neither 'both' nor one of {list(devices)}"
+        )
     src = {d: (trigger_device if trigger_device != "both" else d) for d in devices}
     for d in set(src.values()):
-        if d not in info or "start_first_recorded_frame" not in info[d] or "duration_samples" not in info[d]:
+        if (
+            d not in info
+            or "start_first_recorded_frame" not in info[d]
+            or "duration_samples" not in info[d]
+        ):
             raise InputError(name, f"no crop indices of device {d!r}")
-    win = {d: (int(info[s]["start_first_recorded_frame"]), int(info[s]["duration_samples"])) for d, s in src.items()}
+    win = {
+        d: (int(info[s]["start_first_recorded_frame"]), int(info[s]["duration_samples"]))
+        for d, s in src.items()
+    }
     short = min(win, key=lambda k: win[k][1])
     n_out = win[short][1]
     plans = {}
@@ -367,7 +390,10 @@ def crop_channel(in_wav: str | os.PathLike, out_wav: str | os.PathLike, start: i
 def _check_crop_range(info, start: int, n: int) -> None:
     check_same_format([info])
     if start < 0 or start + n > info.frames:
-        raise InputError(info.path, f"holds {info.frames} samples; the crop needs samples {start} to {start + n - 1}")
+        raise InputError(
+            info.path,
+            f"holds {info.frames} samples; the crop needs samples {start} to {start + n - 1}",
+        )
 
 
 def _copy_range(in_wav, writer: WavWriter, start: int, n: int, block: int) -> None:
@@ -449,7 +475,9 @@ class DriftResampler:
             nearest = np.floor(p + 0.5).astype(np.int64)
         return n, u, nearest
 
-    def run(self, read: Callable[[int, int], np.ndarray], write: Callable[[np.ndarray], None]) -> None:
+    def run(
+        self, read: Callable[[int, int], np.ndarray], write: Callable[[np.ndarray], None]
+    ) -> None:
         """Resample the source ``read(a, b)`` (int16 samples ``[a, b)`` relative to the window start,
         any ``a, b``; outside the recording the reader returns zeros) into ``write`` (int16 blocks)."""
         H, deg = self.H, self.degree
@@ -588,7 +616,10 @@ def crop_session(
     """
     original_dir, out_dir = Path(original_dir), Path(out_dir)
     devices = list(devices)
-    inputs = {d: [original_dir / f"{d}_{stamp}_ch{c:02d}.wav" for c in range(1, channels + 1)] for d in devices}
+    inputs = {
+        d: [original_dir / f"{d}_{stamp}_ch{c:02d}.wav" for c in range(1, channels + 1)]
+        for d in devices
+    }
     infos = {}
     for d in devices:
         infos[d] = [wav_info(p) for p in inputs[d]]
@@ -597,7 +628,10 @@ def crop_session(
         n0 = infos[d][0].frames
         for inf in infos[d][1:]:
             if inf.frames != n0:
-                raise InputError(inf.path, f"holds {inf.frames} samples but {Path(infos[d][0].path).name} holds {n0}")
+                raise InputError(
+                    inf.path,
+                    f"holds {inf.frames} samples but {Path(infos[d][0].path).name} holds {n0}",
+                )
     trig = {d: inputs[d][triggerbox_channel - 1] for d in devices}
     entries, onsets = measure_sync(trig, devices, n_frames, video_time, trigger_device)
     plans = crop_plans(entries, devices, trigger_device, onsets=onsets, name=info_json)
@@ -611,7 +645,16 @@ def crop_session(
                 w = out.wav(out_dir / cropped_name(d, stamp, c), rate, frames_hint=plans[d].n_out)
                 if plans[d].resample:
                     p = plans[d]
-                    _resample_into(src, w, p.start, p.n_in, p.n_out, offset=p.offset, step=p.step, **resample_kw)
+                    _resample_into(
+                        src,
+                        w,
+                        p.start,
+                        p.n_in,
+                        p.n_out,
+                        offset=p.offset,
+                        step=p.step,
+                        **resample_kw,
+                    )
                 else:
                     _copy_range(src, w, plans[d].start, plans[d].n_out, BLOCK)
                 w.finish()

@@ -74,7 +74,9 @@ def _kaiser_lowpass(n: int, fc: float, fs: float, beta: float) -> np.ndarray:
     return f * np.sinc(f * t) * np.kaiser(n, beta)
 
 
-def freq_response(taps: np.ndarray, fs: float, n_fft: int = 1 << 18) -> tuple[np.ndarray, np.ndarray]:
+def freq_response(
+    taps: np.ndarray, fs: float, n_fft: int = 1 << 18
+) -> tuple[np.ndarray, np.ndarray]:
     """``(frequencies in Hz, |H| in dB)`` on a grid of ``n_fft/2 + 1`` points."""
     h = np.abs(np.fft.rfft(np.asarray(taps, np.float64), n_fft))
     with np.errstate(divide="ignore"):
@@ -94,14 +96,18 @@ def _stopband_ok(taps, fs, stop_edges, atten_db):
 def _lowpass_or_highpass(fs, fc, atten_db, transition_hz, highpass: bool, num_taps: int | None):
     nyq = fs / 2
     if not 0 < fc < nyq:
-        raise ValueError(f"cut-off {fc} Hz must lie strictly between 0 and {nyq} Hz (sample rate / 2)")
+        raise ValueError(
+            f"cut-off {fc} Hz must lie strictly between 0 and {nyq} Hz (sample rate / 2)"
+        )
     tw = SOX_TRANSITION_FRACTION_OF_NYQUIST * nyq if transition_hz is None else float(transition_hz)
     if tw <= 0:
         raise ValueError("transition width must be > 0")
     beta = kaiser_beta(atten_db)
     n = kaiser_length(atten_db, tw, fs) if num_taps is None else int(num_taps) | 1
     stop = [(0.0, fc - tw / 2)] if highpass else [(fc + tw / 2, nyq)]
-    for _ in range(200):  # lengthen until the measured stop band is deep enough (Kaiser's N is an estimate)
+    for _ in range(
+        200
+    ):  # lengthen until the measured stop band is deep enough (Kaiser's N is an estimate)
         lp = _kaiser_lowpass(n, fc, fs, beta)
         h = -lp
         if highpass:
@@ -114,21 +120,35 @@ def _lowpass_or_highpass(fs, fc, atten_db, transition_hz, highpass: bool, num_ta
     raise RuntimeError("FIR design did not converge")  # pragma: no cover
 
 
-def design_highpass(fs: float, cutoff: float = 30000.0, atten_db: float = DEFAULT_ATTEN_DB,
-                    transition_hz: float | None = None, num_taps: int | None = None) -> np.ndarray:
+def design_highpass(
+    fs: float,
+    cutoff: float = 30000.0,
+    atten_db: float = DEFAULT_ATTEN_DB,
+    transition_hz: float | None = None,
+    num_taps: int | None = None,
+) -> np.ndarray:
     """Linear-phase (type I, odd length) Kaiser-windowed FIR high-pass, SoX ``sinc cutoff-0`` style.
 
     ``transition_hz`` defaults to SoX's 5 % of Nyquist (full width, centred on ``cutoff``). The length
     starts at Kaiser's estimate and grows until the response is at least ``atten_db`` down over
     ``[0, cutoff - transition/2]`` (unless ``num_taps`` fixes it).
     """
-    return _lowpass_or_highpass(float(fs), float(cutoff), float(atten_db), transition_hz, True, num_taps)
+    return _lowpass_or_highpass(
+        float(fs), float(cutoff), float(atten_db), transition_hz, True, num_taps
+    )
 
 
-def design_lowpass(fs: float, cutoff: float, atten_db: float = DEFAULT_ATTEN_DB,
-                   transition_hz: float | None = None, num_taps: int | None = None) -> np.ndarray:
+def design_lowpass(
+    fs: float,
+    cutoff: float,
+    atten_db: float = DEFAULT_ATTEN_DB,
+    transition_hz: float | None = None,
+    num_taps: int | None = None,
+) -> np.ndarray:
     """Linear-phase Kaiser-windowed FIR low-pass (SoX ``sinc -cutoff``)."""
-    return _lowpass_or_highpass(float(fs), float(cutoff), float(atten_db), transition_hz, False, num_taps)
+    return _lowpass_or_highpass(
+        float(fs), float(cutoff), float(atten_db), transition_hz, False, num_taps
+    )
 
 
 def _centre_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -136,12 +156,17 @@ def _centre_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         a, b = b, a
     out = a.copy()
     off = (len(a) - len(b)) // 2
-    out[off: off + len(b)] += b
+    out[off : off + len(b)] += b
     return out
 
 
-def design_sinc(fs: float, hp_hz: float = 0.0, lp_hz: float = 0.0, atten_db: float = DEFAULT_ATTEN_DB,
-                transition_hz: float | None = None) -> np.ndarray:
+def design_sinc(
+    fs: float,
+    hp_hz: float = 0.0,
+    lp_hz: float = 0.0,
+    atten_db: float = DEFAULT_ATTEN_DB,
+    transition_hz: float | None = None,
+) -> np.ndarray:
     """SoX ``sinc hp_hz-lp_hz``: the filter SoX's rules give for these two corner frequencies.
 
     * ``hp_hz > 0, lp_hz <= 0``: high-pass at ``hp_hz``;  ``hp_hz <= 0, lp_hz > 0``: low-pass.
@@ -163,16 +188,25 @@ def design_sinc(fs: float, hp_hz: float = 0.0, lp_hz: float = 0.0, atten_db: flo
     return h
 
 
-def design_bandpass(fs: float, low: float, high: float, atten_db: float = DEFAULT_ATTEN_DB,
-                    transition_hz: float | None = None) -> np.ndarray:
+def design_bandpass(
+    fs: float,
+    low: float,
+    high: float,
+    atten_db: float = DEFAULT_ATTEN_DB,
+    transition_hz: float | None = None,
+) -> np.ndarray:
     """Band-pass ``low .. high`` Hz (SoX ``sinc low-high``)."""
     if not 0 < low < high:
         raise ValueError(f"band-pass needs 0 < low < high, got {low}, {high}")
     return design_sinc(fs, hp_hz=low, lp_hz=high, atten_db=atten_db, transition_hz=transition_hz)
 
 
-def freq_bounds_taps(fs: float, freq_bounds=(0, 30000), atten_db: float = DEFAULT_ATTEN_DB,
-                     transition_hz: float | None = None) -> np.ndarray:
+def freq_bounds_taps(
+    fs: float,
+    freq_bounds=(0, 30000),
+    atten_db: float = DEFAULT_ATTEN_DB,
+    transition_hz: float | None = None,
+) -> np.ndarray:
     """The filter of the original's ``--freq-bounds low high``: SoX ``sinc {high}-{low}``.
 
     ``[0, 30000]`` (default) -> high-pass at 30 kHz; ``[f, 0]`` -> low-pass at ``f``; with both > 0
@@ -210,7 +244,9 @@ def fir_stream(read, n_samples: int, taps, block: int = 1 << 14):
     for a in range(0, n_samples, M):
         b = min(a + M, n_samples)
         seg = read(a - delay, a - delay + nfft).astype(np.float64)
-        y = scipy.fft.irfft(scipy.fft.rfft(seg) * Hf, nfft, overwrite_x=True)[L - 1: L - 1 + (b - a)]
+        y = scipy.fft.irfft(scipy.fft.rfft(seg) * Hf, nfft, overwrite_x=True)[
+            L - 1 : L - 1 + (b - a)
+        ]
         np.rint(y, out=y)
         np.clip(y, -32768, 32767, out=y)
         yield a, y.astype(np.int16)
@@ -221,8 +257,13 @@ def fir_filter_array(x: np.ndarray, taps, block: int = 1 << 14) -> np.ndarray:
     return stream_over_array(x, lambda read, n: fir_stream(read, n, taps, block))
 
 
-def highpass_file(in_wav: str | os.PathLike, out_wav: str | os.PathLike, taps=None,
-                  block: int = 1 << 14, cutoff: float = 30000.0) -> dict:
+def highpass_file(
+    in_wav: str | os.PathLike,
+    out_wav: str | os.PathLike,
+    taps=None,
+    block: int = 1 << 14,
+    cutoff: float = 30000.0,
+) -> dict:
     """Filter a mono int16 WAV with ``taps`` (default: :func:`design_highpass` at the file's rate and
     ``cutoff``) into ``out_wav`` (atomic; same rate and length). Returns ``{"n_samples",
     "sample_rate", "n_taps", "delay_samples"}``."""
@@ -231,5 +272,9 @@ def highpass_file(in_wav: str | os.PathLike, out_wav: str | os.PathLike, taps=No
         with WavWriter(out_wav, r.sample_rate, frames_hint=r.n_samples) as w:
             for _, blk in fir_stream(r.read, r.n_samples, h, block):
                 w.write(blk)
-        return {"n_samples": r.n_samples, "sample_rate": r.sample_rate, "n_taps": len(h),
-                "delay_samples": (len(h) - 1) // 2}
+        return {
+            "n_samples": r.n_samples,
+            "sample_rate": r.sample_rate,
+            "n_taps": len(h),
+            "delay_samples": (len(h) - 1) // 2,
+        }

@@ -58,7 +58,10 @@ class HPSSParams:
 
     n_fft: int = 512
     hop: int = 128
-    kernel: tuple[int, int] = (5, 60)  # (harmonic: frames along time, percussive: bins along frequency)
+    kernel: tuple[int, int] = (
+        5,
+        60,
+    )  # (harmonic: frames along time, percussive: bins along frequency)
     power: float = 4.0
     margin: tuple[float, float] = (4.0, 1.0)
 
@@ -88,8 +91,14 @@ def _params(n_fft, hop, kernel, power, margin) -> HPSSParams:
 # --------------------------------------------------------------------------------------------
 # reference: the original's whole-file librosa pipeline
 # --------------------------------------------------------------------------------------------
-def hpss_array(x: np.ndarray, n_fft: int = 512, hop: int = 128, kernel=(5, 60), power: float = 4.0,
-               margin=(4, 1)) -> np.ndarray:
+def hpss_array(
+    x: np.ndarray,
+    n_fft: int = 512,
+    hop: int = 128,
+    kernel=(5, 60),
+    power: float = 4.0,
+    margin=(4, 1),
+) -> np.ndarray:
     """The original's computation on a whole int16 array via librosa (reference; O(length) memory)."""
     import librosa
 
@@ -97,9 +106,13 @@ def hpss_array(x: np.ndarray, n_fft: int = 512, hop: int = 128, kernel=(5, 60), 
     if xf.size == 0:
         return np.zeros(0, np.int16)
     D = librosa.stft(y=xf, n_fft=n_fft, hop_length=hop)
-    H, _ = librosa.decompose.hpss(S=D, kernel_size=list(kernel) if not np.isscalar(kernel) else kernel,
-                                  power=power, mask=False,
-                                  margin=list(margin) if not np.isscalar(margin) else margin)
+    H, _ = librosa.decompose.hpss(
+        S=D,
+        kernel_size=list(kernel) if not np.isscalar(kernel) else kernel,
+        power=power,
+        mask=False,
+        margin=list(margin) if not np.isscalar(margin) else margin,
+    )
     y = librosa.istft(stft_matrix=H, length=len(xf), win_length=n_fft, hop_length=hop)
     return np.clip(y, -32768, 32767).astype(np.int16)
 
@@ -176,7 +189,9 @@ def _harmonic_row(S, rows, out, win, tmp):
     if win == 1:
         for k in range(K):
             out[k] = S[rows[0], k]
-    elif win == 5:  # min/max network: med5 = med3(e, max(min(a,b), min(c,d)), min(max(a,b), max(c,d)))
+    elif (
+        win == 5
+    ):  # min/max network: med5 = med3(e, max(min(a,b), min(c,d)), min(max(a,b), max(c,d)))
         ra, rb, rc, rd, re = rows[0], rows[1], rows[2], rows[3], rows[4]
         for k in range(K):
             a = S[ra, k]
@@ -257,8 +272,8 @@ def _harmonic_part(D, rows, win_h, win_p, margin, power, split_zeros, H):
                         a = a2 * a2
                         b = b2 * b2
                     else:
-                        a = a ** pw
-                        b = b ** pw
+                        a = a**pw
+                        b = b**pw
                     m = a / (a + b)
             H[f, k] = D[fr, k] * m
 
@@ -325,7 +340,7 @@ def hpss_stream(read, n_samples: int, params: HPSSParams = HPSSParams(), block_f
     T = n_frames(n_samples, hop)
     win64 = scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float64)
     win32 = win64.astype(np.float32)
-    win_sq = win64 ** 2
+    win_sq = win64**2
     split_zeros = p.margin[0] == 1 and p.margin[1] == 1
     offsets = np.arange(-hl, hr + 1)
     step = block_frames * hop
@@ -340,38 +355,67 @@ def hpss_stream(read, n_samples: int, params: HPSSParams = HPSSParams(), block_f
             raise AssertionError("HPSS block halo too small")
         start = e0 * hop - centre
         xs = read(start, (e1 - 1) * hop - centre + n_fft).astype(np.float32)
-        frames = np.lib.stride_tricks.as_strided(xs, shape=(e1 - e0, n_fft), strides=(hop * 4, 4),
-                                                 writeable=False)
+        frames = np.lib.stride_tricks.as_strided(
+            xs, shape=(e1 - e0, n_fft), strides=(hop * 4, 4), writeable=False
+        )
         D = scipy.fft.rfft(frames * win32, axis=-1, overwrite_x=True)
         H = np.empty((h1 - h0, K), np.complex64)
-        _harmonic_part(D, np.ascontiguousarray(rows, dtype=np.int64), win_h, win_p, p.margin[0],
-                       p.power, split_zeros, H)
+        _harmonic_part(
+            D,
+            np.ascontiguousarray(rows, dtype=np.int64),
+            win_h,
+            win_p,
+            p.margin[0],
+            p.power,
+            split_zeros,
+            H,
+        )
         yf = scipy.fft.irfft(H, n=n_fft, axis=-1, overwrite_x=True)
         out = np.empty(b - a, np.int16)
         _overlap_add(yf, win64, win_sq, h0, hop, centre, a, b, out)
         yield a, out
 
 
-def hpss_chunked(x: np.ndarray, params: HPSSParams | None = None, block_frames: int = 2048,
-                 **kw) -> np.ndarray:
+def hpss_chunked(
+    x: np.ndarray, params: HPSSParams | None = None, block_frames: int = 2048, **kw
+) -> np.ndarray:
     """:func:`hpss_stream` over an in-memory int16 array (tests; the file version is hpss_file)."""
-    p = params or _params(kw.pop("n_fft", 512), kw.pop("hop", 128), kw.pop("kernel", (5, 60)),
-                          kw.pop("power", 4.0), kw.pop("margin", (4, 1)))
+    p = params or _params(
+        kw.pop("n_fft", 512),
+        kw.pop("hop", 128),
+        kw.pop("kernel", (5, 60)),
+        kw.pop("power", 4.0),
+        kw.pop("margin", (4, 1)),
+    )
     if kw:
         raise TypeError(f"unexpected arguments {sorted(kw)}")
     return stream_over_array(x, lambda read, n: hpss_stream(read, n, p, block_frames))
 
 
-def hpss_file(in_wav: str | os.PathLike, out_wav: str | os.PathLike, n_fft: int = 512, hop: int = 128,
-              kernel=(5, 60), power: float = 4.0, margin=(4, 1), block_frames: int = 2048) -> dict:
+def hpss_file(
+    in_wav: str | os.PathLike,
+    out_wav: str | os.PathLike,
+    n_fft: int = 512,
+    hop: int = 128,
+    kernel=(5, 60),
+    power: float = 4.0,
+    margin=(4, 1),
+    block_frames: int = 2048,
+) -> dict:
     """Harmonic part of a mono int16 WAV, streamed to ``out_wav`` (atomic; same rate and length).
 
     Returns ``{"n_samples", "sample_rate", "n_frames"}``. InputError (naming the file) for a file
     that is not mono 16-bit PCM or is truncated.
     """
     p = _params(n_fft, hop, kernel, power, margin)
-    with WavReader(in_wav, n_channels=1) as r, WavWriter(out_wav, r.sample_rate, frames_hint=r.n_samples) as w:
+    with (
+        WavReader(in_wav, n_channels=1) as r,
+        WavWriter(out_wav, r.sample_rate, frames_hint=r.n_samples) as w,
+    ):
         for _, blk in hpss_stream(r.read, r.n_samples, p, block_frames):
             w.write(blk)
-        return {"n_samples": r.n_samples, "sample_rate": r.sample_rate,
-                "n_frames": n_frames(r.n_samples, p.hop)}
+        return {
+            "n_samples": r.n_samples,
+            "sample_rate": r.sample_rate,
+            "n_frames": n_frames(r.n_samples, p.hop),
+        }

@@ -79,8 +79,15 @@ def documented_path(path: str | os.PathLike) -> Path:
     return path.with_name(name)
 
 
-def write_memmap(wavs_in_column_order, out_dir: str | os.PathLike, stamp: str, kind: str = "hpss_filtered",
-                 block: int = 1 << 18, order: str = "rows", fixed: bool = False) -> Path:
+def write_memmap(
+    wavs_in_column_order,
+    out_dir: str | os.PathLike,
+    stamp: str,
+    kind: str = "hpss_filtered",
+    block: int = 1 << 18,
+    order: str = "rows",
+    fixed: bool = False,
+) -> Path:
     """Write the mono int16 WAVs as the columns of one memmap; returns its path (the documented
     name; with ``fixed``, the data go to :func:`fixed_memmap_name` and the documented names are
     links to it, see the module docstring).
@@ -104,11 +111,17 @@ def write_memmap(wavs_in_column_order, out_dir: str | os.PathLike, stamp: str, k
         if info.n_channels != 1:
             raise InputError(info.path, f"expected a mono WAV, found {info.n_channels} channels")
         if info.sample_rate != first.sample_rate:
-            raise InputError(info.path, f"sample rate {info.sample_rate} Hz differs from "
-                                        f"{first.sample_rate} Hz of {Path(first.path).name}")
+            raise InputError(
+                info.path,
+                f"sample rate {info.sample_rate} Hz differs from "
+                f"{first.sample_rate} Hz of {Path(first.path).name}",
+            )
         if info.n_samples != first.n_samples:
-            raise InputError(info.path, f"{info.n_samples} samples, but {Path(first.path).name} has "
-                                        f"{first.n_samples} (all channels must have equal length)")
+            raise InputError(
+                info.path,
+                f"{info.n_samples} samples, but {Path(first.path).name} has "
+                f"{first.n_samples} (all channels must have equal length)",
+            )
     names = [channel_name(p) for p in wavs]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -121,21 +134,24 @@ def write_memmap(wavs_in_column_order, out_dir: str | os.PathLike, stamp: str, k
             _write_rows(tmp, wavs, sr, n, block)
         else:
             _write_channels(tmp, wavs, sr, n, block)
-        write_json(sidecar_path(target), {
-            "file": documented.name,
-            "shape": [n, nch],
-            "dtype": "int16",
-            "byte_order": "little",
-            "order": "C (samples x channels, channel-interleaved rows)",
-            "sample_rate": sr,
-            "n_samples": n,
-            "n_channels": nch,
-            "channels": names,
-            "source_files": [p.name for p in wavs],
-            "kind": kind,
-            "stamp": stamp,
-            **({"fixed_name": target.name} if fixed else {}),
-        })
+        write_json(
+            sidecar_path(target),
+            {
+                "file": documented.name,
+                "shape": [n, nch],
+                "dtype": "int16",
+                "byte_order": "little",
+                "order": "C (samples x channels, channel-interleaved rows)",
+                "sample_rate": sr,
+                "n_samples": n,
+                "n_channels": nch,
+                "channels": names,
+                "source_files": [p.name for p in wavs],
+                "kind": kind,
+                "stamp": stamp,
+                **({"fixed_name": target.name} if fixed else {}),
+            },
+        )
     if fixed:
         _publish_documented(target, documented)
     return documented
@@ -184,7 +200,9 @@ def _write_channels(tmp: Path, wavs: list[Path], sr: int, n: int, block: int) ->
             for a in range(0, n, block):
                 b = min(a + block, n)
                 # map only rows [a, b) of the output (np.memmap aligns the offset itself)
-                mm = np.memmap(tmp, dtype="<i2", mode="r+", offset=a * row_bytes, shape=(b - a, nch))
+                mm = np.memmap(
+                    tmp, dtype="<i2", mode="r+", offset=a * row_bytes, shape=(b - a, nch)
+                )
                 mm[:, j] = r.read(a, b)
                 del mm  # unmapped: resident memory stays one block
     with open(tmp, "rb+") as fh:
@@ -204,11 +222,15 @@ def parse_memmap_name(path: str | os.PathLike) -> dict:
         sr, n, nch, dtype = int(tok[-4]), int(tok[-3]), int(tok[-2]), tok[-1]
         np.dtype(dtype)
     except (IndexError, ValueError, TypeError):
-        raise InputError(path, "name does not end in _<sr>_<n_samples>_<n_channels>_<dtype>.mmap") from None
+        raise InputError(
+            path, "name does not end in _<sr>_<n_samples>_<n_channels>_<dtype>.mmap"
+        ) from None
     return {"sample_rate": sr, "n_samples": n, "n_channels": nch, "dtype": dtype}
 
 
-def open_memmap(path: str | os.PathLike, mode: str = "r", require_sidecar: bool = False) -> np.memmap:
+def open_memmap(
+    path: str | os.PathLike, mode: str = "r", require_sidecar: bool = False
+) -> np.memmap:
     """Open a concatenated-audio memmap as ``(n_samples, n_channels)``, cross-checking name, size and
     sidecar (if present, or required).
 
@@ -239,15 +261,20 @@ def _checked_shape(path: Path, require_sidecar: bool) -> tuple[int, int, np.dtyp
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     if size != n * nch * dt.itemsize:
-        raise InputError(path, f"size {size} bytes does not match the name ({n} x {nch} {dt.name} = "
-                               f"{n * nch * dt.itemsize} bytes)")
+        raise InputError(
+            path,
+            f"size {size} bytes does not match the name ({n} x {nch} {dt.name} = "
+            f"{n * nch * dt.itemsize} bytes)",
+        )
     side = sidecar_path(path)
     if side.exists():
         info = read_json(side)
         expect = {"shape": [n, nch], "dtype": dt.name, "sample_rate": meta["sample_rate"]}
         for key, value in expect.items():
             if info.get(key) != value:
-                raise InputError(side, f"{key} {info.get(key)!r} does not match {path.name} ({value!r})")
+                raise InputError(
+                    side, f"{key} {info.get(key)!r} does not match {path.name} ({value!r})"
+                )
         if "channels" in info and len(info["channels"]) != nch:
             raise InputError(side, f"{len(info['channels'])} channel names for {nch} channels")
     elif require_sidecar:

@@ -165,7 +165,9 @@ def wav_info(path: str | os.PathLike) -> WavInfo:
         raise InputError(path, "file not found") from None
     rate, nch, align, offset, subtype, declared, available = _parse_riff(path, size)
     if nch < 1 or align < 1 or rate < 1:
-        raise InputError(path, f"malformed WAV header ({nch} channels, block align {align}, rate {rate} Hz)")
+        raise InputError(
+            path, f"malformed WAV header ({nch} channels, block align {align}, rate {rate} Hz)"
+        )
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile refuses it
@@ -179,7 +181,9 @@ def wav_info(path: str | os.PathLike) -> WavInfo:
             f"truncated WAV: the header claims {declared // align} frames but the file holds only "
             f"{available // align} ({available} of {declared} data bytes)",
         )
-    return WavInfo(str(path), int(rate), int(nch), int(declared // align), subtype, int(offset), int(align))
+    return WavInfo(
+        str(path), int(rate), int(nch), int(declared // align), subtype, int(offset), int(align)
+    )
 
 
 def require_pcm16(info: WavInfo) -> None:
@@ -187,13 +191,16 @@ def require_pcm16(info: WavInfo) -> None:
         raise InputError(info.path, f"sample format {info.subtype}, expected 16-bit PCM")
 
 
-def check_format(info: WavInfo, *, sample_rate: int | None = None, n_channels: int | None = None) -> None:
+def check_format(
+    info: WavInfo, *, sample_rate: int | None = None, n_channels: int | None = None
+) -> None:
     """InputError naming the file if its rate or channel count is not the expected one."""
     if n_channels is not None and info.channels != n_channels:
         raise InputError(info.path, f"expected {n_channels} channel(s), found {info.channels}")
     if sample_rate is not None and info.samplerate != sample_rate:
-        raise InputError(info.path,
-                         f"expected a sample rate of {sample_rate} Hz, found {info.samplerate} Hz")
+        raise InputError(
+            info.path, f"expected a sample rate of {sample_rate} Hz, found {info.samplerate} Hz"
+        )
 
 
 def _read_into(fh, out: np.ndarray, path) -> None:
@@ -222,7 +229,9 @@ def iter_blocks(
     for inf in infos:
         require_pcm16(inf)
         if inf.channels != infos[0].channels:
-            raise InputError(inf.path, f"{inf.channels} channels, but {infos[0].path} has {infos[0].channels}")
+            raise InputError(
+                inf.path, f"{inf.channels} channels, but {infos[0].path} has {infos[0].channels}"
+            )
     total = sum(i.frames for i in infos)
     stop = total if stop is None else min(stop, total)
     nch = infos[0].channels
@@ -256,8 +265,13 @@ class WavReader:
     (InputError naming the file otherwise).
     """
 
-    def __init__(self, path: str | os.PathLike, *, n_channels: int | None = None,
-                 sample_rate: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        n_channels: int | None = None,
+        sample_rate: int | None = None,
+    ):
         self.info = wav_info(path)
         require_pcm16(self.info)
         check_format(self.info, sample_rate=sample_rate, n_channels=n_channels)
@@ -306,8 +320,8 @@ class WavReader:
             out[...] = 0
             return out
         out[: lo - a] = 0
-        out[hi - a:] = 0
-        dest = out[lo - a: hi - a]
+        out[hi - a :] = 0
+        dest = out[lo - a : hi - a]
         self._fh.seek(self.info.data_offset + lo * self.info.block_align)
         _read_into(self._fh, dest.reshape(-1).view(np.uint8), self.path)
         if not np.little_endian:  # pragma: no cover - WAV is little-endian
@@ -349,9 +363,17 @@ class WavWriter:
     #: the most data bytes a RIFF header can count (the RIFF size field holds data + 36)
     MAX_DATA = 0xFFFFFFFF - 36
 
-    def __init__(self, path: str | os.PathLike, samplerate: int | None = None, channels: int | None = None,
-                 atomic: bool = True, *, sample_rate: int | None = None, n_channels: int | None = None,
-                 frames_hint: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        samplerate: int | None = None,
+        channels: int | None = None,
+        atomic: bool = True,
+        *,
+        sample_rate: int | None = None,
+        n_channels: int | None = None,
+        frames_hint: int | None = None,
+    ):
         if samplerate is None:
             samplerate = sample_rate
         elif sample_rate is not None and int(sample_rate) != int(samplerate):
@@ -489,9 +511,16 @@ class OutputSet:
         self._pending.append((tmp, target))
         return tmp
 
-    def wav(self, target: str | os.PathLike, samplerate: int, channels: int = 1,
-            frames_hint: int | None = None) -> WavWriter:
-        w = WavWriter(self.path(target), samplerate, channels, atomic=False, frames_hint=frames_hint)
+    def wav(
+        self,
+        target: str | os.PathLike,
+        samplerate: int,
+        channels: int = 1,
+        frames_hint: int | None = None,
+    ) -> WavWriter:
+        w = WavWriter(
+            self.path(target), samplerate, channels, atomic=False, frames_hint=frames_hint
+        )
         self._writers.append(w)
         return w
 
@@ -581,10 +610,10 @@ def stream_over_array(x, stream) -> np.ndarray:
         buf = np.zeros(hi - lo, np.int16)
         s, e = max(lo, 0), min(hi, n)
         if e > s:
-            buf[s - lo: e - lo] = x[s:e]
+            buf[s - lo : e - lo] = x[s:e]
         return buf
 
     out = np.empty(n, np.int16)
     for a, blk in stream(read, n):
-        out[a: a + len(blk)] = blk
+        out[a : a + len(blk)] = blk
     return out

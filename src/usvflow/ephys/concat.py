@@ -39,7 +39,13 @@ from usvflow.io.spikeglx import (
     write_meta,
 )
 
-__all__ = ["changepoints", "check_group", "concatenate_recordings", "copy_concatenated", "recording_key"]
+__all__ = [
+    "changepoints",
+    "check_group",
+    "concatenate_recordings",
+    "copy_concatenated",
+    "recording_key",
+]
 
 FSYNC = True
 _BLOCK = 64 * 1024 * 1024
@@ -54,7 +60,9 @@ def recording_key(bin_path: str | os.PathLike) -> str:
     return name
 
 
-def check_group(recordings: list[tuple[str | os.PathLike, str | os.PathLike]]) -> list[tuple[SpikeGLXMeta, int]]:
+def check_group(
+    recordings: list[tuple[str | os.PathLike, str | os.PathLike]],
+) -> list[tuple[SpikeGLXMeta, int]]:
     """Parse and check ``[(bin, meta), ...]`` of one probe; return ``[(meta, n_samples), ...]``.
 
     Raises :class:`InputError` for a missing or truncated ``.bin``, one that disagrees with its meta,
@@ -80,7 +88,9 @@ def check_group(recordings: list[tuple[str | os.PathLike, str | os.PathLike]]) -
                     "have the same channels to be concatenated",
                 )
             if meta.type_this != ref.type_this:
-                raise InputError(b, f"stream type {meta.type_this} differs from {ref.type_this} of {rb}")
+                raise InputError(
+                    b, f"stream type {meta.type_this} differs from {ref.type_this} of {rb}"
+                )
         out.append((meta, n))
     return out
 
@@ -179,14 +189,17 @@ def changepoints(recordings: list[dict], calibrated_rates: dict | None = None) -
         tse = ev.get("tracking_start_end") if ev else None
         if ev is not None and ev.get("n_samples") not in (None, n):
             raise InputError(
-                r["bin"], f"has {n} samples but its E/V result says {ev.get('n_samples')}: the E/V check is stale"
+                r["bin"],
+                f"has {n} samples but its E/V result says {ev.get('n_samples')}: the E/V check is stale",
             )
         problem = "session has no video: no E/V check" if ev is None else ev.get("problem")
         out[key] = {
             "session_start_end": [cum, cum + n],
             "tracking_start_end": [tse[0] + cum, tse[1] + cum] if passed else None,
             "tracking_start_end_in_file": list(tse) if passed else None,
-            "largest_camera_break_duration": None if ev is None else ev.get("largest_camera_break_duration"),
+            "largest_camera_break_duration": None
+            if ev is None
+            else ev.get("largest_camera_break_duration"),
             "file_duration_samples": n,
             "sample_rate": calibrated_rate(meta, calibrated_rates or {}),
             "ev_sync_passed": passed,

@@ -65,9 +65,13 @@ def probe_from_meta(meta: SpikeGLXMeta | str | os.PathLike) -> dict:
             xs = [k * 250.0 + c * 32.0 for k, c in zip(ks, cols)]
             ys = [r * 15.0 for r in rows]
     else:
-        raise InputError(meta.path, "neither ~snsGeomMap nor ~snsShankMap: cannot place the channels")
+        raise InputError(
+            meta.path, "neither ~snsGeomMap nor ~snsShankMap: cannot place the channels"
+        )
     if len(xs) < n_ap:
-        raise InputError(meta.path, f"geometry table has {len(xs)} entries for {n_ap} saved AP channels")
+        raise InputError(
+            meta.path, f"geometry table has {len(xs)} entries for {n_ap} saved AP channels"
+        )
     xs, ys, ks = xs[:n_ap], ys[:n_ap], ks[:n_ap]
     return {
         "chanMap": np.arange(n_ap, dtype=np.int32),
@@ -98,8 +102,15 @@ def run_kilosort4(
     results_dir.mkdir(parents=True, exist_ok=True)
     st = dict(KILOSORT_SETTINGS)
     st.update(settings or {})
-    st.update({"n_chan_bin": meta.n_saved_chans, "fs": float(sample_rate), "filename": str(bin_path)})
-    kwargs = {"settings": st, "probe": probe, "results_dir": str(results_dir), "data_dtype": "int16"}
+    st.update(
+        {"n_chan_bin": meta.n_saved_chans, "fs": float(sample_rate), "filename": str(bin_path)}
+    )
+    kwargs = {
+        "settings": st,
+        "probe": probe,
+        "results_dir": str(results_dir),
+        "data_dtype": "int16",
+    }
     if device is not None:
         import torch
 
@@ -114,7 +125,9 @@ def main(argv=None) -> int:
     """``python -m usvflow.ephys.kilosort BIN META RESULTS_DIR RATE``: run in another (conda) env."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m usvflow.ephys.kilosort", description=run_kilosort4.__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m usvflow.ephys.kilosort", description=run_kilosort4.__doc__
+    )
     p.add_argument("bin")
     p.add_argument("meta")
     p.add_argument("results_dir")

@@ -135,9 +135,13 @@ def peak_channels(ks_dir: str | os.PathLike) -> np.ndarray:
     tpl = _load_npy(ks_dir / "templates.npy")
     cmap = np.asarray(_load_npy(ks_dir / "channel_map.npy", mmap=False)).ravel()
     if tpl.ndim != 3:
-        raise InputError(ks_dir / "templates.npy", f"expected (templates, samples, channels), found {tpl.shape}")
+        raise InputError(
+            ks_dir / "templates.npy", f"expected (templates, samples, channels), found {tpl.shape}"
+        )
     if tpl.shape[2] != len(cmap):
-        raise InputError(ks_dir / "channel_map.npy", f"{len(cmap)} channels but templates have {tpl.shape[2]}")
+        raise InputError(
+            ks_dir / "channel_map.npy", f"{len(cmap)} channels but templates have {tpl.shape[2]}"
+        )
     amp = np.abs(np.asarray(tpl, dtype=np.float32)).max(axis=1)
     return cmap[np.argmax(amp, axis=1)].astype(np.int64)
 
@@ -151,13 +155,18 @@ def load_labels(ks_dir: str | os.PathLike) -> tuple[dict[int, tuple[str, int]], 
         idcol = "cluster_id" if "cluster_id" in df.columns else "id" if "id" in df.columns else None
         missing = [c for c in ("group", "ch") if c not in df.columns]
         if idcol is None or missing:
-            raise InputError(info, f"lacks column(s) {(['cluster_id'] if idcol is None else []) + missing} (Phy's cluster_info.tsv)")
+            raise InputError(
+                info,
+                f"lacks column(s) {(['cluster_id'] if idcol is None else []) + missing} (Phy's cluster_info.tsv)",
+            )
         try:
             ids = df[idcol].astype(int)
             chs = df["ch"].astype(int)
         except ValueError as exc:
             raise InputError(info, f"non-integer cluster id or channel ({exc})") from None
-        return {int(c): (str(g).strip(), int(h)) for c, g, h in zip(ids, df["group"], chs)}, info.name
+        return {
+            int(c): (str(g).strip(), int(h)) for c, g, h in zip(ids, df["group"], chs)
+        }, info.name
     for name in ("cluster_group.tsv", "cluster_KSLabel.tsv"):
         p = ks_dir / name
         if not p.is_file():
@@ -177,7 +186,8 @@ def load_labels(ks_dir: str | os.PathLike) -> tuple[dict[int, tuple[str, int]], 
             out[int(c)] = (str(g).strip(), int(peaks[c]))
         return out, name
     raise InputError(
-        ks_dir, "no cluster labels: none of cluster_info.tsv (Phy), cluster_group.tsv, cluster_KSLabel.tsv (Kilosort)"
+        ks_dir,
+        "no cluster labels: none of cluster_info.tsv (Phy), cluster_group.tsv, cluster_KSLabel.tsv (Kilosort)",
     )
 
 
@@ -191,11 +201,19 @@ def load_spikes(ks_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if clus.ndim == 2 and clus.shape[1] == 1:
         clus = clus[:, 0]
     if times.ndim != 1 or clus.ndim != 1:
-        raise InputError(ks_dir, f"spike_times {times.shape} / spike_clusters {clus.shape} are not 1-D")
+        raise InputError(
+            ks_dir, f"spike_times {times.shape} / spike_clusters {clus.shape} are not 1-D"
+        )
     if len(times) != len(clus):
-        raise InputError(ks_dir / "spike_clusters.npy", f"{len(clus)} entries but spike_times.npy has {len(times)}")
+        raise InputError(
+            ks_dir / "spike_clusters.npy",
+            f"{len(clus)} entries but spike_times.npy has {len(times)}",
+        )
     if not (np.issubdtype(times.dtype, np.integer) and np.issubdtype(clus.dtype, np.integer)):
-        raise InputError(ks_dir, f"spike_times ({times.dtype}) and spike_clusters ({clus.dtype}) must be integers")
+        raise InputError(
+            ks_dir,
+            f"spike_times ({times.dtype}) and spike_clusters ({clus.dtype}) must be integers",
+        )
     step = 1 << 22
     prev = None
     for a in range(0, len(times), step):
@@ -234,7 +252,9 @@ def split_session(
     if not (0 <= start < end):
         raise InputError(None, f"bad tracking window {window}")
     if not (sample_rate > 0 and esr > 0 and n_frames >= 1):
-        raise InputError(None, f"bad rates or frame count: rate={sample_rate}, esr={esr}, frames={n_frames}")
+        raise InputError(
+            None, f"bad rates or frame count: rate={sample_rate}, esr={esr}, frames={n_frames}"
+        )
     if frame_onsets is not None:
         frame_onsets = np.asarray(frame_onsets, dtype=np.int64)
         if len(frame_onsets) != n_frames + 1 or frame_onsets[0] != start or frame_onsets[-1] != end:
@@ -260,7 +280,10 @@ def split_session(
     )
     unknown = sorted(set(spikes) - set(labels))
     if unknown:
-        raise InputError(ks_dir, f"spike_clusters has cluster(s) {unknown[:10]} without a label in {label_source}")
+        raise InputError(
+            ks_dir,
+            f"spike_clusters has cluster(s) {unknown[:10]} without a label in {label_source}",
+        )
 
     files, below, noise, unsorted = [], [], [], []
     arrays = {}
@@ -282,7 +305,15 @@ def split_session(
         frames[frames >= n_frames] = n_frames - 1
         name = f"{probe}_cl{cid:04d}_ch{ch:03d}_{label}.npy"
         arrays[name] = np.vstack((sec, frames)).astype(np.float64)
-        files.append({"file": name, "cluster_id": cid, "channel": ch, "label": label, "n_spikes": int(len(st))})
+        files.append(
+            {
+                "file": name,
+                "cluster_id": cid,
+                "channel": ch,
+                "label": label,
+                "n_spikes": int(len(st)),
+            }
+        )
 
     # Replace out_dir as a whole: write a sibling temporary folder, then swap.
     out_dir.parent.mkdir(parents=True, exist_ok=True)

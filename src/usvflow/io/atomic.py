@@ -144,9 +144,7 @@ def read_text(path: str | os.PathLike, what: str) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def save_figure(
-    fig, target: str | os.PathLike, fmt: str | None = None, **kwargs
-) -> Path:
+def save_figure(fig, target: str | os.PathLike, fmt: str | None = None, **kwargs) -> Path:
     """Save a matplotlib figure atomically, with the same bytes on every run.
 
     matplotlib writes the creation date into SVG metadata and salts the SVG element ids with a

@@ -113,7 +113,9 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(path, f"a {what} must be a mapping of settings (key: value), got {type(data).__name__}")
+        raise ConfigError(
+            path, f"a {what} must be a mapping of settings (key: value), got {type(data).__name__}"
+        )
     return data
 
 
@@ -147,7 +149,12 @@ def _describe(schema: dict) -> str:
     elif "type" in schema:
         t = schema["type"]
         parts.append(" or ".join(t) if isinstance(t, list) else t)
-    for k, word in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+    for k, word in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
         if k in schema:
             parts.append(f"{word} {schema[k]}")
     if "minItems" in schema and schema.get("minItems") == schema.get("maxItems"):
@@ -180,7 +187,9 @@ def validate_config(config: dict, schema_path: str | os.PathLike, source: str = 
     cfg = copy.deepcopy(dict(config))
     _fill_defaults(cfg, schema)
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), str(list(e.absolute_path))))
+    errors = sorted(
+        validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), str(list(e.absolute_path)))
+    )
     if errors:
         raise ConfigError(source, _message(errors[0], "config"))
     return cfg
@@ -196,8 +205,11 @@ def _check_extra_fields(path: Path) -> None:
     for i, ln in enumerate(lines[1:], start=2):
         extra = [f for f in ln.split("\t")[n:] if f.strip()]
         if extra:
-            raise ConfigError(path, f"row {i}: {n + len(extra)} or more fields for {n} columns "
-                                    f"(extra value {extra[0]!r}); separate columns with one tab")
+            raise ConfigError(
+                path,
+                f"row {i}: {n + len(extra)} or more fields for {n} columns "
+                f"(extra value {extra[0]!r}); separate columns with one tab",
+            )
 
 
 def read_sessions(path: str | os.PathLike, schema_path: str | os.PathLike) -> pd.DataFrame:
@@ -213,14 +225,18 @@ def read_sessions(path: str | os.PathLike, schema_path: str | os.PathLike) -> pd
         # index_col=False: a row with trailing tabs (empty extra fields) is read as the header says
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
-            df = pd.read_csv(path, sep="\t", dtype=str, comment="#", keep_default_na=False, index_col=False)
+            df = pd.read_csv(
+                path, sep="\t", dtype=str, comment="#", keep_default_na=False, index_col=False
+            )
     except Exception as exc:  # pandas raises many types for malformed text
         raise ConfigError(path, f"cannot be read as a tab-separated sheet ({exc})") from None
     schema = load_schema(schema_path)
     known = list(schema["properties"])
     unknown = [c for c in df.columns if c not in known]
     if unknown:
-        raise ConfigError(path, f"unknown column {unknown[0]!r}; expected columns: {', '.join(known)}")
+        raise ConfigError(
+            path, f"unknown column {unknown[0]!r}; expected columns: {', '.join(known)}"
+        )
     validator = jsonschema.Draft202012Validator(schema)
     rows = []
     for i, rec in enumerate(df.to_dict("records"), start=2):  # line 1 is the header
@@ -232,7 +248,9 @@ def read_sessions(path: str | os.PathLike, schema_path: str | os.PathLike) -> pd
             col = ".".join(str(p) for p in e.absolute_path)
             if e.validator == "required":
                 raise ConfigError(path, f"row {i}: {e.message}")
-            raise ConfigError(path, f"row {i}, column {col!r}: got {e.instance!r}; expected {_describe(e.schema)}")
+            raise ConfigError(
+                path, f"row {i}, column {col!r}: got {e.instance!r}; expected {_describe(e.schema)}"
+            )
         folder = Path(rec["folder"]).expanduser()
         rec["folder"] = str((folder if folder.is_absolute() else path.parent / folder).resolve())
         rows.append(rec)
@@ -245,9 +263,15 @@ def read_sessions(path: str | os.PathLike, schema_path: str | os.PathLike) -> pd
     for i, rec in enumerate(rows, start=2):
         cal = rec["calibration_session"]
         if cal and cal not in ids:
-            raise ConfigError(path, f"row {i}, column 'calibration_session': {cal!r} is not a session_id of this sheet")
+            raise ConfigError(
+                path,
+                f"row {i}, column 'calibration_session': {cal!r} is not a session_id of this sheet",
+            )
         if cal and kinds[cal] != "calibration":
-            raise ConfigError(path, f"row {i}, column 'calibration_session': {cal!r} is of kind {kinds[cal]!r}, expected 'calibration'")
+            raise ConfigError(
+                path,
+                f"row {i}, column 'calibration_session': {cal!r} is of kind {kinds[cal]!r}, expected 'calibration'",
+            )
     return out.set_index("session_id", drop=False)
 
 

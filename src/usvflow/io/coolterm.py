@@ -37,7 +37,9 @@ def read_ipis(path: str | os.PathLike) -> np.ndarray:
         if not s:
             continue
         if not s.isascii() or not s.isdigit():
-            raise InputError(path, f"line {lineno}: expected an integer interval in ms, got {s[:60]!r}")
+            raise InputError(
+                path, f"line {lineno}: expected an integer interval in ms, got {s[:60]!r}"
+            )
         values.append(int(s))
     if not values:
         raise InputError(path, f"no inter-pulse intervals after the {HEADER_LINES} header lines")
@@ -52,4 +54,6 @@ def find_coolterm_log(sync_dir: str | os.PathLike) -> Path:
     for p in sorted(sync_dir.iterdir()):
         if "CoolTerm" in p.name and p.is_file():
             return p
-    raise InputError(sync_dir, "no CoolTerm capture file (a name containing 'CoolTerm') in this directory")
+    raise InputError(
+        sync_dir, "no CoolTerm capture file (a name containing 'CoolTerm') in this directory"
+    )

@@ -121,7 +121,9 @@ def _chunks(camera_dir: Path) -> tuple[list[Path], list[Path]]:
             camera_dir, f"mp4 chunk(s) without npz frame metadata: {[mp4[i].name for i in no_npz]}"
         )
     if no_mp4:
-        raise InputError(camera_dir, f"npz frame metadata without mp4 chunk: {[npz[i].name for i in no_mp4]}")
+        raise InputError(
+            camera_dir, f"npz frame metadata without mp4 chunk: {[npz[i].name for i in no_mp4]}"
+        )
     order = sorted(mp4)
     return [mp4[i] for i in order], [npz[i] for i in order]
 
@@ -214,7 +216,11 @@ def camera_dirs(video_dir: str | os.PathLike) -> list[Path]:
     if not video_dir.is_dir():
         raise InputError(video_dir, "video folder not found")
     return sorted(
-        (p for p in video_dir.iterdir() if p.is_dir() and parse_camera_dir_name(p.name) is not None),
+        (
+            p
+            for p in video_dir.iterdir()
+            if p.is_dir() and parse_camera_dir_name(p.name) is not None
+        ),
         key=lambda p: p.name,
     )
 

@@ -79,11 +79,15 @@ class SessionLayout:
         return asdict(self)
 
 
-def _discover_audio(folder: Path, devices: list[str], channels: int, rate: int) -> tuple[dict, str | None]:
+def _discover_audio(
+    folder: Path, devices: list[str], channels: int, rate: int
+) -> tuple[dict, str | None]:
     mc = folder / "audio" / "original_mc"
     if not mc.is_dir():
         return {}, None
-    wavs = sorted(p for p in mc.iterdir() if p.suffix.lower() == ".wav" and not p.name.startswith("."))
+    wavs = sorted(
+        p for p in mc.iterdir() if p.suffix.lower() == ".wav" and not p.name.startswith(".")
+    )
     if not wavs:
         return {}, None
     out: dict[str, AudioDevice] = {}
@@ -92,12 +96,18 @@ def _discover_audio(folder: Path, devices: list[str], channels: int, rate: int) 
         if not m:
             raise InputError(p, "not an Avisoft file name <device>_<YYMMDDHHMMSS>.wav")
         if m["dev"] not in devices:
-            raise InputError(p, f"device {m['dev']!r} is not among the configured audio.devices {devices}")
+            raise InputError(
+                p, f"device {m['dev']!r} is not among the configured audio.devices {devices}"
+            )
         info = wav_info(p)  # InputError naming the file if unreadable or truncated
         if info.samplerate != rate:
-            raise InputError(p, f"sample rate {info.samplerate} Hz, expected {rate} Hz (audio.sample_rate)")
+            raise InputError(
+                p, f"sample rate {info.samplerate} Hz, expected {rate} Hz (audio.sample_rate)"
+            )
         if info.channels != channels:
-            raise InputError(p, f"{info.channels} channels, expected {channels} (audio.channels_per_device)")
+            raise InputError(
+                p, f"{info.channels} channels, expected {channels} (audio.channels_per_device)"
+            )
         if info.subtype != "PCM_16":
             raise InputError(p, f"sample format {info.subtype}, expected 16-bit PCM")
         dev = out.setdefault(m["dev"], AudioDevice([], info.channels, info.samplerate, []))
@@ -105,7 +115,10 @@ def _discover_audio(folder: Path, devices: list[str], channels: int, rate: int) 
         dev.frames.append(int(info.frames))
     missing = [d for d in devices if d not in out]
     if missing:
-        raise InputError(mc, f"no files of audio device(s) {missing} (found {sorted(out)}); every configured device must be present")
+        raise InputError(
+            mc,
+            f"no files of audio device(s) {missing} (found {sorted(out)}); every configured device must be present",
+        )
     first = out[devices[0]].files[0] if devices[0] in out else wavs[0].name
     return out, AVISOFT_RE.match(first)["ts"]
 
@@ -130,13 +143,19 @@ def _discover_video(folder: Path, serials: list[str], ext: str) -> tuple[dict, d
             raise InputError(d, "camera folder has no metadata.yaml (Loopbio store metadata)")
         no_meta = [c for c in chunks if c[: -len(ext) - 1] + ".npz" not in names]
         if no_meta:
-            raise InputError(d / no_meta[0], "video chunk has no frame metadata (.npz with frame_number, frame_time)")
+            raise InputError(
+                d / no_meta[0],
+                "video chunk has no frame metadata (.npz with frame_number, frame_time)",
+            )
         if joint is None:
             joint = stamp.replace("_", "")
         cam = Camera(serial, d.name, chunks, calibration=is_cal)
         target = cal if is_cal else cams
         if serial in target:
-            raise InputError(d, f"a second {'calibration ' if is_cal else ''}folder for camera {serial} (first: {target[serial].folder})")
+            raise InputError(
+                d,
+                f"a second {'calibration ' if is_cal else ''}folder for camera {serial} (first: {target[serial].folder})",
+            )
         target[serial] = cam
     return cams, cal, joint
 

@@ -103,7 +103,9 @@ def _ints(path, meta: dict, key: str, n: int | None = None) -> tuple[int, ...]:
     except KeyError:
         raise InputError(path, f"missing key {key!r}") from None
     except ValueError:
-        raise InputError(path, f"{key}={meta[key]!r} is not a comma-separated list of integers") from None
+        raise InputError(
+            path, f"{key}={meta[key]!r} is not a comma-separated list of integers"
+        ) from None
     if n is not None and len(vals) != n:
         raise InputError(path, f"{key}={meta[key]!r} should have {n} fields")
     return vals
@@ -175,7 +177,9 @@ def meta_from_dict(m: dict, path: str | os.PathLike | None = None) -> SpikeGLXMe
         if "snsMnMaXaDw" in m:
             counts = _ints(path, m, "snsMnMaXaDw", 4)
             if sum(counts) != n_saved:
-                raise InputError(path, f"snsMnMaXaDw={m['snsMnMaXaDw']} does not sum to nSavedChans={n_saved}")
+                raise InputError(
+                    path, f"snsMnMaXaDw={m['snsMnMaXaDw']} does not sum to nSavedChans={n_saved}"
+                )
         n_acquired = n_saved
     else:
         rate_key = "obSampRate" if type_this == "obx" else "imSampRate"
@@ -285,7 +289,9 @@ def n_samples(bin_path: str | os.PathLike, meta: SpikeGLXMeta | str | os.PathLik
     return size // frame
 
 
-def open_bin(bin_path: str | os.PathLike, meta: SpikeGLXMeta | str | os.PathLike, mode: str = "r") -> np.memmap:
+def open_bin(
+    bin_path: str | os.PathLike, meta: SpikeGLXMeta | str | os.PathLike, mode: str = "r"
+) -> np.memmap:
     """Memory-map ``bin_path`` as int16 of shape ``(n_samples, nSavedChans)`` (checked as in :func:`n_samples`)."""
     meta = _as_meta(meta)
     n = n_samples(bin_path, meta)

@@ -749,9 +749,7 @@ def _subject(meta: dict, settings: NwbSettings, animals: list[str] | None):
         kw["age"] = ages.pop()
     elif len(births) == 1:
         try:
-            kw["date_of_birth"] = dt.datetime.fromisoformat(births.pop()).replace(
-                tzinfo=dt.UTC
-            )
+            kw["date_of_birth"] = dt.datetime.fromisoformat(births.pop()).replace(tzinfo=dt.UTC)
         except ValueError:
             pass
     if not kw and settings.subject_age:

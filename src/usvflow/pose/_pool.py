@@ -13,7 +13,11 @@ from concurrent.futures import ProcessPoolExecutor
 @contextlib.contextmanager
 def process_pool(workers: int):
     main = sys.modules.get("__main__")
-    saved = main.__dict__.pop("__file__", None) if main is not None and getattr(main, "__spec__", None) is None else None
+    saved = (
+        main.__dict__.pop("__file__", None)
+        if main is not None and getattr(main, "__spec__", None) is None
+        else None
+    )
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
             yield ex

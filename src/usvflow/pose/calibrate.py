@@ -33,7 +33,9 @@ def make_board(board_xy=(8, 11), square_len=24.0, marker_len_bits=(18.75, 4), di
     bx, by = (int(v) for v in board_xy)
     mlen, bits = float(marker_len_bits[0]), int(marker_len_bits[1])
     if mlen >= square_len:
-        raise ValueError(f"marker length {mlen} must be smaller than the square length {square_len}")
+        raise ValueError(
+            f"marker length {mlen} must be smaller than the square length {square_len}"
+        )
     return CharucoBoard(bx, by, float(square_len), mlen, marker_bits=bits, dict_size=int(dict_size))
 
 
@@ -88,14 +90,19 @@ def calibrate(
     workers = max(1, min(threads, len(names)))
     if workers > 1:
         with process_pool(workers) as ex:
-            results = list(ex.map(detect_video, [videos[n] for n in names], [board_kwargs] * len(names)))
+            results = list(
+                ex.map(detect_video, [videos[n] for n in names], [board_kwargs] * len(names))
+            )
     else:
         results = [detect_video(videos[n], board_kwargs) for n in names]
     all_rows = [r for r, _ in results]
     for n, rows in zip(names, all_rows):
         log.info("camera %s: board in %d frame(s)", n, len(rows))
         if len(rows) < min_boards:
-            raise InputError(videos[n], f"ChArUco board detected in only {len(rows)} frame(s) (need >= {min_boards})")
+            raise InputError(
+                videos[n],
+                f"ChArUco board detected in only {len(rows)} frame(s) (need >= {min_boards})",
+            )
     board = make_board(**board_kwargs)
     cgroup = CameraGroup.from_names(names)
     for cam, (_, size) in zip(cgroup.cameras, results):
@@ -105,7 +112,9 @@ def calibrate(
     with contextlib.redirect_stdout(chatter), seeded_global_numpy(seed):
         # calibrate_rows replaces each camera's rows by rows with board poses (rvec, tvec); it picks
         # boards and cameras with numpy's global generator, seeded here so that reruns are identical
-        error = cgroup.calibrate_rows(rows_posed, board, init_intrinsics=True, init_extrinsics=True, verbose=False)
+        error = cgroup.calibrate_rows(
+            rows_posed, board, init_intrinsics=True, init_extrinsics=True, verbose=False
+        )
     log.debug("aniposelib: %s", chatter.getvalue())
     errors = reprojection_errors(cgroup, board, rows_posed)
     summary = {
@@ -148,12 +157,18 @@ def write_metadata(path, names, all_rows, errors, board_kwargs, summary) -> None
     with atomic_path(Path(path)) as tmp:
         with h5py.File(tmp, "w") as h:
             h.attrs["summary"] = json.dumps(summary)
-            h.attrs["board"] = json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in board_kwargs.items()})
+            h.attrs["board"] = json.dumps(
+                {k: list(v) if isinstance(v, tuple) else v for k, v in board_kwargs.items()}
+            )
             h.create_dataset("reprojection_errors_px", data=errors.astype(np.float64))
             for n, rows in zip(names, all_rows):
                 g = h.create_group(f"detections/{n}")
-                g.create_dataset("frames", data=np.array([r["framenum"] for r in rows], dtype=np.int64))
-                g.create_dataset("n_corners", data=np.array([len(r["ids"]) for r in rows], dtype=np.int32))
+                g.create_dataset(
+                    "frames", data=np.array([r["framenum"] for r in rows], dtype=np.int64)
+                )
+                g.create_dataset(
+                    "n_corners", data=np.array([len(r["ids"]) for r in rows], dtype=np.int32)
+                )
 
 
 def plot_histogram(errors: np.ndarray, path) -> None:
@@ -196,6 +211,12 @@ def compare_calibrations(estimated, truth) -> dict:
     A = U @ Vt
     b = (ct - ce @ A.T).mean(axis=0)
     pos = np.linalg.norm(ce @ A.T + b - ct, axis=1)
-    ang = [np.degrees(np.arccos(np.clip((np.trace(re @ A.T @ rt.T) - 1) / 2, -1, 1))) for re, rt in zip(Re, Rt)]
+    ang = [
+        np.degrees(np.arccos(np.clip((np.trace(re @ A.T @ rt.T) - 1) / 2, -1, 1)))
+        for re, rt in zip(Re, Rt)
+    ]
     names = est.get_names()
-    return {"position": dict(zip(names, pos.tolist())), "orientation_deg": dict(zip(names, map(float, ang)))}
+    return {
+        "position": dict(zip(names, pos.tolist())),
+        "orientation_deg": dict(zip(names, map(float, ang))),
+    }

@@ -50,9 +50,12 @@ def _medfilt(values: np.ndarray, size: int = 7) -> np.ndarray:
     return signal.medfilt(np.pad(values, (pad, pad), mode="reflect"), kernel_size=size)[pad:-pad]
 
 
-def _initial_params(p3ds: np.ndarray, constraints: np.ndarray, constraints_weak: np.ndarray) -> np.ndarray:
+def _initial_params(
+    p3ds: np.ndarray, constraints: np.ndarray, constraints_weak: np.ndarray
+) -> np.ndarray:
     """aniposelib's ``_initialize_params_triangulation``: the points, then the median segment
     lengths (zero or outlying lengths replaced by the median of all)."""
+
     def medians(cons):
         lengths = [np.median(np.linalg.norm(p3ds[:, a] - p3ds[:, b], axis=1)) for a, b in cons]
         return np.array(lengths, dtype=np.float64).reshape(-1)
@@ -125,11 +128,15 @@ def _loss_derivative(e_abs: np.ndarray, loss: str, rp: float) -> np.ndarray:
 
 def _diff_matrix(n: int, order: int) -> sparse.csr_matrix:
     """Sparse (n − order, n) matrix of ``np.diff(x, n=order, axis=0)``."""
-    coef = np.array([(-1) ** (order - k) * comb(order, k) for k in range(order + 1)], dtype=np.float64)
+    coef = np.array(
+        [(-1) ** (order - k) * comb(order, k) for k in range(order + 1)], dtype=np.float64
+    )
     m = n - order
     if m <= 0:
         return sparse.csr_matrix((0, n))
-    return sparse.diags([np.full(m, c) for c in coef], offsets=list(range(order + 1)), shape=(m, n), format="csr")
+    return sparse.diags(
+        [np.full(m, c) for c in coef], offsets=list(range(order + 1)), shape=(m, n), format="csr"
+    )
 
 
 def triangulate_optim(cgroup, points: np.ndarray, constraints=(), constraints_weak=(), scale_smooth=4.0,
@@ -174,14 +181,28 @@ def triangulate_optim(cgroup, points: np.ndarray, constraints=(), constraints_we
     x0 = _initial_params(p3ds_intp, constraints, constraints_weak)
     x0[~np.isfinite(x0)] = 0
     loss = (reproj_error_threshold, reproj_loss, n_deriv_smooth)
-    args = (cams, points, constraints, constraints_weak, smooth, scale_length, scale_length_weak, *loss)
+    args = (
+        cams,
+        points,
+        constraints,
+        constraints_weak,
+        smooth,
+        scale_length,
+        scale_length_weak,
+        *loss,
+    )
 
     n_pts = n_frames * n_joints
     n_3d = n_pts * 3
     n_c, n_w = len(constraints), len(constraints_weak)
     obs = ~np.isnan(flat2d)  # (C, P, 2), x and y missing together
     cam_idx, pt_idx, ax_idx = np.nonzero(obs)  # residual order of errors[~isnan]
-    D = sparse.kron(_diff_matrix(n_frames, n_deriv_smooth), sparse.identity(n_joints * 3), format="csr") * smooth
+    D = (
+        sparse.kron(
+            _diff_matrix(n_frames, n_deriv_smooth), sparse.identity(n_joints * 3), format="csr"
+        )
+        * smooth
+    )
 
     def fun(x):
         return _residuals(x, *args)
@@ -205,7 +226,10 @@ def triangulate_optim(cgroup, points: np.ndarray, constraints=(), constraints_we
         blocks = [sparse.csr_matrix((vals.ravel(), (rows, cols)), shape=(n_r, len(x)))]
         blocks.append(sparse.hstack([D, sparse.csr_matrix((D.shape[0], n_c + n_w))], format="csr"))
         P = p.reshape(n_frames, n_joints, 3)
-        for cons, scale, offset in ((constraints, scale_length, n_3d), (constraints_weak, scale_length_weak, n_3d + n_c)):
+        for cons, scale, offset in (
+            (constraints, scale_length, n_3d),
+            (constraints_weak, scale_length_weak, n_3d + n_c),
+        ):
             if not len(cons):
                 continue
             r, c, v = [], [], []
@@ -214,7 +238,9 @@ def triangulate_optim(cgroup, points: np.ndarray, constraints=(), constraints_we
                 d = P[:, a] - P[:, b]
                 length = np.linalg.norm(d, axis=1)
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    g = np.where(length[:, None] > 0, d / length[:, None], 0.0) * (100.0 * scale / L)
+                    g = np.where(length[:, None] > 0, d / length[:, None], 0.0) * (
+                        100.0 * scale / L
+                    )
                 row = ci * n_frames + np.arange(n_frames)
                 for node, sgn in ((a, 1.0), (b, -1.0)):
                     colb = 3 * (np.arange(n_frames) * n_joints + node)
@@ -229,7 +255,9 @@ def triangulate_optim(cgroup, points: np.ndarray, constraints=(), constraints_we
                                             shape=(len(cons) * n_frames, len(x))))  # fmt: skip
         return sparse.vstack(blocks, format="csr")
 
-    res = optimize.least_squares(fun, x0=x0, jac=jac, loss="linear", ftol=1e-3, method="trf", tr_solver="lsmr")
+    res = optimize.least_squares(
+        fun, x0=x0, jac=jac, loss="linear", ftol=1e-3, method="trf", tr_solver="lsmr"
+    )
     return res.x[:n_3d].reshape(n_frames, n_joints, 3)
 
 

@@ -42,7 +42,9 @@ def _Rx(t):
     return np.array([[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]])
 
 
-def arena_transform(corners: dict[str, np.ndarray], static_reference_len: float = 0.615, path=None) -> dict:
+def arena_transform(
+    corners: dict[str, np.ndarray], static_reference_len: float = 0.615, path=None
+) -> dict:
     """The transform ``{"k", "mid", "R"}`` (``x' = (x·k − mid) @ R``) from the corners N, W, S, E."""
     C = {n: np.asarray(corners[n], dtype=np.float64) for n in CORNERS}
     if any(not np.isfinite(v).all() for v in C.values()):
@@ -106,9 +108,14 @@ def _write(path, tracks, node_names, track_names, attrs: dict, extra: dict | Non
         with h5py.File(tmp, "w") as h:
             d = h.create_dataset("tracks", data=tracks, compression="gzip", compression_opts=1)
             d.attrs["Description"] = "metres in the arena frame (origin arena centre, floor z = 0)"
-            h.create_dataset("node_names", data=np.array([s.encode() for s in node_names], dtype="S"))
+            h.create_dataset(
+                "node_names", data=np.array([s.encode() for s in node_names], dtype="S")
+            )
             if track_names is not None:
-                h.create_dataset("track_names", data=np.array([s.encode() for s in track_names], dtype="S").reshape(-1))
+                h.create_dataset(
+                    "track_names",
+                    data=np.array([s.encode() for s in track_names], dtype="S").reshape(-1),
+                )
             for k, v in (extra or {}).items():
                 h.create_dataset(k, data=v)
             for k, v in attrs.items():
@@ -152,7 +159,9 @@ def recoordinate_animals(points_h5, arena_h5, out, static_reference_len=0.615, t
     n = head["n_frames"]
     names = list(track_names) if track_names else head["track_names"]
     if len(names) != len(head["track_names"]):
-        raise InputError(points_h5, f"{len(head['track_names'])} tracks but {len(names)} subject names {names}")
+        raise InputError(
+            points_h5, f"{len(head['track_names'])} tracks but {len(names)} subject names {names}"
+        )
     with atomic_path(Path(out)) as tmp:
         with h5py.File(tmp, "w") as h, h5py.File(points_h5, "r") as src:
             shape = src["tracks"].shape
@@ -163,8 +172,12 @@ def recoordinate_animals(points_h5, arena_h5, out, static_reference_len=0.615, t
                 x = apply(src["tracks"][s : s + chunk], T)
                 x[..., 2] = np.where(x[..., 2] < 0, 0.0, x[..., 2])
                 d[s : s + chunk] = x
-            h.create_dataset("node_names", data=np.array([s.encode() for s in head["node_names"]], dtype="S"))
-            h.create_dataset("track_names", data=np.array([s.encode() for s in names], dtype="S").reshape(-1))
+            h.create_dataset(
+                "node_names", data=np.array([s.encode() for s in head["node_names"]], dtype="S")
+            )
+            h.create_dataset(
+                "track_names", data=np.array([s.encode() for s in names], dtype="S").reshape(-1)
+            )
             h.create_dataset("experimental_code", data=str(experimental_code))
             h.create_dataset("recording_frame_rate", data=float(frame_rate))
             for k, v in transform_attrs(T).items():

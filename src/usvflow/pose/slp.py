@@ -33,7 +33,9 @@ def load_slp(path, lazy: bool = False):
     try:
         return sio.load_slp(str(path), open_videos=False, lazy=lazy)
     except Exception as exc:  # sleap-io raises many kinds on corrupt files
-        raise InputError(path, f"not a readable SLEAP .slp file ({type(exc).__name__}: {exc})") from None
+        raise InputError(
+            path, f"not a readable SLEAP .slp file ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _check_labels(labels, path) -> None:
@@ -50,7 +52,9 @@ def _names_of(labels) -> dict:
         "node_names": [n.name for n in skel.nodes],
         "track_names": [t.name for t in labels.tracks] if tracked else [],
         "edge_names": [(e.source.name, e.destination.name) for e in skel.edges],
-        "edge_inds": [(skel.nodes.index(e.source), skel.nodes.index(e.destination)) for e in skel.edges],
+        "edge_inds": [
+            (skel.nodes.index(e.source), skel.nodes.index(e.destination)) for e in skel.edges
+        ],
         "video_path": str(labels.videos[0].filename),
     }
 
@@ -164,8 +168,12 @@ def _lazy_arrays(store, tracked: bool):
         for i in np.flatnonzero(counts):
             a, b = starts[i], starts[i + 1]
             rr = [
-                {"track": int(x["track"]), "from_predicted": int(x["from_predicted"]),
-                 "instance_id": int(x["instance_id"]), "j": a + j}
+                {
+                    "track": int(x["track"]),
+                    "from_predicted": int(x["from_predicted"]),
+                    "instance_id": int(x["instance_id"]),
+                    "j": a + j,
+                }
                 for j, x in enumerate(r[a:b])
             ]
             us = [x for x, u in zip(rr, user[a:b]) if u]
@@ -190,7 +198,9 @@ def _tracked_points(store, r, fidx, user, n_nodes: int):
         return None
     n_frames = int(fidx.max()) + 1 if len(fidx) else 0
     tables = ((store.pred_points_data, 0), (store.points_data, 0))
-    return _fill_tracked(r, fidx, user, n_nodes, len(store.tracks), store.format_id, tables, 0, n_frames)
+    return _fill_tracked(
+        r, fidx, user, n_nodes, len(store.tracks), store.format_id, tables, 0, n_frames
+    )
 
 
 def _fill_tracked(r, fidx, user, n_nodes, n_tracks, format_id, tables, frame0, n_frames):
@@ -303,7 +313,9 @@ class _StreamedSlp:
                 tables.append((self.h[name][p0:p1], p0))
             else:
                 tables.append((None, 0))
-        arr = _fill_tracked(r, fidx, user, self.n_nodes, self.n_tracks, self.format_id, tables, s0, m)
+        arr = _fill_tracked(
+            r, fidx, user, self.n_nodes, self.n_tracks, self.format_id, tables, s0, m
+        )
         inst, trk = _scores(r, fidx, user, self.n_tracks, s0, m)
         return arr, inst, trk
 
@@ -318,7 +330,9 @@ class _InMemorySlp:
         a = slp_arrays(load_slp(path, lazy=True), path)
         self.a = a
         self.n_have, self.n_tracks, self.n_nodes = a["points"].shape[:3]
-        self.names = {k: a[k] for k in ("node_names", "track_names", "edge_names", "edge_inds", "video_path")}
+        self.names = {
+            k: a[k] for k in ("node_names", "track_names", "edge_names", "edge_inds", "video_path")
+        }
 
     def block(self, s0: int, s1: int):
         a = self.a
@@ -376,7 +390,9 @@ def _write_analysis(src, slp, out, n_frames) -> dict:
                 ("tracking_scores", (n_tracks, n), ["track", "frame"]),
             ):
                 chunks = shape[:-1] + (fb,) if n and n_tracks and n_nodes else None
-                sets[name] = h.create_dataset(name, shape=shape, dtype=np.float64, chunks=chunks, **kw)
+                sets[name] = h.create_dataset(
+                    name, shape=shape, dtype=np.float64, chunks=chunks, **kw
+                )
                 sets[name].attrs["dims"] = json.dumps(dims)
             occ_chunks = (fb, n_tracks) if n and n_tracks else None
             occ = h.create_dataset(
@@ -400,13 +416,21 @@ def _write_analysis(src, slp, out, n_frames) -> dict:
                 occ[s0:s1] = o.astype(np.uint8)
                 labelled += int(o.any(axis=1).sum())
                 visible += int(np.isfinite(p[..., 0]).sum())
-            h.create_dataset("node_names", data=np.array([s.encode() for s in names["node_names"]], dtype="S"))
+            h.create_dataset(
+                "node_names", data=np.array([s.encode() for s in names["node_names"]], dtype="S")
+            )
             # untracked files: track_<i> per instance slot, as sleap-io writes them (and reads them back)
             tnames = names["track_names"] or [f"track_{i}" for i in range(n_tracks)]
-            h.create_dataset("track_names", data=np.array([s.encode() for s in tnames], dtype="S").reshape(-1))
-            en = np.array([[s.encode(), t.encode()] for s, t in names["edge_names"]], dtype="S").reshape(-1, 2)
+            h.create_dataset(
+                "track_names", data=np.array([s.encode() for s in tnames], dtype="S").reshape(-1)
+            )
+            en = np.array(
+                [[s.encode(), t.encode()] for s, t in names["edge_names"]], dtype="S"
+            ).reshape(-1, 2)
             h.create_dataset("edge_names", data=en)
-            h.create_dataset("edge_inds", data=np.array(names["edge_inds"], dtype=np.int32).reshape(-1, 2))
+            h.create_dataset(
+                "edge_inds", data=np.array(names["edge_inds"], dtype=np.int32).reshape(-1, 2)
+            )
             h.create_dataset("labels_path", data=str(slp))
             h.create_dataset("video_path", data=names["video_path"])
             h.create_dataset("video_ind", data=np.int32(0))
@@ -450,11 +474,18 @@ def read_analysis_h5(path, frames: slice | None = None) -> dict:
             sc = h["point_scores"][sl] if "point_scores" in h else np.ones(pts.shape[:-1])
         else:  # matlab preset: (track, xy, node, frame)
             if t.ndim != 4 or t.shape[1] != 2 or t.shape[2] != len(nodes):
-                raise InputError(path, f"'tracks' has shape {t.shape}, expected (tracks, 2, {len(nodes)}, frames)")
+                raise InputError(
+                    path,
+                    f"'tracks' has shape {t.shape}, expected (tracks, 2, {len(nodes)}, frames)",
+                )
             n_total = t.shape[3]
             sl = frames or slice(None)
             pts = np.asarray(t[..., sl]).transpose(3, 0, 2, 1)
-            sc = np.asarray(h["point_scores"][..., sl]).transpose(2, 0, 1) if "point_scores" in h else np.ones(pts.shape[:-1])
+            sc = (
+                np.asarray(h["point_scores"][..., sl]).transpose(2, 0, 1)
+                if "point_scores" in h
+                else np.ones(pts.shape[:-1])
+            )
         tracks = _names(h["track_names"]) if "track_names" in h else []
     return {"points": pts.astype(np.float64), "scores": sc.astype(np.float64), "node_names": nodes,
             "track_names": tracks, "n_frames": int(n_total)}  # fmt: skip

@@ -60,7 +60,9 @@ def optim_kwargs(tri: dict, node_names: list[str]) -> dict:
             for v in p:
                 if isinstance(v, str):
                     if v not in node_names:
-                        raise ValueError(f"pose.triangulation.{key}: unknown node {v!r} (nodes: {node_names})")
+                        raise ValueError(
+                            f"pose.triangulation.{key}: unknown node {v!r} (nodes: {node_names})"
+                        )
                     idx.append(node_names.index(v))
                 else:
                     idx.append(int(v))
@@ -106,12 +108,18 @@ def _views(h5_by_camera: dict, calibration, excluded) -> tuple[list[str], dict]:
     names = cg.names() if isinstance(cg, Cameras) else cg.get_names()
     views = [n for n in names if n in h5_by_camera and n not in set(map(str, excluded))]
     if len(views) < 2:
-        raise InputError(calibration, f"fewer than two views to triangulate (calibrated {names}, files for {sorted(h5_by_camera)}, excluded {list(excluded)})")
+        raise InputError(
+            calibration,
+            f"fewer than two views to triangulate (calibrated {names}, files for {sorted(h5_by_camera)}, excluded {list(excluded)})",
+        )
     heads = {v: read_analysis_h5(h5_by_camera[v], frames=slice(0, 0)) for v in views}
     first = heads[views[0]]
     for v in views[1:]:
         if heads[v]["node_names"] != first["node_names"]:
-            raise InputError(h5_by_camera[v], f"node names {heads[v]['node_names']} differ from {h5_by_camera[views[0]]}")
+            raise InputError(
+                h5_by_camera[v],
+                f"node names {heads[v]['node_names']} differ from {h5_by_camera[views[0]]}",
+            )
     return views, heads
 
 
@@ -135,7 +143,11 @@ def _hist_median(hist: np.ndarray) -> float | None:
     if n == 0:
         return None
     k = int(np.searchsorted(np.cumsum(hist), n / 2.0))
-    return float(ERR_BINS[k] + (ERR_BINS[k + 1] - ERR_BINS[k]) / 2) if k < len(ERR_BINS) - 2 else float(ERR_BINS[k])
+    return (
+        float(ERR_BINS[k] + (ERR_BINS[k + 1] - ERR_BINS[k]) / 2)
+        if k < len(ERR_BINS) - 2
+        else float(ERR_BINS[k])
+    )
 
 
 def _project(cg, pts: np.ndarray) -> np.ndarray:
@@ -152,7 +164,9 @@ def _dlt(cg, flat: np.ndarray) -> np.ndarray:
         return cg.triangulate(flat, undistort=True, progress=False)
 
 
-def _sample_frames(start: int, stop: int, n_blocks: int = 20, block: int = 50) -> list[tuple[int, int]]:
+def _sample_frames(
+    start: int, stop: int, n_blocks: int = 20, block: int = 50
+) -> list[tuple[int, int]]:
     """Up to ``n_blocks`` blocks of ``block`` frames spread evenly over [start, stop)."""
     n = stop - start
     if n <= n_blocks * block:
@@ -168,7 +182,10 @@ def screen_views(calibration, views: list[str], files: dict, orders: dict, block
     (``others_without_px``), and the views that stand out (``flagged``, module docstring)."""
     p2d = []
     for v in views:
-        parts = [read_analysis_h5(files[v], frames=slice(a, b))["points"][:, orders[v]] for a, b in blocks]
+        parts = [
+            read_analysis_h5(files[v], frames=slice(a, b))["points"][:, orders[v]]
+            for a, b in blocks
+        ]
         p2d.append(np.concatenate(parts))
     flat = np.stack(p2d).reshape(len(views), -1, 2)  # (C, P, 2)
     cg = _load_group(calibration, views)
@@ -230,7 +247,9 @@ def _chunk_job(args):
             if np.isfinite(pts[..., 0]).sum(axis=0).max(initial=0) < 2:
                 continue
             if arena:
-                res = cg.triangulate(pts.reshape(len(views), -1, 2), undistort=True).reshape(pts.shape[1:3] + (3,))
+                res = cg.triangulate(pts.reshape(len(views), -1, 2), undistort=True).reshape(
+                    pts.shape[1:3] + (3,)
+                )
             else:
                 res = triangulate_optim(cg, pts, **kwargs)
             # points seen by fewer than two views are not triangulable: aniposelib's optimiser still
@@ -278,9 +297,14 @@ def triangulate(
     n_common = min(h["n_frames"] for h in heads.values())
     if arena:
         frames = (0, 1)
-    start, stop = (0, n_common) if frames is None else (int(frames[0]), min(int(frames[1]), n_common))
+    start, stop = (
+        (0, n_common) if frames is None else (int(frames[0]), min(int(frames[1]), n_common))
+    )
     if not 0 <= start < stop:
-        raise InputError(h5_by_camera[views[0]], f"no frames to triangulate in [{start}, {stop}) ({n_common} frames)")
+        raise InputError(
+            h5_by_camera[views[0]],
+            f"no frames to triangulate in [{start}, {stop}) ({n_common} frames)",
+        )
     # without the thresholds (a library call without them) the views are measured, none is flagged
     ratio, min_px = tri.get("view_outlier_ratio"), tri.get("view_outlier_min_px")
     blocks = _sample_frames(start, stop)
@@ -309,22 +333,44 @@ def triangulate(
     for a in range(start, stop, chunk):
         b = min(a + chunk, stop)
         a0, b0 = max(start, a - margin), min(stop, b + margin)
-        jobs.append((str(calibration), views, {v: files[v] for v in views}, orders, a0, a, b, b0, kwargs, arena))
+        jobs.append(
+            (
+                str(calibration),
+                views,
+                {v: files[v] for v in views},
+                orders,
+                a0,
+                a,
+                b,
+                b0,
+                kwargs,
+                arena,
+            )
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     shape = (stop - start, len(track_names) or 1, len(node_names), 3)
     n_done = n_finite = 0
     hists = np.zeros((len(views), len(ERR_BINS) - 1), dtype=np.int64)
     observed = np.zeros(len(views), dtype=np.int64)
-    posed = np.zeros(shape[1], dtype=np.int64)  # frames with a 3D pose (half the nodes or more) per track
+    posed = np.zeros(
+        shape[1], dtype=np.int64
+    )  # frames with a 3D pose (half the nodes or more) per track
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as h:
             d = h.create_dataset("tracks", shape=shape, dtype=np.float64, fillvalue=np.nan,
                                  chunks=(min(shape[0], 1024),) + shape[1:], compression="gzip", compression_opts=1)  # fmt: skip
-            d.attrs["Description"] = "3D points (frames, tracks, nodes, xyz) in the calibration's frame and units"
+            d.attrs["Description"] = (
+                "3D points (frames, tracks, nodes, xyz) in the calibration's frame and units"
+            )
             h.create_dataset("frames", data=np.array([start, stop], dtype=np.int64))
-            h.create_dataset("node_names", data=np.array([s.encode() for s in node_names], dtype="S"))
-            h.create_dataset("track_names", data=np.array([s.encode() for s in track_names], dtype="S").reshape(-1))
+            h.create_dataset(
+                "node_names", data=np.array([s.encode() for s in node_names], dtype="S")
+            )
+            h.create_dataset(
+                "track_names",
+                data=np.array([s.encode() for s in track_names], dtype="S").reshape(-1),
+            )
             h.create_dataset("camera_names", data=np.array([s.encode() for s in views], dtype="S"))
             with contextlib.ExitStack() as stack:
                 if threads > 1 and len(jobs) > 1:
@@ -343,11 +389,17 @@ def triangulate(
     total = n_done * shape[1] * shape[2]
     n_2d = n_done * shape[1] * shape[2]
     qc = {
-        "cameras": {v: {"median_reprojection_error_px": _hist_median(hists[i]),
-                        "missing_fraction": float(1.0 - observed[i] / n_2d) if n_2d else 1.0}
-                    for i, v in enumerate(views)},  # fmt: skip
-        "animals": {t: {"pose_fraction": float(posed[k] / n_done) if n_done else 0.0}
-                    for k, t in enumerate(track_names)},  # fmt: skip
+        "cameras": {
+            v: {
+                "median_reprojection_error_px": _hist_median(hists[i]),
+                "missing_fraction": float(1.0 - observed[i] / n_2d) if n_2d else 1.0,
+            }
+            for i, v in enumerate(views)
+        },  # fmt: skip
+        "animals": {
+            t: {"pose_fraction": float(posed[k] / n_done) if n_done else 0.0}
+            for k, t in enumerate(track_names)
+        },  # fmt: skip
         "flagged_views": flagged,
         "auto_excluded_views": auto_excluded,
         "excluded_views": [v for v in excluded if v in h5_by_camera],
@@ -357,7 +409,9 @@ def triangulate(
     }
     if auto_excluded:
         qc["verdict"] = "camera_excluded"
-        qc["message"] = f"camera(s) {auto_excluded} stood out and were left out; triangulated from {views}"
+        qc["message"] = (
+            f"camera(s) {auto_excluded} stood out and were left out; triangulated from {views}"
+        )
     elif flagged:
         qc["verdict"] = "camera_flagged"
         qc["message"] = (f"camera(s) {flagged} stand out (moved after calibration?): every 3D point is biased;"
@@ -386,7 +440,13 @@ def read_points3d(path, frames: slice | None = None) -> dict:
             raise InputError(path, "has no 'tracks' dataset")
         t = h["tracks"]
         if t.ndim != 4 or t.shape[-1] != 3:
-            raise InputError(path, f"'tracks' has shape {t.shape}, expected (frames, tracks, nodes, 3)")
-        names = lambda k: [v.decode() if isinstance(v, bytes) else str(v) for v in h[k][()]] if k in h else []  # noqa: E731
+            raise InputError(
+                path, f"'tracks' has shape {t.shape}, expected (frames, tracks, nodes, 3)"
+            )
+        names = (
+            lambda k: [v.decode() if isinstance(v, bytes) else str(v) for v in h[k][()]]
+            if k in h
+            else []
+        )  # noqa: E731
         return {"tracks": np.asarray(t[frames or slice(None)], dtype=np.float64), "node_names": names("node_names"),
                 "track_names": names("track_names"), "n_frames": int(t.shape[0])}  # fmt: skip

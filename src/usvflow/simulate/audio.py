@@ -72,7 +72,9 @@ def _device_span(clk: SampleClock, n: int) -> tuple[float, float]:
     return clk.start_s, clk.start_s + n / clk.rate
 
 
-def _directivity(src: np.ndarray, heading: float | None, mics: np.ndarray, axes: np.ndarray) -> np.ndarray:
+def _directivity(
+    src: np.ndarray, heading: float | None, mics: np.ndarray, axes: np.ndarray
+) -> np.ndarray:
     """Mild combined emitter/microphone directivity factor per microphone (0.4–1)."""
     v = mics - src
     v = v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -113,7 +115,9 @@ def _one_pole(fc: float, fs: float) -> tuple[np.ndarray, np.ndarray, float]:
     return np.array([1 - a]), np.array([1.0, -a]), math.sqrt((1 - a) / (1 + a))
 
 
-def _draw_noise(rng: np.random.Generator, fs: float, tone_freqs=(40e3, 31.25e3, 62.5e3, 20e3)) -> list[dict]:
+def _draw_noise(
+    rng: np.random.Generator, fs: float, tone_freqs=(40e3, 31.25e3, 62.5e3, 20e3)
+) -> list[dict]:
     """Noise parameters of the 12 channels of one device."""
     chans = []
     tone_ch = set(rng.choice(N_CHANNELS, size=2, replace=False).tolist())
@@ -144,7 +148,9 @@ class _NoiseStream:
         self.filters = []
         for key in ("rumble", "mid"):
             coefs = [_one_pole(p[f"{key}_fc_hz"], fs) for p in params]
-            scale = np.array([p[f"{key}_rms_lsb"] / c[2] for p, c in zip(params, coefs)], dtype=np.float64)
+            scale = np.array(
+                [p[f"{key}_rms_lsb"] / c[2] for p, c in zip(params, coefs)], dtype=np.float64
+            )
             self.filters.append((coefs, scale, np.zeros((N_CHANNELS, 1))))
         self.white = np.array([p["white_rms_lsb"] for p in params])[:, None]
         self.dc = np.array([p["dc_lsb"] for p in params])[:, None]
@@ -169,7 +175,9 @@ class _NoiseStream:
         k = np.arange(k0, k0 + n, dtype=np.float64)
         for c, p in enumerate(self.params):
             for tone in p["tones"]:
-                out[c] += tone["amp_lsb"] * np.sin(2 * np.pi * tone["freq_hz"] / self.fs * k + tone["phase"])
+                out[c] += tone["amp_lsb"] * np.sin(
+                    2 * np.pi * tone["freq_hz"] / self.fs * k + tone["phase"]
+                )
         return out
 
 
@@ -248,7 +256,11 @@ def write_avisoft(
     session_dir = Path(session_dir)
     if isinstance(start_datetime, str):
         start_datetime = _dt.datetime.fromisoformat(start_datetime)
-    mics = microphone_positions() if mic_positions is None else np.asarray(mic_positions, dtype=np.float64)
+    mics = (
+        microphone_positions()
+        if mic_positions is None
+        else np.asarray(mic_positions, dtype=np.float64)
+    )
     if mics.shape != (2 * MICS_PER_DEVICE, 3):
         raise ValueError(f"mic_positions must be (24, 3), got {mics.shape}")
     axes = microphone_axes(mics)
@@ -310,7 +322,9 @@ def write_avisoft(
             peak = math.exp(rng.uniform(*np.log(amp_range_lsb)))
         gains = peak * rel / rel.max()
         delays = dist / speed_of_sound
-        sources.append(_Source(onset, call.duration_s, gains, delays, functools.partial(waveform, call)))
+        sources.append(
+            _Source(onset, call.duration_s, gains, delays, functools.partial(waveform, call))
+        )
         first_arrival = {}
         for di, d in enumerate(DEVICES):
             sl = slice(di * MICS_PER_DEVICE, (di + 1) * MICS_PER_DEVICE)
@@ -409,7 +423,9 @@ def write_avisoft(
                         b1 = min(f1, b0 + block_n)
                         brng = np.random.default_rng([base_seed, di, block_idx])
                         block_idx += 1
-                        fh.write(_render_block(clk, b0, b1, ranges, sl, stream, brng, noise, timeline).T)
+                        fh.write(
+                            _render_block(clk, b0, b1, ranges, sl, stream, brng, noise, timeline).T
+                        )
                         bar.update((b1 - b0) / clk.nominal_rate)
         bar.close()
         devices_truth[d] = {

@@ -85,7 +85,9 @@ class Call:
         self._dt = dt
         self._slope = np.divide(np.diff(self.knot_f), dt, out=np.zeros_like(dt), where=dt > 0)
         # cycles accumulated at each knot (exact integral of the piecewise-linear contour)
-        self._cycles = np.concatenate([[0.0], np.cumsum(0.5 * (self.knot_f[:-1] + self.knot_f[1:]) * dt)])
+        self._cycles = np.concatenate(
+            [[0.0], np.cumsum(0.5 * (self.knot_f[:-1] + self.knot_f[1:]) * dt)]
+        )
 
     # -- contour -----------------------------------------------------------------------------
     def _segment(self, t: np.ndarray):

@@ -80,7 +80,13 @@ def simulate_session(
     video_stamp = _stamp(start + dt.timedelta(seconds=18))
     tracks = pose.animals(tl) if pose is not None else None  # the same animals call and move
     audio_truth = write_avisoft(
-        folder, tl, rng, start_datetime=start, calls_per_minute=calls_per_minute, tracks=tracks, progress=progress
+        folder,
+        tl,
+        rng,
+        start_datetime=start,
+        calls_per_minute=calls_per_minute,
+        tracks=tracks,
+        progress=progress,
     )
     video_truth = write_loopbio_cameras(
         folder,
@@ -98,7 +104,15 @@ def simulate_session(
     )
     coolterm = write_coolterm_log(folder / "sync", tl, start - dt.timedelta(seconds=30))
     ephys_truth = write_spikeglx(
-        folder, sid, tl, rng, probe="imec0", n_ap=n_ap, headstage_sn=HEADSTAGE_SN, units=units, progress=progress
+        folder,
+        sid,
+        tl,
+        rng,
+        probe="imec0",
+        n_ap=n_ap,
+        headstage_sn=HEADSTAGE_SN,
+        units=units,
+        progress=progress,
     )
     _write_metadata(folder, sid, "E2MF", ["animal_0", "animal_1"])
     truth = {
@@ -170,8 +184,13 @@ def simulate_cohort(
         cal_id = _stamp(start)
         folder = data / cal_id
         cal_truth = write_calibration_cameras(
-            folder, rng, video_stamp=_stamp(start + dt.timedelta(seconds=12)), serials=CAMERA_SERIALS,
-            height=height, width=width, frames=pose_sim.calibration_frames() if pose_sim else None,
+            folder,
+            rng,
+            video_stamp=_stamp(start + dt.timedelta(seconds=12)),
+            serials=CAMERA_SERIALS,
+            height=height,
+            width=width,
+            frames=pose_sim.calibration_frames() if pose_sim else None,
         )
         _write_metadata(folder, cal_id, "", [])
         truths[cal_id] = {"session_id": cal_id, "kind": "calibration", "video": cal_truth}
@@ -183,9 +202,20 @@ def simulate_cohort(
         start = BASE_START + i * SESSION_GAP
         sid = _stamp(start)
         truth = simulate_session(
-            data / sid, sid, start, seconds, rng, units, calls_per_minute, frame_time_jitter_s, pose=pose_sim,
+            data / sid,
+            sid,
+            start,
+            seconds,
+            rng,
+            units,
+            calls_per_minute,
+            frame_time_jitter_s,
+            pose=pose_sim,
             options=session_options[i] if session_options and i < len(session_options) else None,
-            frame_size=(height, width), n_ap=n_ap, progress=progress, workers=workers,
+            frame_size=(height, width),
+            n_ap=n_ap,
+            progress=progress,
+            workers=workers,
         )
         truths[sid] = truth
         group = start.strftime("%Y%m%d")
@@ -230,7 +260,14 @@ def simulate_cohort(
     }
     config = out / "config.yaml"
     with atomic_open(config) as fh:
-        fh.write("# Config of a cohort simulated by `usvflow simulate`; keys not set here take the\n")
+        fh.write(
+            "# Config of a cohort simulated by `usvflow simulate`; keys not set here take the\n"
+        )
         fh.write("# defaults of config/config.yaml (see config/README.md).\n")
         yaml.safe_dump(cfg, fh, sort_keys=False)
-    return {"root": str(out), "config": str(config), "sheet": str(sheet), "sessions": [r[0] for r in rows]}
+    return {
+        "root": str(out),
+        "config": str(config),
+        "sheet": str(sheet),
+        "sessions": [r[0] for r in rows],
+    }

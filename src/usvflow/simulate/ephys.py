@@ -97,7 +97,9 @@ def draw_units(
         tpl = np.zeros((NT, n_ap), dtype=np.float32)
         for c in range(max(0, pc - SPREAD), min(n_ap, pc + SPREAD + 1)):
             tpl[:, c] = amp * w * np.exp(-abs(c - pc) / 1.2)
-        units.append(Unit(id=i, peak_channel=int(pc), template=tpl, rate_hz=float(rng.uniform(*rate_range))))
+        units.append(
+            Unit(id=i, peak_channel=int(pc), template=tpl, rate_hz=float(rng.uniform(*rate_range)))
+        )
     return units
 
 
@@ -294,8 +296,12 @@ def write_spikeglx(
                     x[ia - c0 : ib - c0] += u.template[ia - a : ib - a]
             buf = np.empty((m, n_saved), dtype=np.int16)
             buf[:, :n_ap] = np.clip(np.rint(x), -32768, 32767)
-            sel = slice(np.searchsorted(k_off, c0, side="right"), np.searchsorted(k_on, c1, side="left"))
-            word = clk.pulse_mask(m, on[sel], off[sel], offset=c0).astype(np.uint16) << np.uint16(sync_bit)
+            sel = slice(
+                np.searchsorted(k_off, c0, side="right"), np.searchsorted(k_on, c1, side="left")
+            )
+            word = clk.pulse_mask(m, on[sel], off[sel], offset=c0).astype(np.uint16) << np.uint16(
+                sync_bit
+            )
             if square_wave_bit is not None:
                 k = np.arange(c0, c1)
                 half = (k % int(round(clk.nominal_rate))) < int(round(clk.nominal_rate)) // 2
@@ -308,7 +314,9 @@ def write_spikeglx(
         bar.close()
         fh.flush()
         os.fsync(fh.fileno())
-    meta = np1_meta(session_id, probe, n_ap, n, headstage_sn, probe_sn, first_sample, sha.hexdigest())
+    meta = np1_meta(
+        session_id, probe, n_ap, n, headstage_sn, probe_sn, first_sample, sha.hexdigest()
+    )
     write_meta(meta_path, meta, newline="\r\n")
 
     if spikes_npz is not None:
@@ -334,7 +342,12 @@ def write_spikeglx(
         "n_triggerbox_pulses": int(len(k_on)),
         "spikes_npz": None if spikes_npz is None else str(spikes_npz),
         "units": [
-            {"id": u.id, "peak_channel": u.peak_channel, "rate_hz": u.rate_hz, "spike_samples": st.tolist()}
+            {
+                "id": u.id,
+                "peak_channel": u.peak_channel,
+                "rate_hz": u.rate_hz,
+                "spike_samples": st.tolist(),
+            }
             for u, st in zip(units, trains)
         ],
     }
@@ -404,8 +417,12 @@ def write_sorter_output(
         for u in units:
             d = by_id.get(u.id)
             if d is None or int(d["peak_channel"]) != u.peak_channel:
-                raise ValueError(f"session {len(n_per) - 1}: unit {u.id} missing or on another peak channel")
-        per_session.append({i: np.asarray(d["spike_samples"], dtype=np.int64) for i, d in by_id.items()})
+                raise ValueError(
+                    f"session {len(n_per) - 1}: unit {u.id} missing or on another peak channel"
+                )
+        per_session.append(
+            {i: np.asarray(d["spike_samples"], dtype=np.int64) for i, d in by_id.items()}
+        )
     offsets = np.concatenate([[0], np.cumsum(n_per)[:-1]]).astype(np.int64)
     total = int(sum(n_per))
 
@@ -494,7 +511,11 @@ def write_sorter_output(
     spike_clusters = np.concatenate(clus).astype(np.int32)
     amplitudes = np.concatenate(amps).astype(np.float32)
     order = np.lexsort((spike_clusters, spike_times))
-    spike_times, spike_clusters, amplitudes = spike_times[order], spike_clusters[order], amplitudes[order]
+    spike_times, spike_clusters, amplitudes = (
+        spike_times[order],
+        spike_clusters[order],
+        amplitudes[order],
+    )
 
     ks_dir.mkdir(parents=True, exist_ok=True)
     pos = channel_positions_np1(n_ap)
@@ -503,7 +524,9 @@ def write_sorter_output(
     _save_npy(ks_dir / "spike_templates.npy", spike_clusters.copy())
     _save_npy(ks_dir / "amplitudes.npy", amplitudes)
     _save_npy(ks_dir / "templates.npy", templates)
-    _save_npy(ks_dir / "templates_ind.npy", np.tile(np.arange(n_ap, dtype=np.float32), (n_clusters, 1)))
+    _save_npy(
+        ks_dir / "templates_ind.npy", np.tile(np.arange(n_ap, dtype=np.float32), (n_clusters, 1))
+    )
     _save_npy(ks_dir / "channel_map.npy", np.arange(n_ap, dtype=np.int32))
     _save_npy(ks_dir / "channel_positions.npy", pos)
     _save_npy(ks_dir / "channel_shanks.npy", np.zeros(n_ap, dtype=np.float32))
@@ -524,20 +547,32 @@ def write_sorter_output(
     amp_cl = {}
     for c in clusters_truth:
         cid = c["cluster_id"]
-        contam[cid] = 100.0 if c["label"] == "noise" else round(
-            float(rng.uniform(20, 60) if c["ks_label"] == "mua" else rng.uniform(0, 8)), 1
+        contam[cid] = (
+            100.0
+            if c["label"] == "noise"
+            else round(
+                float(rng.uniform(20, 60) if c["ks_label"] == "mua" else rng.uniform(0, 8)), 1
+            )
         )
         amp_cl[cid] = round(float(np.mean(amplitudes[spike_clusters == cid])) * 10, 1)
-    kslabel = _tsv(["cluster_id", "KSLabel"], [[c["cluster_id"], c["ks_label"]] for c in clusters_truth])
+    kslabel = _tsv(
+        ["cluster_id", "KSLabel"], [[c["cluster_id"], c["ks_label"]] for c in clusters_truth]
+    )
     _write_text(ks_dir / "cluster_KSLabel.tsv", kslabel)
     _write_text(ks_dir / "cluster_group.tsv", kslabel)
     _write_text(
         ks_dir / "cluster_ContamPct.tsv",
-        _tsv(["cluster_id", "ContamPct"], [[c["cluster_id"], contam[c["cluster_id"]]] for c in clusters_truth]),
+        _tsv(
+            ["cluster_id", "ContamPct"],
+            [[c["cluster_id"], contam[c["cluster_id"]]] for c in clusters_truth],
+        ),
     )
     _write_text(
         ks_dir / "cluster_Amplitude.tsv",
-        _tsv(["cluster_id", "Amplitude"], [[c["cluster_id"], amp_cl[c["cluster_id"]]] for c in clusters_truth]),
+        _tsv(
+            ["cluster_id", "Amplitude"],
+            [[c["cluster_id"], amp_cl[c["cluster_id"]]] for c in clusters_truth],
+        ),
     )
     if with_phy:
         dur_s = total / float(sample_rate)
@@ -561,8 +596,19 @@ def write_sorter_output(
                     0,
                 ]
             )
-        header = ["cluster_id", "Amplitude", "ContamPct", "KSLabel", "amp", "ch", "depth", "fr", "group",
-                  "n_spikes", "sh"]
+        header = [
+            "cluster_id",
+            "Amplitude",
+            "ContamPct",
+            "KSLabel",
+            "amp",
+            "ch",
+            "depth",
+            "fr",
+            "group",
+            "n_spikes",
+            "sh",
+        ]
         _write_text(ks_dir / "cluster_info.tsv", _tsv(header, rows))
 
     # Per-session truth (spikes relative to each session file, no duplicates).

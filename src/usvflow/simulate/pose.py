@@ -121,7 +121,10 @@ def skeleton_points(tracks: AnimalTracks, t) -> np.ndarray:
             if name.startswith("Tail"):
                 ang = byaw + sway * (-bx - 0.09) / 0.09
             c, s = np.cos(ang), np.sin(ang)
-            p = np.stack([head[:, 0] + c * bx - s * by, head[:, 1] + s * bx + c * by, head[:, 2] + bz], axis=-1)
+            p = np.stack(
+                [head[:, 0] + c * bx - s * by, head[:, 1] + s * bx + c * by, head[:, 2] + bz],
+                axis=-1,
+            )
             p[:, 2] = np.maximum(p[:, 2], 0.002)
             out[:, a, idx[name]] = p
     return out
@@ -168,7 +171,9 @@ def camera_group(serials):
         # aniposelib's pinhole model: principal point at the image centre, square pixels
         K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
         rvec = cv2.Rodrigues(R)[0].ravel()
-        cams.append(Camera(matrix=K, dist=np.zeros(5), size=(w, h), rvec=rvec, tvec=tvec, name=str(serial)))
+        cams.append(
+            Camera(matrix=K, dist=np.zeros(5), size=(w, h), rvec=rvec, tvec=tvec, name=str(serial))
+        )
     return CameraGroup(cams)
 
 
@@ -214,7 +219,9 @@ def project_camera(cam, pts_lab: np.ndarray) -> np.ndarray:
 def mouse_skeleton():
     import sleap_io as sio
 
-    return sio.Skeleton(nodes=list(MOUSE_SKELETON), edges=[list(e) for e in MOUSE_EDGES], name="mouse")
+    return sio.Skeleton(
+        nodes=list(MOUSE_SKELETON), edges=[list(e) for e in MOUSE_EDGES], name="mouse"
+    )
 
 
 def arena_skeleton():
@@ -262,7 +269,9 @@ def noisy_detections(
     return res
 
 
-def write_slp(path, points: np.ndarray, skeleton, track_names, video_path: str, predicted: bool = True) -> None:
+def write_slp(
+    path, points: np.ndarray, skeleton, track_names, video_path: str, predicted: bool = True
+) -> None:
     """Write a SLEAP ``.slp`` (sleap-io) of ``points`` (n_frames, n_tracks, n_nodes, 3: x, y, score).
 
     ``predicted``: instances are predictions (with scores) as from SLEAP inference; otherwise user
@@ -327,7 +336,9 @@ def _write_predictions_slp(path: Path, points: np.ndarray, skeleton, tracks, vid
     inst_dt = np.dtype([("instance_id", "<i8"), ("instance_type", "u1"), ("frame_id", "<u8"), ("skeleton", "<u4"),
                         ("track", "<i4"), ("from_predicted", "<i8"), ("score", "<f4"), ("point_id_start", "<u8"),
                         ("point_id_end", "<u8"), ("tracking_score", "<f4")])  # fmt: skip
-    pt_dt = np.dtype([("x", "<f8"), ("y", "<f8"), ("visible", "?"), ("complete", "?"), ("score", "<f8")])
+    pt_dt = np.dtype(
+        [("x", "<f8"), ("y", "<f8"), ("visible", "?"), ("complete", "?"), ("score", "<f8")]
+    )
     fr = np.zeros(len(frames_with), frame_dt)
     fr["frame_id"] = np.arange(len(frames_with))
     fr["frame_idx"] = frames_with
@@ -387,7 +398,9 @@ def board_poses(rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, np.n
 
         Rt = cv2.Rodrigues(axis * tilt)[0]
         R = _rot("z", yaw) @ Rt @ R0 / 1000.0  # mm -> m
-        centre = np.array([rng.uniform(-0.17, 0.17), rng.uniform(-0.17, 0.17), rng.uniform(0.03, 0.25)])
+        centre = np.array(
+            [rng.uniform(-0.17, 0.17), rng.uniform(-0.17, 0.17), rng.uniform(0.03, 0.25)]
+        )
         poses.append((R, centre))
     return poses
 
@@ -428,9 +441,13 @@ def render_charuco_frames(cgroup, board, poses, rng: np.random.Generator, size=C
                 H = K @ np.column_stack([Rc[:, 0], Rc[:, 1], tc]) @ S
                 warped = cv2.warpPerspective(img.astype(np.float32), H, (w, h), flags=cv2.INTER_LINEAR,
                                              borderMode=cv2.BORDER_CONSTANT, borderValue=-1)  # fmt: skip
-                mask = cv2.warpPerspective(np.ones_like(img, dtype=np.float32), H, (w, h), flags=cv2.INTER_LINEAR)
+                mask = cv2.warpPerspective(
+                    np.ones_like(img, dtype=np.float32), H, (w, h), flags=cv2.INTER_LINEAR
+                )
                 inside = mask > 0.5
-                frame[inside] = 20 + 0.85 * warped[inside] + rng.normal(0, 2.0, size=int(inside.sum()))
+                frame[inside] = (
+                    20 + 0.85 * warped[inside] + rng.normal(0, 2.0, size=int(inside.sum()))
+                )
             frame = cv2.GaussianBlur(frame, (0, 0), 0.6)  # optics
             frames[ci].append(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
     return frames
@@ -464,7 +481,12 @@ def write_session_pose(
     truth_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(truth_dir / "pose_truth.npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, points3d=pts, node_names=np.array(MOUSE_SKELETON), track_names=np.array(tracks.names))
+            np.savez(
+                fh,
+                points3d=pts,
+                node_names=np.array(MOUSE_SKELETON),
+                track_names=np.array(tracks.names),
+            )
     pts_lab = arena_to_lab_mm(pts)
     del pts
     skel = mouse_skeleton()
@@ -479,7 +501,10 @@ def write_session_pose(
         write_slp(d / f"{serial}-{date_joint}.predictions.slp", det, skel, tracks.names, str(video))
         if proofread:
             write_slp(d / f"{serial}-{date_joint}.slp", det, skel, tracks.names, str(video))
-        files[serial] = {"frames": int(n_frames[serial]), "visible_fraction": float(np.isfinite(det[..., 0]).mean())}
+        files[serial] = {
+            "frames": int(n_frames[serial]),
+            "visible_fraction": float(np.isfinite(det[..., 0]).mean()),
+        }
     return {
         "truth_file": str(truth_dir / "pose_truth.npz"),
         "track_names": list(tracks.names),
@@ -489,7 +514,9 @@ def write_session_pose(
     }
 
 
-def write_arena_labels(session_dir, cgroup, date_joint: str, rng: np.random.Generator, noise_px: float = 0.5) -> dict:
+def write_arena_labels(
+    session_dir, cgroup, date_joint: str, rng: np.random.Generator, noise_px: float = 0.5
+) -> dict:
     """Hand labels of the arena (28 nodes) on frame 0 of every view of the calibration session:
     ``video/<date_joint>/<serial>/<serial>-<date_joint>.slp`` (user instances, untracked)."""
     session_dir = Path(session_dir)
@@ -537,7 +564,9 @@ class PoseSimulator:
 
         ft = timeline.frame_times_s
         starts = [c.start_s for c in timeline.audio.values()] + [float(ft[0])]
-        ends = [c.start_s + timeline.audio_duration_s[d] for d, c in timeline.audio.items()] + [float(ft[-1])]
+        ends = [c.start_s + timeline.audio_duration_s[d] for d, c in timeline.audio.items()] + [
+            float(ft[-1])
+        ]
         return simulate_animals(self.rng, min(starts) - 0.2, max(ends) + 0.2)
 
     def session(self, folder, sid: str, timeline, video_truth: dict, tracks: AnimalTracks) -> dict:

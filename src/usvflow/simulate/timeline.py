@@ -146,7 +146,9 @@ class Timeline:
             "end_last_recorded_frame": end,
             "largest_break_duration": int(gaps.max()),
             "duration_samples": end - start + 1,
-            "frame_onsets": (k[self.first_frame_pulse : self.first_frame_pulse + self.n_frames_least] - start),
+            "frame_onsets": (
+                k[self.first_frame_pulse : self.first_frame_pulse + self.n_frames_least] - start
+            ),
         }
 
     def to_json(self) -> dict:
@@ -163,7 +165,10 @@ class Timeline:
             "ipi_ms": [int(v) for v in self.ipi_ms],
             "led_audio_delay_s": self.led_audio_delay_s,
             "led_on_s": [float(v) for v in self.led_on_s],
-            "audio": {d: asdict(c) | {"duration_s": self.audio_duration_s[d]} for d, c in self.audio.items()},
+            "audio": {
+                d: asdict(c) | {"duration_s": self.audio_duration_s[d]}
+                for d, c in self.audio.items()
+            },
             "ephys": None
             if self.ephys is None
             else asdict(self.ephys) | {"duration_s": self.ephys_duration_s},
@@ -233,7 +238,10 @@ def make_timeline(
         if not audio_jump_s > 0:
             raise ValueError(f"audio_jump_s must be positive, got {audio_jump_s}")
         at = float(first + audio_jump_after_s)
-        audio = {d: JumpingClock(c.start_s, c.nominal_rate, c.ppm, at, float(audio_jump_s)) for d, c in audio.items()}
+        audio = {
+            d: JumpingClock(c.start_s, c.nominal_rate, c.ppm, at, float(audio_jump_s))
+            for d, c in audio.items()
+        }
 
     # Arduino LED train: begins well before the audio, ends after it.
     led_on, ipis = [], []
@@ -243,7 +251,9 @@ def make_timeline(
         led_on.append(t)
         ipis.append(ipi)
         t += led_high_s + ipi / 1000.0
-    ephys = None if ephys_rate is None else SampleClock(-1.0, 30000.0, (ephys_rate / 30000.0 - 1) * 1e6)
+    ephys = (
+        None if ephys_rate is None else SampleClock(-1.0, 30000.0, (ephys_rate / 30000.0 - 1) * 1e6)
+    )
     return Timeline(
         fps=fps,
         pulse_high_s=pulse_high_s,

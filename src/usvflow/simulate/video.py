@@ -45,7 +45,9 @@ REAL_LED_PIXELS = {
 REAL_SHAPE = (1024, 1280)
 
 
-def scaled_led_pixels(height: int, width: int, serials: Iterable[str] = ("21372315", "21241563")) -> dict:
+def scaled_led_pixels(
+    height: int, width: int, serials: Iterable[str] = ("21372315", "21241563")
+) -> dict:
     """The original's LED pixel table scaled to ``height``×``width`` frames (kept ≥2 px off the border)."""
     out = {}
     for s in serials:
@@ -63,7 +65,9 @@ def scaled_led_pixels(height: int, width: int, serials: Iterable[str] = ("213723
 class H264Writer:
     """Stream uint8 gray frames into an H.264 (yuv420p) mp4 written atomically at ``path``."""
 
-    def __init__(self, path, width: int, height: int, fps: float, crf: int = 15, preset: str = "veryfast"):
+    def __init__(
+        self, path, width: int, height: int, fps: float, crf: int = 15, preset: str = "veryfast"
+    ):
         if width % 2 or height % 2:
             raise ValueError(f"yuv420p needs even frame sizes, got {height}×{width}")
         self.path = Path(path)
@@ -80,7 +84,9 @@ class H264Writer:
         ]
         # fmt: on
         self._cmd = cmd
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err
+        )
         self.n = 0
 
     def write(self, frame: np.ndarray) -> None:
@@ -90,7 +96,8 @@ class H264Writer:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
         except BrokenPipeError:
             raise (
-                self._finish(commit=False) or RuntimeError(f"ffmpeg closed its input early: {self.path}")
+                self._finish(commit=False)
+                or RuntimeError(f"ffmpeg closed its input early: {self.path}")
             ) from None
         self.n += 1
 
@@ -151,16 +158,24 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, scale: int 
 
 def floor_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A static gray textured floor (float, ~100–180)."""
-    tex = 140.0 + 25.0 * _smooth_noise(rng, height, width, 8) + 8.0 * _smooth_noise(rng, height, width, 2)
+    tex = (
+        140.0
+        + 25.0 * _smooth_noise(rng, height, width, 8)
+        + 8.0 * _smooth_noise(rng, height, width, 2)
+    )
     return np.clip(tex, 60, 200)
 
 
 def _noisy_floor(texture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The floor with one draw of sensor noise (uint8)."""
-    return np.clip(np.rint(texture + rng.normal(0.0, 1.5, size=texture.shape)), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(texture + rng.normal(0.0, 1.5, size=texture.shape)), 0, 255).astype(
+        np.uint8
+    )
 
 
-def random_motion(rng: np.random.Generator, height: int, width: int, n_animals: int = 2) -> Callable:
+def random_motion(
+    rng: np.random.Generator, height: int, width: int, n_animals: int = 2
+) -> Callable:
     """Smooth random animal paths: ``f(t) -> array (n_animals, 2)`` of pixel positions ``(x, y)``.
 
     Each coordinate is a sum of three slow sinusoids kept inside the central 70 % of the frame.
@@ -198,14 +213,18 @@ def _blob_factor(x: float, y: float, radius: float, yy: np.ndarray, xx: np.ndarr
     return 1.0 - 0.75 * shade
 
 
-def _draw_blobs(frame: np.ndarray, xy: np.ndarray, radius: float, yy: np.ndarray, xx: np.ndarray) -> None:
+def _draw_blobs(
+    frame: np.ndarray, xy: np.ndarray, radius: float, yy: np.ndarray, xx: np.ndarray
+) -> None:
     """Darken ``frame`` (float) by the animal blobs, inside each blob's bounding box only."""
     for x, y in np.asarray(xy, dtype=np.float64).reshape(-1, 2):
         rows, cols = _blob_box(x, y, radius, frame.shape)
         frame[rows, cols] *= _blob_factor(x, y, radius, yy[rows, cols], xx[rows, cols])
 
 
-def _draw_blobs_u8(frame: np.ndarray, xy: np.ndarray, radius: float, yy: np.ndarray, xx: np.ndarray) -> None:
+def _draw_blobs_u8(
+    frame: np.ndarray, xy: np.ndarray, radius: float, yy: np.ndarray, xx: np.ndarray
+) -> None:
     """:func:`_draw_blobs` on a uint8 frame (rounded inside each blob's box)."""
     for x, y in np.asarray(xy, dtype=np.float64).reshape(-1, 2):
         rows, cols = _blob_box(x, y, radius, frame.shape)
@@ -288,7 +307,9 @@ def _write_store(
     n_chunks = max(1, -(-n // chunksize))
     for c in range(n_chunks):
         a, b = c * chunksize, min((c + 1) * chunksize, n)
-        with H264Writer(store_dir / f"{c:06d}.mp4", width, height, fps_encode, crf=crf, preset=preset) as w:
+        with H264Writer(
+            store_dir / f"{c:06d}.mp4", width, height, fps_encode, crf=crf, preset=preset
+        ) as w:
             for _ in range(a, b):
                 w.write(next(frames))
         _write_npz(store_dir / f"{c:06d}.npz", frame_number[a:b], frame_time[a:b])
@@ -354,7 +375,9 @@ def write_loopbio_cameras(
     session_dir = Path(session_dir)
     sync_serials = [str(s) for s in sync_serials]
     if led_pixels is None:
-        led_pixels = scaled_led_pixels(height, width, [s for s in sync_serials if s in REAL_LED_PIXELS])
+        led_pixels = scaled_led_pixels(
+            height, width, [s for s in sync_serials if s in REAL_LED_PIXELS]
+        )
     for s in sync_serials:
         if s in timeline.camera_frames and s not in led_pixels:
             raise ValueError(f"sync camera {s} has no entry in led_pixels")
@@ -363,8 +386,12 @@ def write_loopbio_cameras(
             for name in LED_NAMES:
                 y, x = led_pixels[s][name]
                 if not (0 <= y < height and 0 <= x < width):
-                    raise ValueError(f"LED pixel {s} {name} [{y}, {x}] lies outside {height}×{width}")
-    dropped_frames = {str(k): sorted({int(i) for i in v}) for k, v in (dropped_frames or {}).items()}
+                    raise ValueError(
+                        f"LED pixel {s} {name} [{y}, {x}] lies outside {height}×{width}"
+                    )
+    dropped_frames = {
+        str(k): sorted({int(i) for i in v}) for k, v in (dropped_frames or {}).items()
+    }
     if animal_xy is None:
         animal_xy = random_motion(rng, height, width)
     radius = max(2.0, min(height, width) / 14.0)
@@ -387,13 +414,17 @@ def write_loopbio_cameras(
         if any(i < 0 or i >= n for i in drop):
             raise ValueError(f"dropped frame index out of range for camera {serial} ({n} frames)")
         keep = np.setdiff1d(np.arange(n, dtype=np.int64), np.asarray(drop, dtype=np.int64))
-        jitter = rng.normal(0.0, frame_time_jitter_s, size=n) if frame_time_jitter_s > 0 else np.zeros(n)
+        jitter = (
+            rng.normal(0.0, frame_time_jitter_s, size=n) if frame_time_jitter_s > 0 else np.zeros(n)
+        )
         frame_time_all = epoch0 + frame_times[:n] + jitter
         texture = floor_texture(rng, height, width)
         noise_rng = np.random.default_rng(rng.integers(2**63))
         draw_led = serial in sync_serials
 
-        def frames(keep=keep, texture=texture, noise_rng=noise_rng, draw_led=draw_led, serial=serial):
+        def frames(
+            keep=keep, texture=texture, noise_rng=noise_rng, draw_led=draw_led, serial=serial
+        ):
             if pooled:
                 pool = [_noisy_floor(texture, noise_rng) for _ in range(NOISE_POOL)]
             bar = progress_bar(len(keep), f"camera {serial}", "frames", progress)
@@ -422,7 +453,11 @@ def write_loopbio_cameras(
             chunksize,
             NOMINAL_FPS,
             _created(video_stamp),
-            {"camera_serial": serial, "motif_version": "5.2.0 (simulated)", "sync_camera": draw_led},
+            {
+                "camera_serial": serial,
+                "motif_version": "5.2.0 (simulated)",
+                "sync_camera": draw_led,
+            },
         )
         store = (video_dir / f"{video_stamp}.{serial}", frames(), keep, frame_time_all[keep], height, width,
                  chunksize, NOMINAL_FPS, crf, meta, preset)  # fmt: skip

@@ -95,13 +95,17 @@ def select_video_ipis(px: np.ndarray, fps: float, arduino: np.ndarray, tolerance
     return best[0], best[1], n_cand
 
 
-def _video_event_s(start_frames: np.ndarray, fps: float, frame_times: np.ndarray | None) -> np.ndarray:
+def _video_event_s(
+    start_frames: np.ndarray, fps: float, frame_times: np.ndarray | None
+) -> np.ndarray:
     f = np.asarray(start_frames, dtype=np.int64)
     if frame_times is None:
         return (f - 0.5) / fps
     t = np.asarray(frame_times, dtype=np.float64)
     if f.max(initial=0) >= len(t):
-        raise InputError(None, f"video IPI at frame {int(f.max())} beyond the {len(t)} Loopbio frame times")
+        raise InputError(
+            None, f"video IPI at frame {int(f.max())} beyond the {len(t)} Loopbio frame times"
+        )
     return 0.5 * (t[f - 1] + t[f]) - t[0]
 
 
@@ -294,13 +298,17 @@ def av_sync_check(
             for j in range(i + 1, len(devs)):
                 (a1, m1), (a2, m2) = aud[devs[i]], aud[devs[j]]
                 i1, i2, _ = _pairs(m1, m2)
-                d = (a1.start_samples[i1] / a1.sample_rate - a2.start_samples[i2] / a2.sample_rate) * 1000.0
+                d = (
+                    a1.start_samples[i1] / a1.sample_rate - a2.start_samples[i2] / a2.sample_rate
+                ) * 1000.0
                 st = {"n": int(len(d))}
                 if len(d):
                     st.update(min_ms=float(d.min()), max_ms=float(d.max()), mean_ms=float(d.mean()),
                               max_abs_ms=float(np.abs(d).max()))  # fmt: skip
                     if st["max_abs_ms"] > tol:
-                        reasons.append(f"devices {devs[i]} and {devs[j]} disagree by up to {st['max_abs_ms']:.1f} ms on the same LED edges")
+                        reasons.append(
+                            f"devices {devs[i]} and {devs[j]} disagree by up to {st['max_abs_ms']:.1f} ms on the same LED edges"
+                        )
                 result["cross_device"][f"{devs[i]}-{devs[j]}"] = st
 
         # ---- NIDQ ---------------------------------------------------------------------------------
@@ -311,11 +319,16 @@ def av_sync_check(
                      "ipi_ms": ms, "ipi_start_samples": np.asarray(nidq["start_samples"])}  # fmt: skip
             if nm.accepted:
                 inn, iv, k = _pairs(nm, vm)
-                d = (np.asarray(nidq["start_samples"])[inn] / float(nidq["sample_rate"]) - v_event[iv]) * 1000.0
+                d = (
+                    np.asarray(nidq["start_samples"])[inn] / float(nidq["sample_rate"])
+                    - v_event[iv]
+                ) * 1000.0
                 entry.update(ipi_discrepancy_ms=d, video_ipi_start_frames=cand.start_frames[iv], arduino_index=k,
                              stats=discrepancy_stats(d, cand.start_frames[iv], fps))  # fmt: skip
                 if len(d) and np.abs(d).max() > tol:
-                    reasons.append(f"NIDQ: |NIDQ/video discrepancy| up to {np.abs(d).max():.1f} ms (> {tol:g} ms)")
+                    reasons.append(
+                        f"NIDQ: |NIDQ/video discrepancy| up to {np.abs(d).max():.1f} ms (> {tol:g} ms)"
+                    )
             else:
                 reasons.append(f"NIDQ IPIs: {nm.reason}")
             entry["passed"] = nm.accepted and not any(r.startswith("NIDQ") for r in reasons)
@@ -323,7 +336,10 @@ def av_sync_check(
 
     for dev in audio:
         if dev not in result["devices"]:
-            result["devices"][dev] = {"passed": False, "reasons": [r for r in reasons if dev in r] or list(reasons)}
+            result["devices"][dev] = {
+                "passed": False,
+                "reasons": [r for r in reasons if dev in r] or list(reasons),
+            }
     thin = []
     if not reasons:
         for dev, e in result["devices"].items():
@@ -366,7 +382,9 @@ def write_nidq_ipi_data(path: str | os.PathLike, nidq: Mapping) -> None:
     relative to the video start (the original's layout); written atomically."""
     from usvflow.io.atomic import atomic_path
 
-    arr = np.vstack([np.asarray(nidq["ipi_ms"], np.float64), np.asarray(nidq["start_samples"], np.float64)])
+    arr = np.vstack(
+        [np.asarray(nidq["ipi_ms"], np.float64), np.asarray(nidq["start_samples"], np.float64)]
+    )
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, arr)
@@ -380,7 +398,11 @@ def read_nidq_ipi_data(path: str | os.PathLike, sample_rate: float) -> dict:
         raise InputError(path, "file not found") from None
     if arr.ndim != 2 or arr.shape[0] != 2:
         raise InputError(path, f"expected a (2, n) array, got {arr.shape}")
-    return {"ipi_ms": arr[0], "start_samples": arr[1].astype(np.int64), "sample_rate": float(sample_rate)}
+    return {
+        "ipi_ms": arr[0],
+        "start_samples": arr[1].astype(np.int64),
+        "sample_rate": float(sample_rate),
+    }
 
 
 def write_result(path: str | os.PathLike, result: dict) -> None:
@@ -388,7 +410,9 @@ def write_result(path: str | os.PathLike, result: dict) -> None:
     write_json(path, _plain(result))
 
 
-def run_session(layout, products: str | os.PathLike, av: Mapping, devices, force_leds: bool = False) -> dict:
+def run_session(
+    layout, products: str | os.PathLike, av: Mapping, devices, force_leds: bool = False
+) -> dict:
     """The whole A/V step of one session outside Snakemake (``usvflow av-sync``).
 
     ``layout``: :func:`usvflow.io.session.discover` result; ``products``: the session's product folder
@@ -410,7 +434,9 @@ def run_session(layout, products: str | os.PathLike, av: Mapping, devices, force
         raise InputError(Path(layout.folder) / "sync", "no CoolTerm capture (Arduino log)")
     serials = [s for s in av["sync_camera_serials"] if s in layout.cameras]
     if not serials:
-        raise InputError(layout.folder, f"none of the sync cameras {list(av['sync_camera_serials'])} recorded")
+        raise InputError(
+            layout.folder, f"none of the sync cameras {list(av['sync_camera_serials'])} recorded"
+        )
     counts_path = products / "video" / f"{dj}_camera_frame_count_dict.json"
     counts = read_json(counts_path)
     n = int(counts["total_frame_number_least"])
@@ -436,7 +462,10 @@ def run_session(layout, products: str | os.PathLike, av: Mapping, devices, force
         write_nidq_ipi_data(sync / "nidq_ipi_data.npy", nidq)
     frame_times = None
     if av["extract_exact_video_frame_times"]:
-        frame_times = {s: read_store(Path(layout.folder) / "video" / layout.cameras[s].folder).frame_time for s in serials}
+        frame_times = {
+            s: read_store(Path(layout.folder) / "video" / layout.cameras[s].folder).frame_time
+            for s in serials
+        }
     res = av_sync_check(
         session_id=sid, frame_counts=counts_path, led_px=px, led_sidecars=side, audio=audio,
         coolterm=Path(layout.folder) / layout.coolterm,

@@ -50,7 +50,9 @@ def _as_meta(meta) -> SpikeGLXMeta:
 
 
 def _npy_header(fh, n: int) -> None:
-    np.lib.format.write_array_header_1_0(fh, {"descr": "<i2", "fortran_order": False, "shape": (int(n),)})
+    np.lib.format.write_array_header_1_0(
+        fh, {"descr": "<i2", "fortran_order": False, "shape": (int(n),)}
+    )
 
 
 def extract_sync_word(
@@ -68,7 +70,9 @@ def extract_sync_word(
     meta = _as_meta(meta)
     bin_path = Path(bin_path)
     if meta.sync_channel_index is None:
-        raise InputError(meta.path, f"no sync channel saved (snsApLfSy={meta.raw.get('snsApLfSy')!r})")
+        raise InputError(
+            meta.path, f"no sync channel saved (snsApLfSy={meta.raw.get('snsApLfSy')!r})"
+        )
     n = n_samples(bin_path, meta)
     nch = meta.n_saved_chans
     col = meta.sync_channel_index
@@ -85,7 +89,10 @@ def extract_sync_word(
             while got < want:
                 r = src.readinto(mv[got:want])
                 if not r:
-                    raise InputError(bin_path, f"file ended after {done + got // (2 * nch)} of {n} samples while reading")
+                    raise InputError(
+                        bin_path,
+                        f"file ended after {done + got // (2 * nch)} of {n} samples while reading",
+                    )
                 got += r
             out.write(np.ascontiguousarray(buf[: m * nch].reshape(m, nch)[:, col]).tobytes())
             done += m
@@ -144,7 +151,13 @@ def tracking_window(onsets: np.ndarray, n_frames: int) -> Window:
     """Tracking window from the pulse onsets: frame 0 is the pulse after the largest gap."""
     onsets = np.asarray(onsets, dtype=np.int64)
     if len(onsets) < 2:
-        return Window(None, None, 0, None, f"found {len(onsets)} pulse onset(s); at least 2 are needed to find a break")
+        return Window(
+            None,
+            None,
+            0,
+            None,
+            f"found {len(onsets)} pulse onset(s); at least 2 are needed to find a break",
+        )
     gaps = np.diff(onsets)
     hop = int(np.argmax(gaps)) + 1
     big = int(gaps.max())
@@ -218,14 +231,21 @@ def ev_sync_check(
         n_frames = int(frame_counts["total_frame_number_least"])
         video_s = float(frame_counts["total_video_time_least"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(None, f"camera frame counts lack total_frame_number_least/total_video_time_least ({exc})") from None
+        raise InputError(
+            None,
+            f"camera frame counts lack total_frame_number_least/total_video_time_least ({exc})",
+        ) from None
     rate = calibrated_rate(meta, calibrated_rates or {})
     source = "imSampRate"
     if meta.headstage_sn is not None and calibrated_rates:
         if meta.headstage_sn in {str(k).strip() for k in calibrated_rates}:
             source = "calibrated"
     onsets = rising_edges(sync_word, triggerbox_bit)
-    what = "any rising change of the sync word" if triggerbox_bit is None else f"bit {triggerbox_bit} of the sync word"
+    what = (
+        "any rising change of the sync word"
+        if triggerbox_bit is None
+        else f"bit {triggerbox_bit} of the sync word"
+    )
     win = tracking_window(onsets, n_frames)
     problem = None if win.problem is None else f"{win.problem} (pulses read on {what})"
     break_s = win.largest_break / rate
@@ -269,5 +289,7 @@ def ev_sync_check(
         tolerance_ms=float(tolerance_ms),
         passed=bool(ok),
         problem=problem,
-        frame_onsets=None if win.start is None else onsets[win.first_frame_pulse : win.first_frame_pulse + n_frames + 1],  # fmt: skip
+        frame_onsets=None
+        if win.start is None
+        else onsets[win.first_frame_pulse : win.first_frame_pulse + n_frames + 1],  # fmt: skip
     )

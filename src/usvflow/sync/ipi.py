@@ -109,7 +109,9 @@ def _merge(off: np.ndarray, on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return frames[order], kinds[order]
 
 
-def filter_events_by_duration(frames: np.ndarray, kinds: np.ndarray, min_duration: int) -> tuple[np.ndarray, np.ndarray]:
+def filter_events_by_duration(
+    frames: np.ndarray, kinds: np.ndarray, min_duration: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Remove both events of any opposite-type pair closer than ``min_duration`` frames (LED glitches)."""
     keep_f: list[int] = []
     keep_k: list[int] = []
@@ -188,7 +190,10 @@ def video_ipi_candidates(
 
 
 def lsb_edges(
-    blocks: Iterable[np.ndarray], bit: int = 0, max_density: float | None = MAX_EDGE_DENSITY, name=None
+    blocks: Iterable[np.ndarray],
+    bit: int = 0,
+    max_density: float | None = MAX_EDGE_DENSITY,
+    name=None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Falling and rising edges of ``bit`` in a stream of 1-D integer blocks: ``(falls, rises, n)``.
 
@@ -241,7 +246,9 @@ class AudioIPIs:
         return (self.end_samples - self.start_samples) * 1000.0 / self.sample_rate
 
 
-def audio_ipis(wav: str | os.PathLike | np.ndarray, sample_rate: float | None = None, block: int = 1 << 20) -> AudioIPIs:
+def audio_ipis(
+    wav: str | os.PathLike | np.ndarray, sample_rate: float | None = None, block: int = 1 << 20
+) -> AudioIPIs:
     """LED-off periods in the LSB of a mono 16-bit WAV (streamed) or of an int16 array (``sample_rate``)."""
     if isinstance(wav, np.ndarray):
         if sample_rate is None:
@@ -293,7 +300,10 @@ def nidq_ipis(
         n = spikeglx_n_samples(bin_path, meta)
         n_ch = meta.n_saved_chans if n_channels is None else int(n_channels)
         if n_ch != meta.n_saved_chans:
-            raise InputError(bin_path, f"{meta_path.name} says nSavedChans={meta.n_saved_chans}, config says {n_ch}")
+            raise InputError(
+                bin_path,
+                f"{meta_path.name} says nSavedChans={meta.n_saved_chans}, config says {n_ch}",
+            )
         rate = float(meta.sample_rate if sample_rate is None else sample_rate)
     else:
         if n_channels is None or sample_rate is None:
@@ -301,7 +311,9 @@ def nidq_ipis(
         n_ch, rate = int(n_channels), float(sample_rate)
         size = bin_path.stat().st_size
         if size % (2 * n_ch):
-            raise InputError(bin_path, f"size {size} bytes is not a multiple of 2 x {n_ch} channels")
+            raise InputError(
+                bin_path, f"size {size} bytes is not a multiple of 2 x {n_ch} channels"
+            )
         n = size // (2 * n_ch)
     # one pass over the word: edges of both bits
     tb_r: list[np.ndarray] = []
@@ -323,7 +335,10 @@ def nidq_ipis(
     cat = lambda a: np.concatenate(a).astype(np.int64) if a else np.zeros(0, np.int64)  # noqa: E731
     edges, falls, rises = cat(tb_r), cat(sy_f), cat(sy_r)
     if len(edges) < 2:
-        raise InputError(bin_path, f"{len(edges)} triggerbox pulse(s) on bit {triggerbox_bit} of the digital word")
+        raise InputError(
+            bin_path,
+            f"{len(edges)} triggerbox pulse(s) on bit {triggerbox_bit} of the digital word",
+        )
     gaps = np.diff(edges)
     hop = int(np.argmax(gaps)) + 1
     period = float(np.median(gaps))
@@ -331,7 +346,9 @@ def nidq_ipis(
         raise InputError(bin_path, f"no break in the triggerbox pulses on bit {triggerbox_bit} (largest gap "
                          f"{int(gaps[hop - 1])} samples, frame period {period:g}): recording start not found")  # fmt: skip
     if hop + n_frames >= len(edges):
-        raise InputError(bin_path, f"{len(edges) - hop} triggerbox pulses after the break, need {n_frames + 1}")
+        raise InputError(
+            bin_path, f"{len(edges) - hop} triggerbox pulses after the break, need {n_frames + 1}"
+        )
     start, end = int(edges[hop]), int(edges[hop + n_frames])
     s, e = _pair_low(falls, rises)
     inside = (s >= start) & (e <= end)
@@ -389,7 +406,9 @@ class Match:
         }
 
 
-def match_to_arduino(measured_ms, arduino_ms, tolerance_ms: float = 12.0, min_fraction: float = 0.8) -> Match:
+def match_to_arduino(
+    measured_ms, arduino_ms, tolerance_ms: float = 12.0, min_fraction: float = 0.8
+) -> Match:
     """Slide ``measured_ms`` along ``arduino_ms``; the offset with the most IPIs within tolerance wins.
 
     Offsets may let the sequences overlap only partly (a log that starts late or ends early). Accepted

@@ -58,11 +58,15 @@ def sync_px_name(serial: str, date_joint: str) -> str:
 def led_table(led_pixels: Mapping, version: str, serial: str) -> dict[str, tuple[int, int]]:
     """The nominal ``{LED name: (row, col)}`` of ``serial`` in pixel-table ``version`` (config)."""
     if version not in led_pixels:
-        raise InputError(None, f"sync.av.led_px_version {version!r} is not in sync.av.led_pixels ({sorted(led_pixels)})")
+        raise InputError(
+            None,
+            f"sync.av.led_px_version {version!r} is not in sync.av.led_pixels ({sorted(led_pixels)})",
+        )
     table = led_pixels[version]
     if str(serial) not in table:
         raise InputError(
-            None, f"sync.av.led_pixels[{version!r}] has no entry for camera {serial} (has {sorted(table)})"
+            None,
+            f"sync.av.led_pixels[{version!r}] has no entry for camera {serial} (has {sorted(table)})",
         )
     entry = table[str(serial)]
     missing = [n for n in LED_NAMES if n not in entry]
@@ -129,8 +133,16 @@ def _rois(nominal: Mapping[str, tuple[int, int]], dev: int, height: int, width: 
     for name in LED_NAMES:
         y, x = nominal[name]
         if not (0 <= y < height and 0 <= x < width):
-            raise InputError(video, f"{name} pixel [{y}, {x}] lies outside the {height}x{width} frame (led_pixels?)")
-        out[name] = (max(y - dev, 0), min(y + dev + 1, height), max(x - dev, 0), min(x + dev + 1, width))
+            raise InputError(
+                video,
+                f"{name} pixel [{y}, {x}] lies outside the {height}x{width} frame (led_pixels?)",
+            )
+        out[name] = (
+            max(y - dev, 0),
+            min(y + dev + 1, height),
+            max(x - dev, 0),
+            min(x + dev + 1, width),
+        )
     return out
 
 
@@ -203,7 +215,9 @@ def extract_led_pixels(
                     j = 0
             if n < k_search:  # the whole video is shorter than the search window
                 if n < n_frames:
-                    raise InputError(video, f"holds {n} frames; the frame-count JSON says {n_frames}")
+                    raise InputError(
+                        video, f"holds {n} frames; the frame-count JSON says {n_frames}"
+                    )
             else:
                 fh.write(out[:j].tobytes())
             if n < n_frames:
@@ -263,7 +277,9 @@ def read_led_pixels(path: str | os.PathLike, n_frames: int | None = None) -> np.
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     if size % 9:
-        raise InputError(path, f"size {size} bytes is not a multiple of 9 (3 LEDs x 3 colours per frame)")
+        raise InputError(
+            path, f"size {size} bytes is not a multiple of 9 (3 LEDs x 3 colours per frame)"
+        )
     n = size // 9
     if n_frames is not None and n != n_frames:
         raise InputError(path, f"holds {n} frames, expected {n_frames}")

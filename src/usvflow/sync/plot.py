@@ -49,7 +49,9 @@ def _hist_panel(ax, d: np.ndarray, st: dict, label: str) -> None:
     ax.set_ylabel("IPIs")
 
 
-def _scatter_panel(ax, frames: np.ndarray, d: np.ndarray, tol: float, label: str) -> tuple[float, float]:
+def _scatter_panel(
+    ax, frames: np.ndarray, d: np.ndarray, tol: float, label: str
+) -> tuple[float, float]:
     ax.axhspan(-tol, tol, color="#d9f2e6", zorder=0, label=f"±{tol:g} ms")
     ax.axhline(0, color="black", ls="--", lw=0.8)
     ax.plot(frames, d, color="#bbbbbb", lw=0.6, zorder=1)
@@ -81,18 +83,23 @@ def plot_summary(result: dict, out_svg: str | os.PathLike) -> dict:
     if not cols:
         cols.append(("no device", {}, "A-V"))
     tol = float(result.get("tolerance_ms", 12.0))
-    fig, axes = plt.subplots(2, len(cols), figsize=(6.4 * len(cols), 9.6), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        2, len(cols), figsize=(6.4 * len(cols), 9.6), squeeze=False, layout="constrained"
+    )
     info = {}
     for j, (title, e, label) in enumerate(cols):
-        d = np.asarray([np.nan if v is None else v for v in e.get("ipi_discrepancy_ms", [])], dtype=np.float64)
+        d = np.asarray(
+            [np.nan if v is None else v for v in e.get("ipi_discrepancy_ms", [])], dtype=np.float64
+        )
         fr = np.asarray(e.get("video_ipi_start_frames", []), dtype=np.float64)
         ok = np.isfinite(d)
         fr = fr[ok] if len(fr) == len(d) else np.arange(int(ok.sum()), dtype=np.float64)
         d = d[ok]
         passed = e.get("passed", False)
         cam = e.get("camera")
-        head = f"{title}" + (f" vs camera {cam}" if cam else "") + (" — PASS" if passed else " — FAIL")
+        head = (
+            f"{title}" + (f" vs camera {cam}" if cam else "") + (" — PASS" if passed else " — FAIL")
+        )
         axes[0, j].set_title(head, color="black" if passed else "#c00000", fontsize=11)
         st = e.get("stats") or {}
         if len(d) and st.get("n"):
@@ -111,7 +118,8 @@ def plot_summary(result: dict, out_svg: str | os.PathLike) -> dict:
     vids = result.get("video", {})
     if vids:
         sup += "\n" + ", ".join(
-            f"camera {s}: ESR {v.get('esr', float('nan')):.3f} fps, {v.get('n_ipis', 0)} IPIs" for s, v in vids.items()
+            f"camera {s}: ESR {v.get('esr', float('nan')):.3f} fps, {v.get('n_ipis', 0)} IPIs"
+            for s, v in vids.items()
         )
     reasons = result.get("reasons", [])
     if reasons:

@@ -68,7 +68,9 @@ def write_dataset(data_dir: str | os.PathLike, specs: np.ndarray, labels, names=
             raise ValueError(f"label {lab!r} cannot be a folder name")
     p = params or SpecParams(n_freq=specs.shape[1], n_time=specs.shape[2])
     if (p.n_freq, p.n_time) != specs.shape[1:]:
-        raise ValueError(f"spectrograms {specs.shape[1:]} do not match params ({p.n_freq}, {p.n_time})")
+        raise ValueError(
+            f"spectrograms {specs.shape[1:]} do not match params ({p.n_freq}, {p.n_time})"
+        )
     for spec, lab, name in zip(specs, labels, names):
         with atomic_path(data_dir / lab / f"{name}.npy") as tmp:
             with open(tmp, "wb") as fh:
@@ -77,7 +79,9 @@ def write_dataset(data_dir: str | os.PathLike, specs: np.ndarray, labels, names=
     return data_dir
 
 
-def read_dataset(data_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str], SpecParams]:
+def read_dataset(
+    data_dir: str | os.PathLike,
+) -> tuple[np.ndarray, np.ndarray, list[str], SpecParams]:
     """``(X (n, n_freq, n_time) float32, y (n,) int, classes (sorted), params)`` of a class-folder set.
 
     Errors (InputError naming the folder/file): not a folder, fewer than two classes, a class folder
@@ -85,7 +89,9 @@ def read_dataset(data_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, l
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise InputError(data_dir, "training data folder not found (expected one sub-folder per class)")
+        raise InputError(
+            data_dir, "training data folder not found (expected one sub-folder per class)"
+        )
     class_dirs = sorted(d for d in data_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise InputError(data_dir, "no class sub-folders (expected DATA_DIR/<class>/*.npy)")
@@ -93,7 +99,9 @@ def read_dataset(data_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, l
     if empty:
         raise InputError(data_dir / empty[0], f"class folder(s) {empty} hold no .npy spectrograms")
     if len(class_dirs) < 2:
-        raise InputError(data_dir, f"only one class ({class_dirs[0].name}); a classifier needs at least two")
+        raise InputError(
+            data_dir, f"only one class ({class_dirs[0].name}); a classifier needs at least two"
+        )
     params = None
     meta = data_dir / DATASET_JSON
     if meta.exists():
@@ -114,7 +122,9 @@ def read_dataset(data_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, l
             if shape is None:
                 shape = a.shape
             elif a.shape != shape:
-                raise InputError(f, f"shape {a.shape} differs from {shape} of the other spectrograms")
+                raise InputError(
+                    f, f"shape {a.shape} differs from {shape} of the other spectrograms"
+                )
             if not np.all(np.isfinite(a)):
                 raise InputError(f, "holds NaN or infinite values")
             xs.append(a.astype(np.float32))
@@ -123,7 +133,9 @@ def read_dataset(data_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, l
         params = SpecParams(n_freq=shape[0], n_time=shape[1])
         log.warning("%s: no %s; assuming default spectrogram parameters", data_dir, DATASET_JSON)
     elif (params.n_freq, params.n_time) != shape:
-        raise InputError(meta, f"parameters say {(params.n_freq, params.n_time)}, arrays are {shape}")
+        raise InputError(
+            meta, f"parameters say {(params.n_freq, params.n_time)}, arrays are {shape}"
+        )
     return np.stack(xs), np.asarray(ys, np.int64), [d.name for d in class_dirs], params
 
 
@@ -193,8 +205,12 @@ def build_model(n_classes: int, channels=(16, 32, 64, 64), dropout: float = 0.3,
         c_in = int(c)
         h, w = h // 2, w // 2
     if h < 1 or w < 1:
-        raise ValueError(f"spectrograms of {tuple(in_shape)} are too small for {len(channels)} pooling blocks")
-    return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in * h * w, n_classes))
+        raise ValueError(
+            f"spectrograms of {tuple(in_shape)} are too small for {len(channels)} pooling blocks"
+        )
+    return nn.Sequential(
+        *layers, nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in * h * w, n_classes)
+    )
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -268,7 +284,9 @@ def _predict_logits(model, x: np.ndarray, device: str, batch_size: int = 512) ->
     out = []
     with torch.no_grad():
         for a in range(0, len(x), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[a : a + batch_size], np.float32))[:, None].to(device)
+            xb = torch.from_numpy(np.ascontiguousarray(x[a : a + batch_size], np.float32))[
+                :, None
+            ].to(device)
             out.append(model(xb).float().cpu().numpy())
     if not out:
         return np.zeros((0, model[-1].out_features), np.float32)
@@ -298,14 +316,20 @@ def metrics(cm: np.ndarray, classes: list[str]) -> dict:
     for i, c in enumerate(classes):
         prec = tp[i] / predicted[i] if predicted[i] else float("nan")
         rec = tp[i] / support[i] if support[i] else float("nan")
-        f1 = 2 * prec * rec / (prec + rec) if predicted[i] and support[i] and (prec + rec) > 0 else float("nan")
+        f1 = (
+            2 * prec * rec / (prec + rec)
+            if predicted[i] and support[i] and (prec + rec) > 0
+            else float("nan")
+        )
         per[c] = {"precision": prec, "recall": rec, "f1": f1, "support": int(support[i])}
     n = int(cm.sum())
     return {"accuracy": float(tp.sum() / n) if n else float("nan"), "n": n, "per_class": per,
             "confusion_matrix": cm.tolist(), "classes": list(classes)}  # fmt: skip
 
 
-def plot_confusion(cm: np.ndarray, classes: list[str], path: str | os.PathLike, title: str = "") -> Path:
+def plot_confusion(
+    cm: np.ndarray, classes: list[str], path: str | os.PathLike, title: str = ""
+) -> Path:
     """Confusion matrix (rows: true, columns: predicted; counts and row fractions) as SVG, atomically."""
     import matplotlib
 
@@ -345,7 +369,9 @@ def train_arrays(x: np.ndarray, y: np.ndarray, classes: list[str], params: SpecP
         raise InputError(source, "a classifier needs at least two classes")
     counts = np.bincount(y, minlength=len(classes))
     if np.any(counts == 0):
-        raise InputError(source, f"class(es) {[c for c, k in zip(classes, counts) if k == 0]} have no examples")
+        raise InputError(
+            source, f"class(es) {[c for c, k in zip(classes, counts) if k == 0]} have no examples"
+        )
     tr, va, te = stratified_split(y, tp.val_fraction, tp.test_fraction, tp.seed, source)
     device = resolve_device(tp.device)
     try:
@@ -355,9 +381,13 @@ def train_arrays(x: np.ndarray, y: np.ndarray, classes: list[str], params: SpecP
     with deterministic(tp.seed, tp.threads, warn_only=device != "cpu"):
         model = build_model(len(classes), tp.channels, tp.dropout, x.shape[1:]).to(device)
         n_tr = np.bincount(y[tr], minlength=len(classes)).astype(float)
-        weights = torch.tensor(n_tr.sum() / (len(classes) * n_tr), dtype=torch.float32, device=device)
+        weights = torch.tensor(
+            n_tr.sum() / (len(classes) * n_tr), dtype=torch.float32, device=device
+        )
         loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-        opt = torch.optim.Adam(model.parameters(), lr=tp.learning_rate, weight_decay=tp.weight_decay)
+        opt = torch.optim.Adam(
+            model.parameters(), lr=tp.learning_rate, weight_decay=tp.weight_decay
+        )
         gen = torch.Generator().manual_seed(tp.seed)
         xt = torch.from_numpy(x[tr])[:, None]
         yt = torch.from_numpy(y[tr])
@@ -384,10 +414,27 @@ def train_arrays(x: np.ndarray, y: np.ndarray, classes: list[str], params: SpecP
             with torch.no_grad():
                 vloss = float(loss_fn(torch.from_numpy(logits).to(device), yv_t))
             vacc = float(np.mean(logits.argmax(1) == y[va]))
-            history.append({"epoch": epoch + 1, "train_loss": total / len(tr), "val_loss": vloss, "val_accuracy": vacc})
-            log.info("epoch %d: train loss %.4f, val loss %.4f, val acc %.4f", epoch + 1, total / len(tr), vloss, vacc)
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": total / len(tr),
+                    "val_loss": vloss,
+                    "val_accuracy": vacc,
+                }
+            )
+            log.info(
+                "epoch %d: train loss %.4f, val loss %.4f, val acc %.4f",
+                epoch + 1,
+                total / len(tr),
+                vloss,
+                vacc,
+            )
             if vloss < best[0] - 1e-6:
-                best = (vloss, epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                best = (
+                    vloss,
+                    epoch + 1,
+                    {k: v.detach().clone() for k, v in model.state_dict().items()},
+                )
             elif epoch + 1 - best[1] >= tp.patience:
                 break
         model.load_state_dict(best[2])
@@ -485,7 +532,9 @@ def load_model(model_dir, device: str = "cpu", expected_classes=None) -> CallTyp
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise InputError(pt, f"weights do not match the architecture in model.json ({exc})") from None
+        raise InputError(
+            pt, f"weights do not match the architecture in model.json ({exc})"
+        ) from None
     device = resolve_device(device)
     model.to(device).eval()
     return CallTypeModel(model, classes, params, device, model_dir)
@@ -516,7 +565,11 @@ def evaluate_dataset(m: CallTypeModel, data_dir) -> dict:
 
 def check_params(m: CallTypeModel, params: SpecParams, source) -> None:
     if params != m.params:
-        diff = {k: (v, getattr(m.params, k)) for k, v in params.to_dict().items() if getattr(m.params, k) != v}
+        diff = {
+            k: (v, getattr(m.params, k))
+            for k, v in params.to_dict().items()
+            if getattr(m.params, k) != v
+        }
         raise InputError(source, "spectrogram parameters differ from the model's (this file, model): "
                                  f"{diff}; recompute them with the model's parameters")  # fmt: skip
 
@@ -600,7 +653,9 @@ def classify_summary(summary_csv, spectrograms_npz, model_dir, out_csv, device: 
                                            f"{summary_csv} ({len(df)} calls)")  # fmt: skip
     m = load_model(model_dir, device, expected_classes)
     check_params(m, sp["params"], spectrograms_npz)
-    proba = predict_proba(m, sp["spectrograms"], seed=seed, threads=threads, source=spectrograms_npz)
+    proba = predict_proba(
+        m, sp["spectrograms"], seed=seed, threads=threads, source=spectrograms_npz
+    )
     out = df.copy()
     k = proba.argmax(1) if len(proba) else np.zeros(0, np.int64)
     min_probability = min_probability or 0.0

@@ -16,13 +16,28 @@ from .spectrogram import SpecParams
 def _add_spec_arguments(s) -> None:
     d = SpecParams()
     g = s.add_argument_group("spectrogram")
-    g.add_argument("--duration", type=float, default=d.duration_s, help=f"window from onset, s (default {d.duration_s})")
-    g.add_argument("--f-lo", type=float, default=d.f_lo_hz, help=f"lower band edge, Hz (default {d.f_lo_hz:g})")
-    g.add_argument("--f-hi", type=float, default=d.f_hi_hz, help=f"upper band edge, Hz (default {d.f_hi_hz:g})")
-    g.add_argument("--n-fft", type=int, default=d.n_fft, help=f"FFT frame, samples (default {d.n_fft})")
-    g.add_argument("--n-freq", type=int, default=d.n_freq, help=f"frequency bands (default {d.n_freq})")
+    g.add_argument(
+        "--duration",
+        type=float,
+        default=d.duration_s,
+        help=f"window from onset, s (default {d.duration_s})",
+    )
+    g.add_argument(
+        "--f-lo", type=float, default=d.f_lo_hz, help=f"lower band edge, Hz (default {d.f_lo_hz:g})"
+    )
+    g.add_argument(
+        "--f-hi", type=float, default=d.f_hi_hz, help=f"upper band edge, Hz (default {d.f_hi_hz:g})"
+    )
+    g.add_argument(
+        "--n-fft", type=int, default=d.n_fft, help=f"FFT frame, samples (default {d.n_fft})"
+    )
+    g.add_argument(
+        "--n-freq", type=int, default=d.n_freq, help=f"frequency bands (default {d.n_freq})"
+    )
     g.add_argument("--n-time", type=int, default=d.n_time, help=f"time frames (default {d.n_time})")
-    g.add_argument("--no-mask-after-stop", action="store_true", help="keep what follows the call's stop")
+    g.add_argument(
+        "--no-mask-after-stop", action="store_true", help="keep what follows the call's stop"
+    )
 
 
 def _spec_params(a) -> SpecParams:
@@ -31,16 +46,30 @@ def _spec_params(a) -> SpecParams:
 
 
 def add_export_arguments(s) -> None:
-    s.add_argument("summary", nargs="?", help="session USV summary CSV (usv_id, start, stop, mean_amp_ch, ...)")
-    s.add_argument("--memmap", help="the session's concatenated int16 memmap (best channel = mean_amp_ch)")
+    s.add_argument(
+        "summary", nargs="?", help="session USV summary CSV (usv_id, start, stop, mean_amp_ch, ...)"
+    )
+    s.add_argument(
+        "--memmap", help="the session's concatenated int16 memmap (best channel = mean_amp_ch)"
+    )
     s.add_argument("-o", "--output", help="spectrogram array file (.npz) of the summary's USVs")
     s.add_argument("--png-dir", help="also write one PNG per USV here")
-    s.add_argument("--label-column", help="column of the summary holding class labels: write a training set")
+    s.add_argument(
+        "--label-column", help="column of the summary holding class labels: write a training set"
+    )
     s.add_argument("--dataset-dir", help="training set folder (one sub-folder per class)")
-    s.add_argument("--name-prefix", default="", help="prefix of the training-set file names (e.g. session id)")
-    s.add_argument("--simulate", type=int, metavar="N_PER_CLASS",
-                   help="write a training set of simulated calls (N per class) instead of reading a summary")
-    s.add_argument("--classes", nargs="+", help="simulated call types (default: all the simulator's)")
+    s.add_argument(
+        "--name-prefix", default="", help="prefix of the training-set file names (e.g. session id)"
+    )
+    s.add_argument(
+        "--simulate",
+        type=int,
+        metavar="N_PER_CLASS",
+        help="write a training set of simulated calls (N per class) instead of reading a summary",
+    )
+    s.add_argument(
+        "--classes", nargs="+", help="simulated call types (default: all the simulator's)"
+    )
     s.add_argument("--seed", type=int, default=0, help="seed of --simulate (default 0)")
     _add_spec_arguments(s)
 
@@ -62,12 +91,16 @@ def run_export(a) -> None:
         if a.simulate < 3:
             raise InputError(None, "--simulate needs at least 3 calls per class")
         try:
-            specs, labels = simulate_labelled_spectrograms(a.simulate, a.classes or CALL_TYPES, a.seed, p)
+            specs, labels = simulate_labelled_spectrograms(
+                a.simulate, a.classes or CALL_TYPES, a.seed, p
+            )
         except ValueError as exc:
             raise InputError(None, str(exc)) from None
         names = [f"{a.name_prefix}sim{a.seed}_{i:06d}" for i in range(len(labels))]
         write_dataset(a.dataset_dir, specs, labels, names, p)
-        print(f"wrote {len(labels)} simulated spectrograms of {len(set(labels))} classes to {a.dataset_dir}")
+        print(
+            f"wrote {len(labels)} simulated spectrograms of {len(set(labels))} classes to {a.dataset_dir}"
+        )
         return
     if not (a.summary and a.memmap and a.output):
         raise InputError(None, "give SUMMARY, --memmap and -o (or --simulate N --dataset-dir DIR)")
@@ -93,26 +126,64 @@ def schema_train_defaults():
     from ..io.config import load_schema
     from .calltypes import TrainParams
 
-    schema = load_schema(Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml")
+    schema = load_schema(
+        Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+    )
     props = schema["properties"]["call_types"]["properties"]["train"]["properties"]
     fields = TrainParams.__dataclass_fields__
-    return TrainParams(**{k: v["default"] for k, v in props.items() if k in fields and "default" in v})
+    return TrainParams(
+        **{k: v["default"] for k, v in props.items() if k in fields and "default" in v}
+    )
 
 
 def add_train_arguments(s) -> None:
     d = schema_train_defaults()
     s.add_argument("data_dir", help="training set: DATA_DIR/<class>/*.npy (+ dataset.json)")
-    s.add_argument("-o", "--output", required=True, help="model folder (model.pt, model.json, report.json, ...)")
-    s.add_argument("--seed", type=int, default=d.seed, help=f"seed of splits, initialisation, shuffling (default {d.seed})")
-    s.add_argument("--epochs", type=int, default=d.max_epochs, help=f"most epochs (default {d.max_epochs})")
+    s.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="model folder (model.pt, model.json, report.json, ...)",
+    )
+    s.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help=f"seed of splits, initialisation, shuffling (default {d.seed})",
+    )
+    s.add_argument(
+        "--epochs", type=int, default=d.max_epochs, help=f"most epochs (default {d.max_epochs})"
+    )
     s.add_argument("--patience", type=int, default=d.patience, help="early stopping: epochs without a better "
                    f"validation loss (default {d.patience})")  # fmt: skip
-    s.add_argument("--batch-size", type=int, default=d.batch_size, help=f"mini-batch size (default {d.batch_size})")
-    s.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"Adam learning rate (default {d.learning_rate})")
-    s.add_argument("--val-fraction", type=float, default=d.val_fraction, help=f"share of each class for early stopping (default {d.val_fraction})")
-    s.add_argument("--test-fraction", type=float, default=d.test_fraction, help=f"share of each class held out for the report (default {d.test_fraction})")
+    s.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"mini-batch size (default {d.batch_size})",
+    )
+    s.add_argument(
+        "--learning-rate",
+        type=float,
+        default=d.learning_rate,
+        help=f"Adam learning rate (default {d.learning_rate})",
+    )
+    s.add_argument(
+        "--val-fraction",
+        type=float,
+        default=d.val_fraction,
+        help=f"share of each class for early stopping (default {d.val_fraction})",
+    )
+    s.add_argument(
+        "--test-fraction",
+        type=float,
+        default=d.test_fraction,
+        help=f"share of each class held out for the report (default {d.test_fraction})",
+    )
     s.add_argument("--no-augment", action="store_true", help="train without time/frequency shifts")
-    s.add_argument("--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})")
+    s.add_argument(
+        "--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})"
+    )
     s.add_argument("--device", default="auto", help="auto (GPU if there is one), cpu, cuda, cuda:N")
 
 
@@ -132,21 +203,32 @@ def run_train(a) -> None:
     print(f"held-out test accuracy {rep['accuracy']:.4f} on {rep['n']} calls (best epoch {rep['best_epoch']}, "
           f"{rep['device']}); report in {Path(a.output) / 'report.json'}")  # fmt: skip
     for c, m in rep["per_class"].items():
-        print(f"  {c:>12s}: precision {m['precision']:.3f} recall {m['recall']:.3f} (n={m['support']})")
+        print(
+            f"  {c:>12s}: precision {m['precision']:.3f} recall {m['recall']:.3f} (n={m['support']})"
+        )
 
 
 def add_classify_arguments(s) -> None:
     s.add_argument("summary", nargs="?", help="session USV summary CSV")
     s.add_argument("--model", required=True, help="model folder of train-calltypes")
     s.add_argument("--spectrograms", help="the summary's spectrogram file (export-spectrograms -o)")
-    s.add_argument("--memmap", help="or: compute the spectrograms from this memmap with the model's parameters")
+    s.add_argument(
+        "--memmap", help="or: compute the spectrograms from this memmap with the model's parameters"
+    )
     s.add_argument("-o", "--output", help="summary with call_type and call_type_prob columns")
-    s.add_argument("--evaluate", metavar="DATA_DIR", help="instead: metrics of the model on a labelled set")
-    s.add_argument("--expect-classes", nargs="+", help="fail unless the model has exactly these classes")
+    s.add_argument(
+        "--evaluate", metavar="DATA_DIR", help="instead: metrics of the model on a labelled set"
+    )
+    s.add_argument(
+        "--expect-classes", nargs="+", help="fail unless the model has exactly these classes"
+    )
     s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     s.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    s.add_argument("--min-probability", type=float,
-                   help='below this probability of its most probable type a USV is typed "none" (default: off)')
+    s.add_argument(
+        "--min-probability",
+        type=float,
+        help='below this probability of its most probable type a USV is typed "none" (default: off)',
+    )
 
 
 def run_classify(a) -> None:
@@ -164,7 +246,9 @@ def run_classify(a) -> None:
         print(json.dumps({k: rep[k] for k in ("accuracy", "n", "classes", "confusion_matrix")}))
         return
     if not (a.summary and a.output and (a.spectrograms or a.memmap)):
-        raise InputError(None, "give SUMMARY, -o and --spectrograms (or --memmap), or --evaluate DATA_DIR")
+        raise InputError(
+            None, "give SUMMARY, -o and --spectrograms (or --memmap), or --evaluate DATA_DIR"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         spec = a.spectrograms
         if spec is None:
@@ -173,4 +257,6 @@ def run_classify(a) -> None:
             export_session_spectrograms(a.summary, a.memmap, spec, m.params)
         out = classify_summary(a.summary, spec, a.model, a.output, a.device, a.expect_classes, threads=a.threads,
                                min_probability=a.min_probability)  # fmt: skip
-    print(f"classified {len(out)} USV(s): {out['call_type'].value_counts().to_dict()} -> {a.output}")
+    print(
+        f"classified {len(out)} USV(s): {out['call_type'].value_counts().to_dict()} -> {a.output}"
+    )

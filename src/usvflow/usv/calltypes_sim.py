@@ -26,7 +26,10 @@ from .curate import FEATURE_COLUMNS, SUMMARY_COLUMNS
 from .spectrogram import SpecParams, call_spectrogram
 
 # The curated summary's columns that the simulator fills (all but the noise measures).
-SIM_SUMMARY_COLUMNS = [*SUMMARY_COLUMNS, *(c for c in FEATURE_COLUMNS if not c.startswith("signal_"))]
+SIM_SUMMARY_COLUMNS = [
+    *SUMMARY_COLUMNS,
+    *(c for c in FEATURE_COLUMNS if not c.startswith("signal_")),
+]
 
 
 def render_clip(rng: np.random.Generator, call_type: str, sample_rate: float = 250000.0,
@@ -55,18 +58,28 @@ def render_clip(rng: np.random.Generator, call_type: str, sample_rate: float = 2
         tc = rng.uniform(0.0, pre + p.duration_s)
         k = int(tc * sample_rate)
         m = int(rng.uniform(1e-4, 1e-3) * sample_rate)
-        x[k : k + m] += rng.uniform(5, 50) * rng.standard_normal(min(m, n - k)) * np.hanning(min(m, n - k))
+        x[k : k + m] += (
+            rng.uniform(5, 50) * rng.standard_normal(min(m, n - k)) * np.hanning(min(m, n - k))
+        )
     if rng.random() < p_tone:
         f = rng.choice([20e3, 31.25e3, 40e3, 62.5e3])
         x += rng.uniform(0.1, 0.5) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
     onset = pre + float(np.clip(rng.normal(0.0, onset_sd_s), -3 * onset_sd_s, 3 * onset_sd_s))
-    stop = pre + call.duration_s + float(np.clip(rng.normal(0.0, stop_sd_s), -3 * stop_sd_s, 3 * stop_sd_s))
+    stop = (
+        pre
+        + call.duration_s
+        + float(np.clip(rng.normal(0.0, stop_sd_s), -3 * stop_sd_s, 3 * stop_sd_s))
+    )
     stop = max(stop, onset + 0.002)
     return x, onset, stop, {"amp_to_noise": amp, "duration_s": call.duration_s}
 
 
-def as_processed(x: np.ndarray, rng: np.random.Generator, sample_rate: float = 250000.0,
-                 highpass_hz: float = 30000.0) -> np.ndarray:
+def as_processed(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: float = 250000.0,
+    highpass_hz: float = 30000.0,
+) -> np.ndarray:
     """A clip (noise rms 1) as the workflow's hpss_filtered memmap holds it: scaled to a noise of 10–30
     LSB rms, high-passed (ideal, FFT), rounded to int16, harmonic part of HPSS (default settings)."""
     from usvflow.audio.hpss import hpss_chunked
@@ -122,7 +135,9 @@ def summary_from_truth(truth_json: str | os.PathLike, n_channels: int = 24) -> p
             continue
         ch = int(u["loudest_mic"])
         if not 0 <= ch < n_channels:
-            raise InputError(truth_json, f"call {u['id']}: loudest_mic {ch} outside {n_channels} channels")
+            raise InputError(
+                truth_json, f"call {u['id']}: loudest_mic {ch} outside {n_channels} channels"
+            )
         delay = float(u["mic_delay_s"][ch])
         start = float(u["t_start_video_s"]) + delay
         amps = np.asarray(u["mic_amp"], float)
@@ -136,4 +151,3 @@ def summary_from_truth(truth_json: str | os.PathLike, n_channels: int = 24) -> p
             "call_type_true": u["type"],
         })  # fmt: skip
     return pd.DataFrame(rows, columns=[*SIM_SUMMARY_COLUMNS, "call_type_true"])
-

@@ -116,9 +116,15 @@ def load_detections(paths, channels: list[str]) -> pd.DataFrame:
     for p in sorted(map(Path, paths)):
         ch = annotation_channel(p, channels)
         if ch is None:
-            raise InputError(p, f"name does not map to a channel of the memmap ({', '.join(channels)})")
+            raise InputError(
+                p, f"name does not map to a channel of the memmap ({', '.join(channels)})"
+            )
         iv = read_intervals(p)
-        rows.append(pd.DataFrame({"start": iv[:, 0], "stop": iv[:, 1], "ch": np.full(len(iv), ch, np.int64)}))
+        rows.append(
+            pd.DataFrame(
+                {"start": iv[:, 0], "stop": iv[:, 1], "ch": np.full(len(iv), ch, np.int64)}
+            )
+        )
     if not rows:
         return pd.DataFrame({"start": [], "stop": [], "ch": []}).astype({"ch": "int64"})
     df = pd.concat(rows, ignore_index=True)
@@ -288,7 +294,11 @@ def _peak_freqs(S: np.ndarray, fb: np.ndarray) -> np.ndarray:
     if inner.any():
         j = np.flatnonzero(inner)
         lp = np.log(S[:, j] + 1e-30)
-        y0, y1, y2 = lp[k[j] - 1, np.arange(j.size)], lp[k[j], np.arange(j.size)], lp[k[j] + 1, np.arange(j.size)]
+        y0, y1, y2 = (
+            lp[k[j] - 1, np.arange(j.size)],
+            lp[k[j], np.arange(j.size)],
+            lp[k[j] + 1, np.arange(j.size)],
+        )
         den = y0 - 2 * y1 + y2
         delta = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den == 0, 1, den), 0.0)
         f[j] += np.clip(delta, -0.5, 0.5) * (fb[1] - fb[0])
@@ -303,7 +313,9 @@ def _flank_power(mm, sr, a, b, ch, n_fft, hop, lower, flank_s, busy=None) -> flo
     for lo, hi in ((max(0, a - L), a), (b, min(mm.shape[0], b + L))):
         if hi - lo < n_fft:
             continue
-        band = (_stft_mag(np.asarray(mm[lo:hi, ch], np.float32), n_fft, hop)[0, lower:, :] ** 2).sum(axis=0)
+        band = (
+            _stft_mag(np.asarray(mm[lo:hi, ch], np.float32), n_fft, hop)[0, lower:, :] ** 2
+        ).sum(axis=0)
         centre = (lo + np.arange(band.size) * hop) / sr
         ok = (centre - n_fft / 2 / sr >= lo / sr) & (centre + n_fft / 2 / sr <= hi / sr)
         if busy is not None and len(busy):
@@ -443,11 +455,22 @@ def plot_noise_histogram(stats: dict, path: str | os.PathLike, title: str = "") 
                 ax.axvline(cut, color="k", ls="-.", label=f"cut {cut:.3g} (rejected {side})")
             ax.legend(frameon=False, fontsize=8)
         else:
-            ax.text(0.5, 0.5, "no USV with this measure", ha="center", va="center", transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no USV with this measure",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("USVs")
     n = stats["n_merged"]
-    note = "" if stats["filtered"] else ("  (noise filter off)" if n > 1 else "  (no filtering with < 2 USVs)")
+    note = (
+        ""
+        if stats["filtered"]
+        else ("  (noise filter off)" if n > 1 else "  (no filtering with < 2 USVs)")
+    )
     fig.suptitle(f"{title}  {stats['n_detections']} detections -> {n} merged USVs -> {stats['n_kept']} kept{note}",
                  fontsize=10)  # fmt: skip
     save_figure(fig, path, "svg")
@@ -468,7 +491,9 @@ def curate_session(annotation_csvs, memmap: str | os.PathLike, summary_csv: str 
     side = read_json(sidecar_path(memmap))
     channels = side.get("channels")
     if not channels:
-        raise InputError(sidecar_path(memmap), "no 'channels' list: cannot map annotation files to columns")
+        raise InputError(
+            sidecar_path(memmap), "no 'channels' list: cannot map annotation files to columns"
+        )
     sr = parse_memmap_name(memmap)["sample_rate"]
     det = load_detections(annotation_csvs, channels)
     df, stats = curate(det, mm, sr, p, progress=progress)

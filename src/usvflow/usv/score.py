@@ -134,7 +134,9 @@ def _as_intervals(a) -> np.ndarray:
     return a.reshape(-1, 2)
 
 
-def _overlaps(det: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _overlaps(
+    det: np.ndarray, lab: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All overlapping pairs (i_det, j_lab, overlap_s, iou) of two interval sets (sweep, O(n log n + k))."""
     ii, jj = [], []
     if len(det) and len(lab):
@@ -219,14 +221,31 @@ def _prf(tp: int, n_det: int, n_lab: int) -> tuple[float, float, float]:
     return p, r, f
 
 
-def _score_from(n_lab: int, n_det: int, tp: int, tp_iou: int, on: np.ndarray, off: np.ndarray) -> Score:
+def _score_from(
+    n_lab: int, n_det: int, tp: int, tp_iou: int, on: np.ndarray, off: np.ndarray
+) -> Score:
     p, r, f = _prf(tp, n_det, n_lab)
     pi, ri, fi = _prf(tp_iou, n_det, n_lab)
 
     def med(v):
         return float(np.median(v)) if len(v) else math.nan
 
-    return Score(n_lab, n_det, tp, p, r, f, tp_iou, pi, ri, fi, med(on), med(off), med(np.abs(on)), med(np.abs(off)))
+    return Score(
+        n_lab,
+        n_det,
+        tp,
+        p,
+        r,
+        f,
+        tp_iou,
+        pi,
+        ri,
+        fi,
+        med(on),
+        med(off),
+        med(np.abs(on)),
+        med(np.abs(off)),
+    )
 
 
 def _pair_errors(det, lab):
@@ -274,7 +293,7 @@ def _key(path: Path, label: bool) -> str:
     if label:
         for pre in _LABEL_PREFIXES:
             if stem.startswith(pre):
-                return stem[len(pre):]
+                return stem[len(pre) :]
     for suf in _DET_SUFFIXES:
         if stem.endswith(suf):
             stem = stem[: -len(suf)]
@@ -282,10 +301,14 @@ def _key(path: Path, label: bool) -> str:
 
 
 def _tables(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt"))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt")
+    )
 
 
-def evaluate_paths(detections: str | os.PathLike, labels: str | os.PathLike) -> list[tuple[str, Score]]:
+def evaluate_paths(
+    detections: str | os.PathLike, labels: str | os.PathLike
+) -> list[tuple[str, Score]]:
     """Score detection file(s) against label file(s): ``[(name, Score)]`` plus ``("pooled", …)`` when
     several pairs are scored.
 
@@ -303,7 +326,9 @@ def evaluate_paths(detections: str | os.PathLike, labels: str | os.PathLike) -> 
     if det.is_file() and lab.is_file():
         return [(det.name, score_files(det, lab))]
     if det.is_file():
-        raise InputError(lab, "labels are a folder but the detections a single file: give the label file")
+        raise InputError(
+            lab, "labels are a folder but the detections a single file: give the label file"
+        )
     if lab.is_file():
         files = [p for p in _tables(det) if p.resolve() != lab.resolve()]
         if not files:
@@ -346,7 +371,9 @@ def scores_table(rows: list[tuple[str, Score]]) -> str:
 # ---------------------------------------------------------------------------------------- real data
 
 
-def compare_tools(root: str | os.PathLike, files=(1, 2, 3), tools=("builtin", *AMVOC_TOOLS), params=None):
+def compare_tools(
+    root: str | os.PathLike, files=(1, 2, 3), tools=("builtin", *AMVOC_TOOLS), params=None
+):
     """Score the built-in detector and the shipped detections of other tools on the amvoc files.
 
     ``root`` is the ``vocalizations_evaluation`` folder (``N/rec_N.wav``, ``N/gt_N.csv``,
@@ -399,7 +426,11 @@ def comparison_markdown(df) -> str:
 def _device_time(truth: dict, device: str, t_true):
     """File-concatenated device time (s, counted in nominal samples) of true time(s) ``t_true``."""
     dev = truth["devices"][device]
-    return (np.asarray(t_true, dtype=np.float64) - dev["start_s"]) * dev["rate_true_hz"] / dev["nominal_rate_hz"]
+    return (
+        (np.asarray(t_true, dtype=np.float64) - dev["start_s"])
+        * dev["rate_true_hz"]
+        / dev["nominal_rate_hz"]
+    )
 
 
 def simulated_channel_truth(truth: dict, device: str, channel: int, snr_factor: float = 3.0,
@@ -437,7 +468,9 @@ def simulated_channel_truth(truth: dict, device: str, channel: int, snr_factor: 
             delay = 0.0
         else:
             continue
-        clicks.append(_device_time(truth, device, [k["t_s"] + delay, k["t_s"] + delay + k["duration_s"]]))
+        clicks.append(
+            _device_time(truth, device, [k["t_s"] + delay, k["t_s"] + delay + k["duration_s"]])
+        )
     allv = np.asarray(allv, dtype=np.float64).reshape(-1, 2)
     mask = np.asarray(mask, dtype=bool)
     return {"detectable": allv[mask], "all": allv, "detectable_mask": mask,

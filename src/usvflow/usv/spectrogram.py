@@ -76,7 +76,9 @@ class SpecParams:
 def _band_bins(p: SpecParams, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
     """First FFT bin of each band (bands are contiguous bin ranges) and the bins per band."""
     if p.f_hi_hz > sample_rate / 2:
-        raise ValueError(f"f_hi_hz {p.f_hi_hz} Hz is above the Nyquist frequency of {sample_rate} Hz audio")
+        raise ValueError(
+            f"f_hi_hz {p.f_hi_hz} Hz is above the Nyquist frequency of {sample_rate} Hz audio"
+        )
     f = np.fft.rfftfreq(p.n_fft, 1.0 / sample_rate)
     edges = np.linspace(p.f_lo_hz, p.f_hi_hz, p.n_freq + 1)
     band = np.searchsorted(edges, f, side="right") - 1
@@ -123,7 +125,9 @@ class _Spectrogrammer:
         frames = seg[idx] * self.window
         spec = np.fft.rfft(frames, axis=1)[:, self.b0 : self.b1]  # (n_time, in-band bins)
         power = spec.real**2 + spec.imag**2
-        bands = np.add.reduceat(power, self.first - self.b0, axis=1) / self.counts  # (n_time, n_freq)
+        bands = (
+            np.add.reduceat(power, self.first - self.b0, axis=1) / self.counts
+        )  # (n_time, n_freq)
         z = _normalize(bands.T, p)  # (n_freq, n_time)
         if p.mask_after_stop and stop_s is not None and np.isfinite(stop_s):
             z[:, p.times_s() > (stop_s - onset_s) + p.stop_margin_s] = 0.0
@@ -163,7 +167,12 @@ def spectrograms_from_memmap(mm: np.ndarray, sample_rate: float, starts_s, stops
     out = np.zeros((starts_s.size, p.n_freq, p.n_time), dtype=np.float32)
     for i, (t0, t1, ch) in enumerate(zip(starts_s, stops_s, channels.astype(np.int64))):
         col = int(ch)
-        out[i] = sp(lambda a, b, col=col: np.asarray(mm[a:b, col], dtype=np.float64), n_samples, float(t0), float(t1))
+        out[i] = sp(
+            lambda a, b, col=col: np.asarray(mm[a:b, col], dtype=np.float64),
+            n_samples,
+            float(t0),
+            float(t1),
+        )
     return out
 
 
@@ -178,7 +187,9 @@ def save_spectrograms(path: str | os.PathLike, specs: np.ndarray, usv_ids, param
     specs = np.asarray(specs, dtype=np.float32)
     usv_ids = np.asarray([str(u) for u in usv_ids], dtype=str)
     if specs.ndim != 3 or specs.shape[0] != usv_ids.size:
-        raise ValueError(f"{specs.shape[0] if specs.ndim else 0} spectrograms for {usv_ids.size} ids")
+        raise ValueError(
+            f"{specs.shape[0] if specs.ndim else 0} spectrograms for {usv_ids.size} ids"
+        )
     ch = np.full(usv_ids.size, -1, np.int64) if channels is None else np.asarray(channels, np.int64)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -218,5 +229,7 @@ def save_png(spec: np.ndarray, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        plt.imsave(tmp, np.asarray(spec), cmap="gray", vmin=0.0, vmax=1.0, origin="lower", format="png")
+        plt.imsave(
+            tmp, np.asarray(spec), cmap="gray", vmin=0.0, vmax=1.0, origin="lower", format="png"
+        )
     return path

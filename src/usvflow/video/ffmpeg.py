@@ -34,7 +34,9 @@ def ffmpeg_exe() -> str:
     if env:
         found = env if (os.path.isfile(env) and os.access(env, os.X_OK)) else shutil.which(env)
         if not found:
-            raise RuntimeError(f"USVFLOW_FFMPEG={env!r} is not an executable file or a command on PATH")
+            raise RuntimeError(
+                f"USVFLOW_FFMPEG={env!r} is not an executable file or a command on PATH"
+            )
         return found
     try:
         import imageio_ffmpeg
@@ -87,13 +89,23 @@ def run_ffmpeg(
     """
     cmd = _command(args)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout, cwd=cwd)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, errors="replace", timeout=timeout, cwd=cwd
+        )
     except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        raise RuntimeError(f"ffmpeg timed out after {timeout} s: {shlex.join(cmd)}\n{_tail(err)}") from None
+        err = (
+            exc.stderr.decode(errors="replace")
+            if isinstance(exc.stderr, bytes)
+            else (exc.stderr or "")
+        )
+        raise RuntimeError(
+            f"ffmpeg timed out after {timeout} s: {shlex.join(cmd)}\n{_tail(err)}"
+        ) from None
     _write_log(log, cmd, proc)
     if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed (exit {proc.returncode}): {shlex.join(cmd)}\n{_tail(proc.stderr)}")
+        raise RuntimeError(
+            f"ffmpeg failed (exit {proc.returncode}): {shlex.join(cmd)}\n{_tail(proc.stderr)}"
+        )
     return proc
 
 
@@ -134,7 +146,9 @@ def packet_times(mp4: str | os.PathLike) -> tuple[np.ndarray, float]:
     mp4 = Path(mp4)
     if not mp4.is_file():
         raise FileNotFoundError(mp4)
-    proc = run_ffmpeg(["-v", "error", "-i", mp4, "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"])
+    proc = run_ffmpeg(
+        ["-v", "error", "-i", mp4, "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
+    )
     tb = None
     pts = []
     for line in proc.stdout.splitlines():
@@ -229,7 +243,9 @@ def iter_frames(mp4: str | os.PathLike, gray: bool = True, crop: tuple[int, int,
                 if not buf:
                     break
                 if len(buf) != nbytes:
-                    raise RuntimeError(f"{mp4}: truncated frame from ffmpeg ({len(buf)} of {nbytes} bytes)")
+                    raise RuntimeError(
+                        f"{mp4}: truncated frame from ffmpeg ({len(buf)} of {nbytes} bytes)"
+                    )
                 a = np.frombuffer(buf, np.uint8)
                 yield a.reshape(h, w) if gray else a.reshape(h, w, 3)
             rc = proc.wait()

@@ -96,7 +96,9 @@ def camera_frame_count_dict(stores: Iterable[LoopbioStore]) -> dict:
             raise InputError(st.path, f"camera {st.serial} also recorded in {seen[st.serial]}")
         seen[st.serial] = st.path
         if st.frame_count < 2:
-            raise InputError(st.path, f"only {st.frame_count} frame(s): cannot measure a frame rate")
+            raise InputError(
+                st.path, f"only {st.frame_count} frame(s): cannot measure a frame rate"
+            )
         try:
             esr = empirical_rate(st.frame_number, st.frame_time)
         except ValueError as exc:
@@ -169,7 +171,9 @@ def concatenate_chunks(
             want = sum(count_frames(p, decode=False) for p in paths)
             got = count_frames(tmp, decode=False)
             if got != want:
-                raise RuntimeError(f"{out_mp4}: concatenation holds {got} frames, the chunks {want}")
+                raise RuntimeError(
+                    f"{out_mp4}: concatenation holds {got} frames, the chunks {want}"
+                )
     return out_mp4
 
 
@@ -213,7 +217,9 @@ def reencode(
             want = count_frames(in_mp4, decode=False)
             got = count_frames(tmp, decode=False)
             if got != want:
-                raise RuntimeError(f"{out_mp4}: re-encoded video holds {got} frames, {in_mp4} {want}")
+                raise RuntimeError(
+                    f"{out_mp4}: re-encoded video holds {got} frames, {in_mp4} {want}"
+                )
     return out_mp4
 
 
