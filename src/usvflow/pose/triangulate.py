@@ -443,10 +443,11 @@ def read_points3d(path, frames: slice | None = None) -> dict:
             raise InputError(
                 path, f"'tracks' has shape {t.shape}, expected (frames, tracks, nodes, 3)"
             )
-        names = (
-            lambda k: [v.decode() if isinstance(v, bytes) else str(v) for v in h[k][()]]
-            if k in h
-            else []
-        )  # noqa: E731
+
+        def names(k):
+            if k not in h:
+                return []
+            return [v.decode() if isinstance(v, bytes) else str(v) for v in h[k][()]]
+
         return {"tracks": np.asarray(t[frames or slice(None)], dtype=np.float64), "node_names": names("node_names"),
                 "track_names": names("track_names"), "n_frames": int(t.shape[0])}  # fmt: skip
