@@ -147,3 +147,26 @@ def test_filtered_audio_is_written_on_request(tmp_path):
         ts = io.read().processing["audio"]["filtered_audio"]
         np.testing.assert_array_equal(ts.data[:], x)
         assert ts.rate == 250000.0 and ts.starting_time == 0.0
+
+
+def test_export_is_byte_identical_on_rerun(tmp_path):
+    """Two exports of the same products give the same bytes (seeded object ids, no wall-clock date)."""
+    from usvflow.nwb.export import NwbSettings, write_session_nwb
+
+    st = NwbSettings(
+        include_audio=False,
+        timezone="UTC",
+        institution="",
+        lab="",
+        experimenter=[],
+        species="Mus musculus",
+        subject_age="P90D",
+        probe_locations={},
+    )
+    p = SessionProducts("20250430_145017", date_joint="20250430145035", experimental_code="B2MF")
+    write_session_nwb(p, tmp_path / "a.nwb", st)
+    write_session_nwb(p, tmp_path / "b.nwb", st)
+    assert (tmp_path / "a.nwb").read_bytes() == (tmp_path / "b.nwb").read_bytes()
+    q = SessionProducts("20250430_153017", date_joint="20250430153035", experimental_code="B2MF")
+    write_session_nwb(q, tmp_path / "c.nwb", st)
+    assert (tmp_path / "c.nwb").read_bytes() != (tmp_path / "a.nwb").read_bytes()

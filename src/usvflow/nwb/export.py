@@ -14,6 +14,7 @@ of the first recorded video frame, and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -764,8 +765,38 @@ def _subject(meta: dict, settings: NwbSettings, animals: list[str] | None):
     )
 
 
+@contextlib.contextmanager
+def _seeded_object_ids(seed: str):
+    """Give the NWB containers created inside the block reproducible object ids.
+
+    hdmf draws every container's ``object_id`` from ``uuid.uuid4()``, so two exports of the same
+    products would differ in every object. Inside the block the ids are version-4 UUIDs drawn from
+    a generator seeded by ``seed`` (the session): the same products give the same file bytes.
+    """
+    import random
+
+    import hdmf.container as hc
+
+    rng = random.Random(uuid.uuid5(uuid.NAMESPACE_URL, f"usvflow:nwb-object-ids:{seed}").int)
+    original = hc.uuid4
+    hc.uuid4 = lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
+    try:
+        yield
+    finally:
+        hc.uuid4 = original
+
+
 def write_session_nwb(p: SessionProducts, out: str | os.PathLike, settings: NwbSettings) -> dict:
-    """Write ``out`` (``<session>.nwb``) from the session's products; return a summary of its content."""
+    """Write ``out`` (``<session>.nwb``) from the session's products; return a summary of its content.
+
+    The file is byte-identical for identical products: object ids are seeded by the session and
+    ``file_create_date`` is the session start (a rerun does not change the file's content).
+    """
+    with _seeded_object_ids(p.session_id):
+        return _write_session_nwb(p, out, settings)
+
+
+def _write_session_nwb(p: SessionProducts, out: str | os.PathLike, settings: NwbSettings) -> dict:
     from pynwb import NWBHDF5IO, NWBFile
 
     meta = read_metadata_yaml(p.metadata_yaml)
@@ -780,7 +811,8 @@ def write_session_nwb(p: SessionProducts, out: str | os.PathLike, settings: NwbS
         identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"usvflow:session:{p.session_id}")),
         session_start_time=start,
         timestamps_reference_time=start,
-        file_create_date=dt.datetime.now(dt.UTC),
+        # the session start, not the wall clock: a rerun on the same products gives the same bytes
+        file_create_date=start,
         session_id=p.session_id,
         experiment_description=(
             f"experimental code {code}: {words}" if code else "rodent social experiment"
