@@ -115,7 +115,7 @@ def test_filtered_audio_is_written_on_request(tmp_path):
 
     from pynwb import NWBHDF5IO
 
-    from usvflow.nwb.export import NwbSettings, write_session_nwb
+    from usvflow.nwb.export import write_session_nwb
 
     rng = np.random.default_rng(0)
     x = rng.integers(-3000, 3000, (5000, 4), dtype=np.int16)
@@ -128,16 +128,7 @@ def test_filtered_audio_is_written_on_request(tmp_path):
         "channels": ["m_ch01", "m_ch02", "s_ch01", "s_ch02"],
     }
     mm.with_suffix(".json").write_text(json.dumps(side))
-    st = NwbSettings(
-        include_audio=True,
-        timezone="UTC",
-        institution="",
-        lab="",
-        experimenter=[],
-        species="Mus musculus",
-        subject_age="P90D",
-        probe_locations={},
-    )
+    st = _settings(include_audio=True)
     p = SessionProducts(
         "20250430_145017", date_joint="20250430145035", experimental_code="B2MF", memmap=mm
     )
@@ -151,10 +142,23 @@ def test_filtered_audio_is_written_on_request(tmp_path):
 
 def test_export_is_byte_identical_on_rerun(tmp_path):
     """Two exports of the same products give the same bytes (seeded object ids, no wall-clock date)."""
-    from usvflow.nwb.export import NwbSettings, write_session_nwb
+    from usvflow.nwb.export import write_session_nwb
 
-    st = NwbSettings(
-        include_audio=False,
+    st = _settings(include_audio=False)
+    p = SessionProducts("20250430_145017", date_joint="20250430145035", experimental_code="B2MF")
+    write_session_nwb(p, tmp_path / "a.nwb", st)
+    write_session_nwb(p, tmp_path / "b.nwb", st)
+    assert (tmp_path / "a.nwb").read_bytes() == (tmp_path / "b.nwb").read_bytes()
+    q = SessionProducts("20250430_153017", date_joint="20250430153035", experimental_code="B2MF")
+    write_session_nwb(q, tmp_path / "c.nwb", st)
+    assert (tmp_path / "c.nwb").read_bytes() != (tmp_path / "a.nwb").read_bytes()
+
+
+def _settings(include_audio: bool):
+    from usvflow.nwb.export import NwbSettings
+
+    return NwbSettings(
+        include_audio=include_audio,
         timezone="UTC",
         institution="",
         lab="",
@@ -163,10 +167,3 @@ def test_export_is_byte_identical_on_rerun(tmp_path):
         subject_age="P90D",
         probe_locations={},
     )
-    p = SessionProducts("20250430_145017", date_joint="20250430145035", experimental_code="B2MF")
-    write_session_nwb(p, tmp_path / "a.nwb", st)
-    write_session_nwb(p, tmp_path / "b.nwb", st)
-    assert (tmp_path / "a.nwb").read_bytes() == (tmp_path / "b.nwb").read_bytes()
-    q = SessionProducts("20250430_153017", date_joint="20250430153035", experimental_code="B2MF")
-    write_session_nwb(q, tmp_path / "c.nwb", st)
-    assert (tmp_path / "c.nwb").read_bytes() != (tmp_path / "a.nwb").read_bytes()
