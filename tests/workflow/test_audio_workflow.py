@@ -79,7 +79,7 @@ def test_detections_find_the_simulated_calls(audio_run):
     ann = out / "Data" / sid / "audio" / "das_annotations"
     csvs = sorted(ann.glob("*_cropped_to_video_hpss_filtered_annotations.csv"))
     assert len(csvs) == 24
-    assert csvs[0].read_text().splitlines()[0] == ",name,start_seconds,stop_seconds"
+    assert csvs[0].read_text().splitlines()[0] == ",name,start_seconds,stop_seconds,confidence"
     by_channel = {}
     for c in csvs:
         dev, _, ch = c.name.split("_")[:3]
