@@ -161,15 +161,33 @@ def test_second_run_is_byte_identical(cohort, first_run):
     assert differing(first_run, again) == []
 
 
-def _plant_stale_temporaries(root: Path) -> list[Path]:
-    """Temporaries as a killed write leaves them, beside products that the resumed run rewrites."""
+# products written by usvflow's own writers, one of each kind, beside which a killed write's
+# temporary is planted
+PLANT_BESIDE = (
+    "*_hpss.wav",
+    "*_calibration.toml",
+    "*_usv_summary.csv",
+    "*_points3d_translated_rotated_metric.h5",
+    "*.nwb",
+)
+
+
+def _plant_stale_temporaries(root: Path, unwritten: list[str]) -> list[Path]:
+    """Temporaries as a killed write leaves them, beside products the kill left unwritten.
+
+    The resumed run must write those products, and each writer removes the temporaries that
+    earlier killed writes of its target left behind.
+    """
     planted = []
-    # the calibration's writer; a planted HPSS temporary was seen to survive the resumed run (open)
-    for target in [*root.rglob("*_calibration.toml")][:3]:
-        p = target.with_name(f".tmp-999999.{target.name}")
-        p.write_bytes(b"partial")
-        target.unlink()  # so that the resumed run writes it again
-        planted.append(p)
+    for pattern in PLANT_BESIDE:
+        for rel in sorted(unwritten):
+            if Path(rel).match(pattern):
+                target = root / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                p = target.with_name(f".tmp-999999.{target.name}")
+                p.write_bytes(b"partial")
+                planted.append(p)
+                break
     return planted
 
 
@@ -204,8 +222,9 @@ def test_kill_and_resume_is_byte_identical(cohort, first_run):
     time.sleep(1)
     partial = {k: v for k, v in tree_hashes(root).items() if k not in raw}
     assert 0 < len(partial) < len(first_run)
-    planted = _plant_stale_temporaries(root)
-    assert planted
+    unwritten = [k for k in first_run if k not in partial]
+    planted = _plant_stale_temporaries(root, unwritten)
+    assert any(p.name.endswith("_hpss.wav") for p in planted), planted
     # the README's recovery: unlock, then resume (rerun the jobs the kill left incomplete)
     snakemake(work, "--unlock", config=root / "config.yaml")
     snakemake(work, "--rerun-incomplete", config=root / "config.yaml")
