@@ -54,6 +54,7 @@ import scipy.fft as sfft
 from numpy.polynomial import chebyshev as cheb
 
 from ..io.atomic import InputError, read_json
+from ..io.progress import progress
 from .wav import BLOCK, OutputSet, WavReader, WavWriter, check_same_format, iter_blocks, wav_info
 
 #: a break shorter than this many median frame periods is not a recording start
@@ -382,9 +383,16 @@ def crop_channel(in_wav: str | os.PathLike, out_wav: str | os.PathLike, start: i
     """Copy samples ``[start, start + n_out)`` of a mono WAV to ``out_wav`` (atomic), bit for bit."""
     info = wav_info(in_wav)
     _check_crop_range(info, start, n_out)
-    with WavWriter(out_wav, info.samplerate, info.channels, frames_hint=n_out) as w:
-        _copy_range(in_wav, w, start, n_out, block)
+    with (
+        WavWriter(out_wav, info.samplerate, info.channels, frames_hint=n_out) as w,
+        _bar(n_out, f"crop {Path(in_wav).name}") as bar,
+    ):
+        _copy_range(in_wav, w, start, n_out, block, bar)
     return Path(out_wav)
+
+
+def _bar(n_samples: int, desc: str):
+    return progress(total=n_samples, desc=desc, unit="sample", unit_scale=True)
 
 
 def _check_crop_range(info, start: int, n: int) -> None:
@@ -396,9 +404,11 @@ def _check_crop_range(info, start: int, n: int) -> None:
         )
 
 
-def _copy_range(in_wav, writer: WavWriter, start: int, n: int, block: int) -> None:
+def _copy_range(in_wav, writer: WavWriter, start: int, n: int, block: int, bar=None) -> None:
     for blk in iter_blocks(in_wav, block=block, start=start, stop=start + n):
         writer.write(blk)
+        if bar is not None:
+            bar.update(len(blk))
 
 
 # ------------------------------------------------------------------------------ resampling
@@ -513,17 +523,27 @@ def resample_channel(in_wav: str | os.PathLike, out_wav: str | os.PathLike, star
     ``kw``: :class:`DriftResampler` options (``offset``, ``step``, filter parameters)."""
     info = wav_info(in_wav)
     _check_crop_range(info, start, n_in)
-    with WavWriter(out_wav, info.samplerate, 1, frames_hint=n_out) as w:
-        _resample_into(in_wav, w, start, n_in, n_out, **kw)
+    with (
+        WavWriter(out_wav, info.samplerate, 1, frames_hint=n_out) as w,
+        _bar(n_out, f"crop+resample {Path(in_wav).name}") as bar,
+    ):
+        _resample_into(in_wav, w, start, n_in, n_out, bar, **kw)
     return Path(out_wav)
 
 
-def _resample_into(in_wav, writer: WavWriter, start: int, n_in: int, n_out: int, **kw) -> None:
+def _resample_into(in_wav, writer: WavWriter, start: int, n_in: int, n_out: int, bar=None,
+                   **kw) -> None:  # fmt: skip
     rs = DriftResampler(n_in, n_out, **kw)
+
+    def write(blk):
+        writer.write(blk)
+        if bar is not None:
+            bar.update(len(blk))
+
     with WavReader(in_wav) as rd:
         if rd.info.channels != 1:
             raise InputError(in_wav, f"{rd.info.channels} channels; resampling expects mono files")
-        rs.run(lambda a, b: rd.read(start + a, start + b), writer.write)
+        rs.run(lambda a, b: rd.read(start + a, start + b), write)
 
 
 def crop_file(in_wav: str | os.PathLike, out_wav: str | os.PathLike, plan: CropPlan, **kw) -> Path:
@@ -638,7 +658,8 @@ def crop_session(
     for d in devices:
         _check_crop_range(infos[d][0], plans[d].start, plans[d].n_in)
     rate = infos[devices[0]][0].samplerate
-    with OutputSet() as out:
+    total = sum(len(inputs[d]) * plans[d].n_out for d in devices)
+    with OutputSet() as out, _bar(total, f"crop {len(devices)} device(s)") as bar:
         merged = _write_sync(out, info_json, sync_dir, entries, onsets)
         for d in devices:
             for c, src in enumerate(inputs[d], start=1):
@@ -653,10 +674,11 @@ def crop_session(
                         p.n_out,
                         offset=p.offset,
                         step=p.step,
+                        bar=bar,
                         **resample_kw,
                     )
                 else:
-                    _copy_range(src, w, plans[d].start, plans[d].n_out, BLOCK)
+                    _copy_range(src, w, plans[d].start, plans[d].n_out, BLOCK, bar)
                 w.finish()
         outputs = [t for _, t in out._pending]
     return {"info": merged, "plans": plans, "outputs": outputs}

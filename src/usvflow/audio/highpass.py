@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import scipy.fft
 
+from ..io.progress import progress
 from .wav import WavReader, WavWriter, stream_over_array
 
 SOX_ATTEN_DB = 120.0
@@ -270,8 +272,12 @@ def highpass_file(
     with WavReader(in_wav, n_channels=1) as r:
         h = design_highpass(r.sample_rate, cutoff) if taps is None else _check_taps(taps)
         with WavWriter(out_wav, r.sample_rate, frames_hint=r.n_samples) as w:
-            for _, blk in fir_stream(r.read, r.n_samples, h, block):
-                w.write(blk)
+            bar = progress(total=r.n_samples, desc=f"high-pass {Path(in_wav).name}", unit="sample",
+                           unit_scale=True)  # fmt: skip
+            with bar:
+                for _, blk in fir_stream(r.read, r.n_samples, h, block):
+                    w.write(blk)
+                    bar.update(len(blk))
         return {
             "n_samples": r.n_samples,
             "sample_rate": r.sample_rate,

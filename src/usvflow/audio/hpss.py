@@ -41,12 +41,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numba
 import numpy as np
 import scipy.fft
 import scipy.signal
 
+from ..io.progress import progress
 from .wav import WavReader, WavWriter, stream_over_array
 
 _TINY32 = float(np.finfo(np.float32).tiny)
@@ -412,8 +414,13 @@ def hpss_file(
         WavReader(in_wav, n_channels=1) as r,
         WavWriter(out_wav, r.sample_rate, frames_hint=r.n_samples) as w,
     ):
-        for _, blk in hpss_stream(r.read, r.n_samples, p, block_frames):
-            w.write(blk)
+        bar = progress(
+            total=r.n_samples, desc=f"HPSS {Path(in_wav).name}", unit="sample", unit_scale=True
+        )
+        with bar:
+            for _, blk in hpss_stream(r.read, r.n_samples, p, block_frames):
+                w.write(blk)
+                bar.update(len(blk))
         return {
             "n_samples": r.n_samples,
             "sample_rate": r.sample_rate,

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from usvflow.io.atomic import InputError, atomic_path, read_json, write_json
+from usvflow.io.progress import progress
 from usvflow.io.rows import RowReader
 
 from .wav import WavReader, require_pcm16, wav_info
@@ -180,7 +181,7 @@ def _write_rows(tmp: Path, wavs: list[Path], sr: int, n: int, block: int) -> Non
     with contextlib.ExitStack() as stack, open(tmp, "wb") as fh:
         readers = [stack.enter_context(WavReader(p, n_channels=1, sample_rate=sr)) for p in wavs]
         buf = np.empty((min(block, max(n, 1)), len(wavs)), "<i2")
-        for a in range(0, n, block):
+        for a in progress(range(0, n, block), desc=f"memmap ({len(wavs)} ch)", unit="block"):
             b = min(a + block, n)
             rows = buf[: b - a]
             for j, r in enumerate(readers):
@@ -195,7 +196,7 @@ def _write_channels(tmp: Path, wavs: list[Path], sr: int, n: int, block: int) ->
     row_bytes = 2 * nch
     with open(tmp, "wb") as fh:  # sparse file of the final size
         fh.truncate(n * row_bytes)
-    for j, p in enumerate(wavs):
+    for j, p in enumerate(progress(wavs, desc="memmap (by channel)", unit="ch")):
         with WavReader(p, n_channels=1, sample_rate=sr) as r:
             for a in range(0, n, block):
                 b = min(a + block, n)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import InputError
+from ..io.progress import progress
 from .wav import OutputSet, check_same_format, iter_blocks, wav_info
 
 SPLIT_BLOCK = 1 << 16  # frames per block: a (block, 12) int16 block stays in the CPU cache
@@ -56,10 +57,14 @@ def split_device(
         total = sum(i.frames for i in infos)
         writers = [out.wav(t, rate, frames_hint=total) for t in targets]
         cols = np.empty((channels, block), dtype=np.int16)
-        for blk in iter_blocks(files, block=block):
-            m = len(blk)
-            np.copyto(cols[:, :m], blk.T)
-            for c, w in enumerate(writers):
-                w.write(cols[c, :m])
-            n += m
+        bar = progress(total=total, desc=f"split {device} ({channels} ch)", unit="sample",
+                       unit_scale=True)  # fmt: skip
+        with bar:
+            for blk in iter_blocks(files, block=block):
+                m = len(blk)
+                np.copyto(cols[:, :m], blk.T)
+                for c, w in enumerate(writers):
+                    w.write(cols[c, :m])
+                n += m
+                bar.update(m)
     return targets, n

@@ -30,6 +30,7 @@ import os
 from pathlib import Path
 
 from usvflow.io.atomic import InputError, atomic_path
+from usvflow.io.progress import progress
 from usvflow.io.spikeglx import (
     SpikeGLXMeta,
     calibrated_rate,
@@ -98,6 +99,8 @@ def check_group(
 def copy_concatenated(sources: list[str | os.PathLike], dst_fh) -> int:
     """Append the bytes of ``sources`` to ``dst_fh`` (a binary file opened with ``buffering=0``)."""
     total = 0
+    bar = progress(total=sum(os.path.getsize(s) for s in sources), desc="concatenate", unit="B",
+                   unit_scale=True)  # fmt: skip
     for src in sources:
         with open(src, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -109,6 +112,7 @@ def copy_concatenated(sources: list[str | os.PathLike], dst_fh) -> int:
                         if k == 0:
                             break
                         left -= k
+                        bar.update(k)
                 except OSError:
                     pass  # e.g. across file systems on old kernels: fall back to a plain copy
             if left > 0:
@@ -122,8 +126,10 @@ def copy_concatenated(sources: list[str | os.PathLike], dst_fh) -> int:
                         raise InputError(src, "file shrank while it was being copied")
                     dst_fh.write(mv[:r])
                     left -= r
+                    bar.update(r)
             total += size
             dst_fh.seek(0, os.SEEK_END)
+    bar.close()
     return total
 
 

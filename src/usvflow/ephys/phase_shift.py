@@ -31,6 +31,7 @@ import numpy as np
 from scipy.fft import irfft, rfft
 
 from usvflow.io.atomic import InputError, atomic_path
+from usvflow.io.progress import progress
 from usvflow.io.rows import RowReader
 from usvflow.io.spikeglx import (
     SpikeGLXMeta,
@@ -104,6 +105,8 @@ def phase_shift_copy(
         with open(tmp, "wb") as fh, ThreadPoolExecutor(workers) as pool:
             starts = iter(range(0, n, chunk))
             pending: deque = deque()
+            bar = progress(total=n, desc=f"phase shift {Path(bin_path).name}", unit="sample",
+                           unit_scale=True)  # fmt: skip
             while True:
                 while len(pending) < workers + 1:  # bounded read-ahead: memory flat in n
                     a = next(starts, None)
@@ -112,7 +115,10 @@ def phase_shift_copy(
                     pending.append(pool.submit(shifter.copy, data, a, min(n, a + chunk), n_ap))
                 if not pending:
                     break
-                fh.write(pending.popleft().result().tobytes())
+                block = pending.popleft().result()
+                fh.write(block.tobytes())
+                bar.update(len(block))
+            bar.close()
             fh.flush()
             os.fsync(fh.fileno())
         raw = read_meta(meta_path)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from usvflow.io.atomic import InputError, temporary_name
+from usvflow.io.progress import progress
 
 __all__ = [
     "dedup_keep_first",
@@ -287,7 +288,9 @@ def split_session(
 
     files, below, noise, unsorted = [], [], [], []
     arrays = {}
-    for cid, st in spikes.items():
+    for cid, st in progress(
+        spikes.items(), total=len(spikes), desc=f"split spikes {probe}", unit="cluster"
+    ):
         label, ch = labels[cid]
         if label not in KEPT_LABELS:
             (noise if label == "noise" else unsorted).append(cid)

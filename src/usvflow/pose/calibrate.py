@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import InputError, atomic_path, save_figure
+from ..io.progress import progress
 from ._pool import process_pool
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,13 @@ def calibrate(
 
     names = list(videos)
     workers = max(1, min(threads, len(names)))
+    bar = dict(total=len(names), desc="calibration: board detection", unit="camera")
     if workers > 1:
         with process_pool(workers) as ex:
-            results = list(
-                ex.map(detect_video, [videos[n] for n in names], [board_kwargs] * len(names))
-            )
+            done = ex.map(detect_video, [videos[n] for n in names], [board_kwargs] * len(names))
+            results = list(progress(done, **bar))
     else:
-        results = [detect_video(videos[n], board_kwargs) for n in names]
+        results = [detect_video(videos[n], board_kwargs) for n in progress(names, **bar)]
     all_rows = [r for r, _ in results]
     for n, rows in zip(names, all_rows):
         log.info("camera %s: board in %d frame(s)", n, len(rows))

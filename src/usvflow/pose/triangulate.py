@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import InputError, atomic_path
+from ..io.progress import progress
 from ._pool import process_pool
 from .cameras import Cameras
 from .optim import triangulate_optim
@@ -378,6 +379,9 @@ def triangulate(
                     results = ex.map(_chunk_job, jobs)  # results come back in frame order
                 else:
                     results = map(_chunk_job, jobs)
+                results = progress(
+                    results, total=len(jobs), desc=f"triangulate {out.name}", unit="chunk"
+                )
                 for a, b, res, hist, obs in results:
                     d[a - start : b - start] = res
                     n_done += res.shape[0]

@@ -360,9 +360,9 @@ def curate(det: pd.DataFrame, mm: np.ndarray, sr: float, params: CurateParams | 
     rows = []
     it = merged
     if progress:
-        from tqdm import tqdm
+        from ..io.progress import progress as bar
 
-        it = tqdm(merged, desc="curate USVs", unit="USV", mininterval=2.0)
+        it = bar(merged, desc="curate USVs", unit="USV")
     # every detection (any channel) is busy time for the SNR's noise estimate; sorted, non-overlapping
     busy = _union(det["start"].to_numpy(np.float64), det["stop"].to_numpy(np.float64))
     for u in it:

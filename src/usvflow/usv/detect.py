@@ -51,6 +51,7 @@ import scipy.fft as sfft
 import soundfile as sf
 
 from ..io.atomic import InputError, atomic_path
+from ..io.progress import progress
 
 __all__ = [
     "DetectParams",
@@ -544,11 +545,16 @@ def detect_file(wav: str | os.PathLike, params: DetectParams | dict | None = Non
         chans = list(range(n_ch)) if channel is None else [channel]
         eng = _Engine(fs, len(chans), p)
         step = max(1, int(block_s * fs))
-        while True:
-            x = fh.read(step, dtype="float32", always_2d=True)
-            if x.shape[0] == 0:
-                break
-            eng.feed(x[:, chans] if channel is not None else x)
+        frames = fh.frames if fh.seekable() else None
+        with progress(
+            total=frames, desc=f"detect {wav.name}", unit="sample", unit_scale=True
+        ) as bar:
+            while True:
+                x = fh.read(step, dtype="float32", always_2d=True)
+                if x.shape[0] == 0:
+                    break
+                eng.feed(x[:, chans] if channel is not None else x)
+                bar.update(x.shape[0])
         segs = eng.finish()
     rows = [(c, p.name, a, b, q) for c, ss in zip(chans, segs) for a, b, q in ss]
     return pd.DataFrame(rows, columns=["channel", *DAS_COLUMNS, "confidence"]).astype(

@@ -260,11 +260,9 @@ def localize_usvs(mm: np.ndarray, sr: float, summary, mics: np.ndarray, bounds_x
     with ThreadPoolExecutor(max_workers=max(1, int(workers))) as ex:
         located = ex.map(one, usvs)  # in summary order
         if progress:
-            from tqdm import tqdm
+            from ..io.progress import progress as bar
 
-            located = tqdm(
-                located, total=len(usvs), desc="localize USVs", unit="USV", mininterval=2.0
-            )
+            located = bar(located, total=len(usvs), desc="localize USVs", unit="USV")
         located = list(located)
     for u, (xyz, coh) in zip(usvs, located):
         animals = np.asarray(animals_at(float(u.start)), np.float64)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from usvflow.io.atomic import InputError, atomic_path
+from usvflow.io.progress import progress
 
 SPECTROGRAM_FORMAT = 1
 
@@ -165,7 +166,10 @@ def spectrograms_from_memmap(mm: np.ndarray, sample_rate: float, starts_s, stops
                                  f"{n_ch} channels of the audio")  # fmt: skip
     sp = _Spectrogrammer(p, sample_rate)
     out = np.zeros((starts_s.size, p.n_freq, p.n_time), dtype=np.float32)
-    for i, (t0, t1, ch) in enumerate(zip(starts_s, stops_s, channels.astype(np.int64))):
+    calls = zip(starts_s, stops_s, channels.astype(np.int64))
+    for i, (t0, t1, ch) in enumerate(
+        progress(calls, total=starts_s.size, desc="spectrograms", unit="USV")
+    ):
         col = int(ch)
         out[i] = sp(
             lambda a, b, col=col: np.asarray(mm[a:b, col], dtype=np.float64),

@@ -12,6 +12,7 @@ Which binary is used (first that applies):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -23,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+
+from ..io.progress import progress, progress_enabled
 
 #: how much of ffmpeg's error output an exception message shows
 STDERR_TAIL_CHARS = 3000
@@ -80,13 +83,27 @@ def run_ffmpeg(
     log: str | os.PathLike | Callable[[str], None] | None = None,
     timeout: float | None = None,
     cwd: str | os.PathLike | None = None,
+    progress_desc: str | None = None,
+    progress_total: int | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``ffmpeg -hide_banner -nostdin <args>`` and check its exit status.
 
     ``args`` excludes the binary. ``log`` is a file to append the command and ffmpeg's error output to,
     or a callable that receives that text. Returns the completed process (``stdout``/``stderr`` as text).
     A non-zero exit (or a timeout) raises :class:`RuntimeError` showing the command and the tail of stderr.
+    With ``progress_desc`` (and no ``timeout``) a progress bar of the frames written (of
+    ``progress_total``) goes to stderr (:mod:`usvflow.io.progress`); the output file is the same.
     """
+    if progress_desc is not None and timeout is None and progress_enabled():
+        proc = _run_with_progress(
+            _command(["-progress", "pipe:1", "-nostats", *args]), cwd, progress_desc, progress_total
+        )
+        _write_log(log, proc.args, proc)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"ffmpeg failed (exit {proc.returncode}): {shlex.join(proc.args)}\n{_tail(proc.stderr)}"
+            )
+        return proc
     cmd = _command(args)
     try:
         proc = subprocess.run(
@@ -107,6 +124,24 @@ def run_ffmpeg(
             f"ffmpeg failed (exit {proc.returncode}): {shlex.join(cmd)}\n{_tail(proc.stderr)}"
         )
     return proc
+
+
+def _run_with_progress(cmd, cwd, desc: str, total: int | None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` (which has ``-progress pipe:1``): update a bar from its ``frame=N`` lines."""
+    lines = []
+    with (
+        tempfile.TemporaryFile("w+", errors="replace") as err,
+        progress(total=total, desc=desc, unit="frame", unit_scale=True) as bar,
+    ):
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, errors="replace",
+                              cwd=cwd) as proc:  # fmt: skip
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith("frame="):
+                    with contextlib.suppress(ValueError):
+                        bar.update(max(0, int(line.split("=", 1)[1]) - bar.n))
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), err.read())
 
 
 def _progress_frames(stdout: str, path) -> int:

@@ -166,7 +166,7 @@ def concatenate_chunks(
                     "-c", "copy", "-f", "mp4", tmp,
                 ]
                 # fmt: on
-                run_ffmpeg(args, log=log)
+                run_ffmpeg(args, log=log, progress_desc=f"concatenate {out_mp4.name}")
         if verify and len(paths) > 1:
             want = sum(count_frames(p, decode=False) for p in paths)
             got = count_frames(tmp, decode=False)
@@ -212,9 +212,9 @@ def reencode(
             "yuv420p", *thread_args, "-f", "mp4", tmp,
         ]
         # fmt: on
-        run_ffmpeg(args, log=log)
+        want = count_frames(in_mp4, decode=False) if verify else None
+        run_ffmpeg(args, log=log, progress_desc=f"re-encode {in_mp4.name}", progress_total=want)
         if verify:
-            want = count_frames(in_mp4, decode=False)
             got = count_frames(tmp, decode=False)
             if got != want:
                 raise RuntimeError(
