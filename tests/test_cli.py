@@ -80,16 +80,20 @@ def test_every_argument_has_help():
 
     from usvflow.cli import build_parser
 
-    missing = []
-    for action in build_parser()._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                missing += [
-                    f"{name} {a.dest}"
-                    for a in sub._actions
-                    if not a.help and not isinstance(a, argparse._HelpAction)
-                ]
-    assert missing == []
+    def walk(
+        parser, path
+    ):  # every argument and subcommand, at any depth (check-model's subparsers too)
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                helps = {c.dest: c.help for c in a._choices_actions}
+                for name, sub in a.choices.items():
+                    if not helps.get(name):
+                        yield f"{path} {name} (command)"
+                    yield from walk(sub, f"{path} {name}")
+            elif not a.help and not isinstance(a, argparse._HelpAction):
+                yield f"{path} {a.dest}"
+
+    assert list(walk(build_parser(), "usvflow")) == []
 
 
 def test_train_defaults_are_the_config_schema_defaults():

@@ -7,6 +7,7 @@
 #   <session>/report/<sid>_explorer.html       the session explorer (self-contained page)
 #   <session>/report/<sid>_overview.json       the session's row of the cohort table
 #   report/cohort_overview.csv                 one row per session
+#   report/stage_plan.csv                      the start-up table: stages per session, why skipped
 # Captions: workflow/report/*.rst.
 
 
@@ -180,3 +181,27 @@ rule cohort_overview:
         runtime=10,
     script:
         "../scripts/report_overview.py"
+
+
+rule stage_plan:
+    output:
+        report(
+            f"{REPORT_DIR}/stage_plan.csv",
+            caption="../report/stage_plan.rst",
+            category="0. Cohort",
+            labels={"figure": "stage plan"},
+        ),
+    log:
+        f"{REPORT_DIR}/logs/stage_plan.log",
+    benchmark:
+        f"{REPORT_DIR}/benchmarks/stage_plan.tsv"
+    conda:
+        "../envs/usvflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        rows=stage_plan_rows(),
+    script:
+        "../scripts/report_stage_plan.py"

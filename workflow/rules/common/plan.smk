@@ -44,6 +44,15 @@ def stage_plan(sid):
     return [(st, why.get(st, "")) for st in config["stages"]]
 
 
+def stage_plan_rows():
+    """The start-up table as rows [session, kind, stage, runs (yes/no), why skipped] (report/stage_plan.csv)."""
+    return [
+        [sid, LAYOUTS[sid].kind, st, "no" if why else "yes", why]
+        for sid in LAYOUTS
+        for st, why in stage_plan(sid)
+    ]
+
+
 def print_stage_plan():
     lines = ["usvflow: stages per session (run / skipped: why)"]
     for sid in LAYOUTS:

@@ -103,9 +103,13 @@ def overview_rows(wildcards=None):
 def report_targets(sid):
     inp = overview_inputs(sid)
     if not inp:
-        return []
+        return [f"{REPORT_DIR}/stage_plan.csv"]
     d = f"{product_root(sid)}/report/{sid}"
-    out = [f"{d}_overview.json", f"{REPORT_DIR}/cohort_overview.csv"]
+    out = [
+        f"{REPORT_DIR}/stage_plan.csv",
+        f"{d}_overview.json",
+        f"{REPORT_DIR}/cohort_overview.csv",
+    ]
     if "summary" in inp:
         out.append(f"{d}_usv_timeline.svg")
     if "spectrograms" in inp:
