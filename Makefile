@@ -1,5 +1,5 @@
 # usvflow: the two set-up commands of the README.
-#   make demo   simulate a cohort, run the whole workflow on it, show where the results are, build the report
+#   make demo   simulate a cohort, run the whole workflow on it, build the report, compare with the truth
 #   make test   install what the tests need, check formatting/lint, run the test suite
 #               (USVFLOW_REQUIRE_SLURM=1 make test also installs SLURM and munge with apt - root -
 #               and runs the tests on a real single-node SLURM cluster; CI does this)
@@ -20,34 +20,23 @@ $(BIN)/usvflow: pyproject.toml
 install: $(BIN)/usvflow
 
 demo: install
-	rm -rf $(DEMO)
-	$(BIN)/usvflow simulate $(DEMO) --sessions 1 --seconds 4 --seed 0
-	$(BIN)/usvflow export-spectrograms --simulate 120 --seed 1 --dataset-dir $(DEMO)/calltype_training
-	$(BIN)/snakemake --cores $(CORES) --configfile $(DEMO)/config.yaml config/demo.yaml
-	@echo
-	@echo "Demo products (inside each session folder, at the documented paths):"
-	@find $(DEMO)/Data -path '*/video/*' \( -name '*.json' -o -name '*-[0-9]*.mp4' \) | sort
-	@find $(DEMO)/Data \( -name 'audio_triggerbox_sync_info.json' -o -name '*_video_frames_in_audio_samples.txt' \
-		-o -name '*_concatenated_audio_*_int16.*' \) | sort
-	@echo "24 channels each in: audio/original, audio/cropped_to_video, audio/hpss, audio/hpss_filtered"
-	@for f in $(DEMO)/Data/*/audio/das_annotations; do \
-		echo "$$f: $$(ls $$f | wc -l) per-channel USV detection CSVs, $$(cat $$f/*.csv | grep -c USV) detections"; done
-	@for f in $(DEMO)/Data/*/audio/*_usv_summary.csv; do \
-		echo "$$f: $$(($$(wc -l < $$f) - 1)) USVs (merged across channels, noise rejected)"; done
-	@find $(DEMO)/Data -name '*_usv_signal_correlation_histogram.svg' | sort
-	@find $(DEMO)/Data \( -name '*_usv_summary_assigned.csv' -o -name '*_source_estimates.csv' -o -name '*_sound_sources.svg' \
-		-o -name '*_usv_summary_call_types.csv' \) | sort
-	@find $(DEMO)/Data/*/sync \( -name '*_av_sync.json' -o -name '*_summary.svg' \) | sort
-	@find $(DEMO)/Data \( -name '*_ev_sync.json' -o -name '*_points3d_translated_rotated_metric.h5' -o -name '*_calibration.toml' \
-		-o -name '*_cluster_data_manifest.json' \) | sort
-	@find $(DEMO)/EPHYS -maxdepth 2 \( -name 'changepoints_info_*.json' -o -name 'concatenated_*' \) | sort
-	@find $(DEMO)/Data \( -name '*_quality_metrics.csv' -o -name '*.nwb' \) | sort
-	@echo "Call-type model (trained by the workflow on another simulated cohort): $(DEMO)/calltype_model/"
-	@echo "Ground truth of the simulation: $(DEMO)/truth/"
-	@find $(DEMO)/Data -path '*/report/*' | sort
-	$(BIN)/snakemake --cores 1 --configfile $(DEMO)/config.yaml config/demo.yaml --report $(DEMO)/report.html
-	@echo "Cohort overview (one row per session): report/cohort_overview.csv"
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	@echo "[1/4] simulating a 4 s session with calibration in $(DEMO)/ (ground truth in $(DEMO)/truth/)"
+	@$(BIN)/usvflow simulate $(DEMO) --sessions 1 --seconds 4 --seed 0 --no-progress > $(DEMO)/simulate.log
+	@echo "[2/4] simulating labelled calls to train the call-type classifier on"
+	@$(BIN)/usvflow export-spectrograms --simulate 120 --seed 1 --dataset-dir $(DEMO)/calltype_training \
+		> $(DEMO)/calltype_training.log
+	@echo "[3/4] running every stage (Snakemake's output: $(DEMO)/snakemake.log; each step's: <session>/logs/)"
+	@$(BIN)/snakemake --cores $(CORES) --configfile $(DEMO)/config.yaml config/demo.yaml > $(DEMO)/snakemake.log 2>&1 \
+		|| { tail -n 40 $(DEMO)/snakemake.log; echo "make demo: the workflow failed (above: the end of $(DEMO)/snakemake.log)"; exit 1; }
+	@grep -E '^[0-9]+ of [0-9]+ steps' $(DEMO)/snakemake.log | tail -n 1
+	@echo "[4/4] building the report"
+	@$(BIN)/snakemake --cores 1 --configfile $(DEMO)/config.yaml config/demo.yaml --report $(DEMO)/report.html \
+		> $(DEMO)/report.log 2>&1 || { tail -n 40 $(DEMO)/report.log; exit 1; }
+	@echo "Products: $(DEMO)/Data/<session>/ (documented paths); cohort table: report/cohort_overview.csv"
 	@echo "Report (open in a browser): $(abspath $(DEMO))/report.html"
+	@echo
+	@$(BIN)/usvflow compare-truth $(DEMO)
 
 lint: install
 	$(BIN)/ruff check .

@@ -360,6 +360,16 @@ def _cmd_evaluate_detections(a):
         write_json(a.json, {name: s.as_dict() for name, s in rows})
 
 
+def _cmd_compare_truth(a):
+    from .io.atomic import write_json
+    from .simulate.compare import compare_truth, format_comparison
+
+    rows = compare_truth(a.cohort)
+    print(format_comparison(rows))
+    if a.json:
+        write_json(a.json, rows)
+
+
 def _named_paths(items, what):
     out = {}
     for it in items:
@@ -729,6 +739,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="--protocol: noise channels also run through HPSS + FIR per session (default 4)",
     )
     s.set_defaults(func=_cmd_evaluate_detections)
+
+    s = sub.add_parser(
+        "compare-truth",
+        help="a simulated cohort's products against the simulator's truth (USVs, emitters, call "
+        "types, 3D pose, sync verdicts, units)",
+    )
+    s.add_argument("cohort", help="the folder `usvflow simulate` wrote (sessions.tsv, truth/)")
+    s.add_argument("--json", help="also write the comparison as JSON")
+    s.set_defaults(func=_cmd_compare_truth)
 
     s = sub.add_parser("concat-video", help="join Loopbio mp4 chunks by stream copy")
     s.add_argument("chunks", nargs="+")
