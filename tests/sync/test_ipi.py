@@ -176,3 +176,11 @@ def test_nidq_without_break_is_an_error(tmp_path):
     write_nidq(tmp_path, tl, "x", np.random.default_rng(4))
     with pytest.raises(InputError, match="no break"):
         nidq_ipis(tmp_path / "x.nidq.bin", tl.n_frames_least)
+
+
+def test_no_complete_low_period():
+    """Every fall after the last rise (a short recording ending low): no low period, no error."""
+    from usvflow.sync.ipi import _pair_low
+
+    f, r = _pair_low(np.array([500, 900]), np.array([100]))
+    assert len(f) == len(r) == 0

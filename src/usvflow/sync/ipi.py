@@ -226,6 +226,8 @@ def _pair_low(falls: np.ndarray, rises: np.ndarray) -> tuple[np.ndarray, np.ndar
     j = np.searchsorted(rises, falls, side="right")
     ok = j < len(rises)
     f, r = falls[ok], rises[j[ok]]
+    if len(f) == 0:  # every fall after the last rise (a recording that ends in a low period)
+        return f, r
     # alternating edges: each rise closes exactly one fall
     keep = np.r_[r[1:] != r[:-1], True]
     return f[keep], r[keep]
