@@ -185,3 +185,24 @@ def test_sheet_row_with_more_values_than_columns(tmp_path):
     sheet.write_text("session_id\tfolder\tkind\n20250430_145017\tx\texperiment\tE2MF\n")
     with pytest.raises(ConfigError, match=r"row 2: 4 or more fields for 3 columns.*'E2MF'"):
         read_sessions(sheet, SHEET_SCHEMA)
+
+
+def test_dataclass_defaults_come_from_the_schema():
+    """A settings dataclass under @defaults_from_schema takes each default from the schema (once)."""
+    import dataclasses
+
+    from usvflow.io.config import defaults_from_schema, schema_defaults
+    from usvflow.usv.localize import LocalizeParams
+
+    section = schema_defaults("assignment.builtin")
+    params = LocalizeParams()
+    assert params.sigma_m == section["sigma_m"]
+    assert params.z_levels_m == tuple(section["z_levels_m"])  # frozen: a tuple
+    assert isinstance(params.f_lo_hz, float)  # YAML's 30000 on a float field
+
+    with pytest.raises(TypeError, match="assignment.builtin.sigma_m"):
+
+        @dataclasses.dataclass
+        @defaults_from_schema("assignment.builtin")
+        class Twice:
+            sigma_m: float = 0.015

@@ -48,6 +48,7 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
+from ..io.config import defaults_from_schema
 from ..io.progress import progress
 from .wav import WavReader, WavWriter, stream_over_array
 
@@ -55,6 +56,7 @@ _TINY32 = float(np.finfo(np.float32).tiny)
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("audio.hpss")
 class HPSSParams:
     """The original's ``hpss_audio`` defaults (as the schema's ``audio.hpss``)."""
 
@@ -64,8 +66,8 @@ class HPSSParams:
         5,
         60,
     )  # (harmonic: frames along time, percussive: bins along frequency)
-    power: float = 4.0
-    margin: tuple[float, float] = (4.0, 1.0)
+    power: float
+    margin: tuple[float, float]
 
     def __post_init__(self):
         if self.n_fft < 2 or self.n_fft % 2:

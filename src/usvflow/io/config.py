@@ -7,6 +7,7 @@ expected, so that a user can fix their config without reading a traceback.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -131,6 +132,49 @@ def schema_defaults(section: str = "", schema_path: str | os.PathLike | None = N
     for key in filter(None, section.split(".")):
         cfg = cfg[key]
     return cfg
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_defaults_cached() -> dict:
+    return schema_defaults()
+
+
+def _as_annotated(value, annotation: str):
+    """A schema default as the field's annotation wants it: lists as tuples, and the integers of a
+    ``float`` field (``30000`` in YAML) as floats."""
+    if isinstance(value, list):
+        return tuple(_as_annotated(v, annotation) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool) and "float" in annotation:
+        return float(value)
+    return value
+
+
+def defaults_from_schema(section: str):
+    """Class decorator, applied under ``@dataclass``: every annotated field of the class named as a
+    key of the config section ``section`` takes that key's schema default, so that the default is
+    written once (in the schema). A field that also writes a default is an error; lists become
+    tuples (frozen settings), integers of a field annotated with ``float`` become floats.
+    """
+    d = _schema_defaults_cached()
+    for key in filter(None, section.split(".")):
+        d = d[key]
+
+    def wrap(cls):
+        for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+            if name not in d or d[name] is None:
+                continue
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__}.{name}: the default is the schema's ({section}.{name}); "
+                    "do not write it in the class too"
+                )
+            value = _as_annotated(copy.deepcopy(d[name]), str(annotation))
+            if isinstance(value, dict):
+                raise TypeError(f"{cls.__name__}.{name}: a mapping cannot be a field default")
+            setattr(cls, name, value)
+        return cls
+
+    return wrap
 
 
 def _fill_defaults(instance: dict, schema: dict) -> None:

@@ -41,6 +41,7 @@ from usvflow.io.atomic import (
     save_figure,
     write_json,
 )
+from usvflow.io.config import defaults_from_schema
 
 from .spectrogram import SpecParams, load_spectrograms
 
@@ -163,14 +164,15 @@ def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float, s
 
 # ---------------------------------------------------------------- model
 @dataclass
+@defaults_from_schema("call_types.train")
 class TrainParams:
-    seed: int = 0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    max_epochs: int = 40
-    patience: int = 6
-    batch_size: int = 64
-    learning_rate: float = 0.002
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    max_epochs: int
+    patience: int
+    batch_size: int
+    learning_rate: float
     weight_decay: float = 1e-4
     channels: tuple = (16, 32, 64, 64)
     dropout: float = 0.3
@@ -179,7 +181,7 @@ class TrainParams:
     max_freq_shift: int = 3
     noise_sd: float = 0.0
     threads: int = 1
-    device: str = "auto"
+    device: str
 
 
 def _torch():

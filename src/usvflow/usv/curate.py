@@ -42,6 +42,7 @@ import pandas as pd
 import scipy.fft as sfft
 
 from ..io.atomic import InputError, atomic_path, save_figure
+from ..io.config import defaults_from_schema
 
 __all__ = [
     "CurateParams",
@@ -66,20 +67,21 @@ _ANN_RE = re.compile(r"^(?P<dev>[a-z]+)_.*?_ch(?P<ch>\d+)_.*annotations\.csv$")
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("usv_summary")
 class CurateParams:
     """Settings of the curation (config ``usv_summary``; defaults as the original where it has them)."""
 
-    filter_putative_noise: bool = True
-    peak_min: int = 8
-    valley_frac: float = 0.5
-    coverage_bin_ms: float = 1.0
-    len_win_signal: int = 512
-    low_freq_cutoff: float = 30000.0
-    noise_corr_cutoff_min: float = 0.15
-    noise_var_cutoff_max: float = 0.001
+    filter_putative_noise: bool
+    peak_min: int
+    valley_frac: float
+    coverage_bin_ms: float
+    len_win_signal: int
+    low_freq_cutoff: float
+    noise_corr_cutoff_min: float
+    noise_var_cutoff_max: float
     noise_corr_percentile: float | None = None
     noise_var_percentile: float | None = None
-    snr_flank_s: float = 0.05
+    snr_flank_s: float
 
     @classmethod
     def from_mapping(cls, m: dict | None) -> CurateParams:

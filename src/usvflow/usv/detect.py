@@ -51,6 +51,7 @@ import scipy.fft as sfft
 import soundfile as sf
 
 from ..io.atomic import InputError, atomic_path
+from ..io.config import defaults_from_schema
 from ..io.progress import progress
 
 __all__ = [
@@ -80,19 +81,20 @@ CONFIDENCE_SCALE_DB = 2.0  # dB of peak ridge score per logistic unit of a call'
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("usv_detection.builtin")
 class DetectParams:
     """Detector settings (defaults: ``docs/detector.md``)."""
 
-    f_lo_hz: float = 30_000.0
-    f_hi_hz: float = 120_000.0
+    f_lo_hz: float
+    f_hi_hz: float
     win_s: float = 0.002  # STFT window; the nearest power of two in samples (512 at 250 kHz)
     noise_block_s: float = 0.5
     noise_context_blocks: int = 3
     noise_quantile: float = 0.2
     ridge_hz: float = 1_500.0
     smooth_frames: int = 3
-    thr_high_db: float = 12.0
-    thr_low_db: float = 8.0
+    thr_high_db: float
+    thr_low_db: float
     conc_hz: float = 3_000.0
     conc_min: float = 0.5
     broad_z: float = 3.0

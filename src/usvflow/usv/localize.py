@@ -38,6 +38,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..io.atomic import InputError, atomic_path, save_figure
+from ..io.config import defaults_from_schema
 
 __all__ = [
     "LocalizeParams",
@@ -55,23 +56,24 @@ COHERENCE_EXPONENT = (
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("assignment.builtin")
 class LocalizeParams:
     """Settings of the built-in localizer (config ``assignment.builtin``)."""
 
-    f_lo_hz: float = 30_000.0
-    f_hi_hz: float = 120_000.0
-    speed_of_sound: float = 343.0
-    max_window_s: float = 0.05
-    dynamic_db: float = 30.0
-    grid_step_m: float = 0.01
-    refine_step_m: float = 0.001
-    z_levels_m: tuple = (0.0, 0.02, 0.04, 0.06, 0.08)
-    margin_m: float = 0.02
-    sigma_m: float = 0.015
+    f_lo_hz: float
+    f_hi_hz: float
+    speed_of_sound: float
+    max_window_s: float
+    dynamic_db: float
+    grid_step_m: float
+    refine_step_m: float
+    z_levels_m: tuple
+    margin_m: float
+    sigma_m: float
     coherence_half: float = 0.003
-    confidence: float = 0.95
-    max_distance_m: float = 0.1
-    node: str = "Nose"
+    confidence: float
+    max_distance_m: float
+    node: str
 
     @classmethod
     def from_mapping(cls, m: dict | None) -> LocalizeParams:

@@ -26,24 +26,26 @@ from pathlib import Path
 import numpy as np
 
 from usvflow.io.atomic import InputError, atomic_path
+from usvflow.io.config import defaults_from_schema
 from usvflow.io.progress import progress
 
 SPECTROGRAM_FORMAT = 1
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("call_types.spectrogram")
 class SpecParams:
     """How a call becomes an image (all stored with the arrays and with a trained model)."""
 
-    duration_s: float = 0.1
-    f_lo_hz: float = 20000.0
-    f_hi_hz: float = 120000.0
-    n_fft: int = 512
-    n_freq: int = 64
-    n_time: int = 64
-    mask_after_stop: bool = True
-    stop_margin_s: float = 0.005
-    min_range_db: float = 10.0
+    duration_s: float
+    f_lo_hz: float
+    f_hi_hz: float
+    n_fft: int
+    n_freq: int
+    n_time: int
+    mask_after_stop: bool
+    stop_margin_s: float
+    min_range_db: float
 
     def __post_init__(self):
         if not (self.duration_s > 0 and 0 <= self.f_lo_hz < self.f_hi_hz):
