@@ -131,6 +131,19 @@ def test_leds_that_see_no_flashes(tmp_path):
     plot_summary(res, tmp_path / "s.svg")
 
 
+def test_a_recording_too_short_for_a_verdict_is_insufficient_not_fail(tmp_path):
+    """Pulses not found in a recording that holds fewer IPIs than a verdict needs are no evidence of
+    a sync failure; the same dark LEDs in a recording long enough fail (test above)."""
+    _, kw = _session(tmp_path, seconds=2.0, dark_leds=True)
+    kw.pop("min_paired_ipis")  # default: 10
+    res = av_sync_check(session_id="s", **kw)
+    assert res["verdict"] == "insufficient" and not res["passed"]
+    assert 0 < res["expected_ipis"] < 10
+    assert "record longer" in res["reasons"][0]
+    assert any("no LED flashes found" in r for r in res["reasons"][1:])
+    plot_summary(res, tmp_path / "s.svg")
+
+
 def test_discrepancy_stats():
     st = discrepancy_stats([1.0, 2.0, 3.0, 10.0], frames=[0, 9000, 18000, 27000], fps=150.0)
     assert st["median_ms"] == 2.5 and st["max_abs_ms"] == 10.0 and st["largest_step_ms"] == 7.0

@@ -152,6 +152,11 @@ def _video_block(serial, px_path, sidecar, fps, arduino, tol, upper, min_dur, mi
     return entry, cand, m
 
 
+#: words of the reasons that are a measured disagreement (evidence against the sync), as opposed to
+#: pulses not found or not matched
+_DISAGREEMENT = ("by more than", "ms (>", "disagree by up to")
+
+
 def av_sync_check(
     *,
     session_id: str,
@@ -341,7 +346,29 @@ def av_sync_check(
                 "reasons": [r for r in reasons if dev in r] or list(reasons),
             }
     thin = []
-    if not reasons:
+    # a recording too short to hold min_paired_ipis LED pulses cannot fail on missing or unmatched
+    # pulses either (only a measured disagreement is evidence against it)
+    period_s = float(np.median(arduino)) / 1000.0 if len(arduino) else float("nan")
+    fps0 = (
+        float(ref[1])
+        if ref is not None
+        else next(
+            (float(counts[str(s)][1]) for s in led_px if isinstance(counts.get(str(s)), list)),
+            float("nan"),
+        )
+    )
+    expected = n_frames / fps0 / period_s if period_s > 0 and fps0 > 0 else float("nan")
+    result["expected_ipis"] = None if not np.isfinite(expected) else round(expected, 1)
+    disagreements = [r for r in reasons if any(w in r for w in _DISAGREEMENT)]
+    if reasons and not disagreements and np.isfinite(expected) and expected < min_paired_ipis:
+        thin = [
+            f"the recording ({n_frames / fps0:.1f} s) holds about {expected:.0f} LED IPI(s); a verdict "
+            f"needs >= {min_paired_ipis} (sync.av.min_paired_ipis): record longer"
+        ] + reasons
+        for e in result["devices"].values():
+            e["passed"] = False
+        reasons = []
+    if not reasons and not thin:
         for dev, e in result["devices"].items():
             n = int(e.get("stats", {}).get("n", 0))
             if n < min_paired_ipis:
