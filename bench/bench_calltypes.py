@@ -1,6 +1,6 @@
 """Call-type classifier: accuracy on simulated calls, training and inference speed (CPU).
 
-Training material: :func:`usvflow.usv.calltypes_sim.simulate_labelled_spectrograms` (the simulator's
+Training material: :func:`usvflow.simulate.calltypes.simulate_labelled_spectrograms` (the simulator's
 call types rendered in noise, detector-like onset/stop errors, clicks, tones, bout neighbours).
 
 (a) 6 types (flat, up_ramp, down_ramp, step, trill, complex): ``N`` calls per type (seed 1); held-out
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import spectrogram as scipy_spectrogram
 
+from usvflow.simulate.calltypes import simulate_labelled_spectrograms
 from usvflow.usv.calltypes import (
     TrainParams,
     confusion,
@@ -33,7 +34,6 @@ from usvflow.usv.calltypes import (
     predict_proba,
     train_arrays,
 )
-from usvflow.usv.calltypes_sim import simulate_labelled_spectrograms
 from usvflow.usv.spectrogram import SpecParams, spectrograms_from_memmap
 
 FS = 250_000

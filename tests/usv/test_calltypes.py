@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from usvflow.io.atomic import InputError
-from usvflow.usv import calltypes as ct
-from usvflow.usv.calltypes_sim import (
+from usvflow.simulate.calltypes import (
     SIM_SUMMARY_COLUMNS,
     render_clip,
     simulate_labelled_spectrograms,
 )
+from usvflow.usv import calltypes as ct
 from usvflow.usv.spectrogram import SpecParams, save_spectrograms
 
 FS = 250_000

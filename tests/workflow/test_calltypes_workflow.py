@@ -24,8 +24,8 @@ CALLTYPE_RULES = ["all", "calltype_train", "calltype_spectrograms", "calltype_cl
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from usvflow.cli import main
+    from usvflow.simulate.calltypes import summary_from_truth
     from usvflow.simulate.cohort import simulate_cohort
-    from usvflow.usv.calltypes_sim import summary_from_truth
     from usvflow.usv.curate import write_summary
 
     out = tmp_path_factory.mktemp("calltype_cohort")

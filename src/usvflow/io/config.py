@@ -161,7 +161,7 @@ def defaults_from_schema(section: str):
 
     def wrap(cls):
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():
-            if name not in d or d[name] is None:
+            if name not in d:
                 continue
             if name in cls.__dict__:
                 raise TypeError(

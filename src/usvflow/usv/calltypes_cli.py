@@ -84,7 +84,7 @@ def run_export(a) -> None:
     if a.simulate is not None:
         from usvflow.simulate.calls import CALL_TYPES
 
-        from .calltypes_sim import simulate_labelled_spectrograms
+        from ..simulate.calltypes import simulate_labelled_spectrograms
 
         if not a.dataset_dir:
             raise InputError(None, "--simulate needs --dataset-dir")

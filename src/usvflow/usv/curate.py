@@ -79,8 +79,8 @@ class CurateParams:
     low_freq_cutoff: float
     noise_corr_cutoff_min: float
     noise_var_cutoff_max: float
-    noise_corr_percentile: float | None = None
-    noise_var_percentile: float | None = None
+    noise_corr_percentile: float | None
+    noise_var_percentile: float | None
     snr_flank_s: float
 
     @classmethod

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from usvflow.simulate.calls import COMPLEX_MIN_TURN_S, draw_call
-from usvflow.usv.calltypes_sim import as_processed, render_clip, summary_from_truth
+from usvflow.simulate.calltypes import as_processed, render_clip, summary_from_truth
 from usvflow.usv.curate import FEATURE_COLUMNS, SUMMARY_COLUMNS
 
 

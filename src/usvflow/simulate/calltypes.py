@@ -21,9 +21,8 @@ import pandas as pd
 
 from usvflow.io.atomic import InputError, read_json
 from usvflow.simulate.calls import CALL_TYPES, draw_call, waveform
-
-from .curate import FEATURE_COLUMNS, SUMMARY_COLUMNS
-from .spectrogram import SpecParams, call_spectrogram
+from usvflow.usv.curate import FEATURE_COLUMNS, SUMMARY_COLUMNS
+from usvflow.usv.spectrogram import SpecParams, call_spectrogram
 
 # The curated summary's columns that the simulator fills (all but the noise measures).
 SIM_SUMMARY_COLUMNS = [
