@@ -461,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .io.config import SCHEMAS, schema_defaults
 
     audio = schema_defaults("audio")  # the options' defaults are the workflow's (config schema)
+    curation = schema_defaults("usv_summary")
+    board = schema_defaults("pose.calibration")
+    arena = schema_defaults("pose.arena")
     from . import __version__
 
     p = argparse.ArgumentParser(prog="usvflow", description=__doc__)
@@ -669,11 +672,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--no-filter", action="store_true", help="keep putative noise (no correlation/variance cut)"
     )
-    s.add_argument("--peak-min", type=int, default=8)
-    s.add_argument("--valley-frac", type=float, default=0.5)
-    s.add_argument("--coverage-bin-ms", type=float, default=1.0)
-    s.add_argument("--corr-cutoff", type=float, default=0.15)
-    s.add_argument("--var-cutoff", type=float, default=0.001)
+    s.add_argument(
+        "--peak-min",
+        type=int,
+        default=curation["peak_min"],
+        help="usv_summary.peak_min (default %(default)s)",
+    )
+    s.add_argument(
+        "--valley-frac",
+        type=float,
+        default=curation["valley_frac"],
+        help="usv_summary.valley_frac (default %(default)s)",
+    )
+    s.add_argument(
+        "--coverage-bin-ms",
+        type=float,
+        default=curation["coverage_bin_ms"],
+        help="usv_summary.coverage_bin_ms (default %(default)s)",
+    )
+    s.add_argument(
+        "--corr-cutoff",
+        type=float,
+        default=curation["noise_corr_cutoff_min"],
+        help="usv_summary.noise_corr_cutoff_min (default %(default)s)",
+    )
+    s.add_argument(
+        "--var-cutoff",
+        type=float,
+        default=curation["noise_var_cutoff_max"],
+        help="usv_summary.noise_var_cutoff_max (default %(default)s)",
+    )
     s.set_defaults(func=_cmd_curate_usvs)
 
     s = sub.add_parser(
@@ -694,8 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--mic-node-pattern",
-        default="ch_{j}",
-        help="arena node of memmap column j (default ch_{j})",
+        default=schema_defaults("assignment.builtin")["mic_node_pattern"],
+        help="arena node of memmap column j (assignment.builtin.mic_node_pattern, default %(default)s)",
     )
     s.set_defaults(func=_cmd_assign_usvs)
 
@@ -782,7 +810,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="sync-word bit (default: any rising change)",
     )
-    s.add_argument("--min-largest-break-s", type=float, default=2.0)
+    s.add_argument("--min-largest-break-s", type=float, help="sync.ev.min_largest_break_s (default %(default)s)",
+                   default=schema_defaults("sync.ev")["min_largest_break_s"])  # fmt: skip
     s.add_argument("--tolerance-ms", type=float, default=12.0)
     s.add_argument(
         "--force", action="store_true", help="re-extract the sync word even if its .npy exists"
@@ -855,18 +884,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="<date_joint>_calibration.toml (metadata .h5 and histogram .svg beside it)",
     )
     s.add_argument(
-        "--board-xy", type=int, nargs=2, default=[8, 11], help="squares along x, y (default 8 11)"
+        "--board-xy",
+        type=int,
+        nargs=2,
+        default=board["board_xy"],
+        help="squares along x, y (default %(default)s)",
     )
-    s.add_argument("--square-len", type=float, default=24.0, help="square side, mm (default 24)")
+    s.add_argument(
+        "--square-len",
+        type=float,
+        default=board["square_len"],
+        help="square side, mm (default %(default)s)",
+    )
     s.add_argument(
         "--marker-len-bits",
         type=float,
         nargs=2,
-        default=[18.75, 4],
-        help="marker side (mm) and bits (default 18.75 4)",
+        default=board["marker_len_bits"],
+        help="marker side (mm) and bits (default %(default)s)",
     )
     s.add_argument(
-        "--dict-size", type=int, default=1000, help="ArUco dictionary size (default 1000)"
+        "--dict-size",
+        type=int,
+        default=board["dict_size"],
+        help="ArUco dictionary size (default %(default)s)",
     )
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_cmd_calibrate_cameras)
@@ -901,13 +942,16 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, help="..._points3d_translated_rotated_metric.h5"
     )
     s.add_argument(
-        "--ref-len", type=float, default=0.615, help="arena side between the labelled corners, m"
+        "--ref-len",
+        type=float,
+        default=arena["static_reference_len"],
+        help="arena side between the labelled corners, m (pose.arena.static_reference_len, default %(default)s)",
     )
     s.add_argument(
         "--rail-offset",
         type=float,
-        default=0.025,
-        help="corner snap to the rail edge (arena output), m",
+        default=arena["rail_offset"],
+        help="corner snap to the rail edge (arena output), m (pose.arena.rail_offset, default %(default)s)",
     )
     s.add_argument("--track-names", nargs="+", help="subject ids (default: the tracks' names)")
     s.add_argument("--exp-code", default="", help="experimental code stored in the file")
