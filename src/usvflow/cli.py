@@ -144,10 +144,10 @@ def _cmd_crop_audio(a):
 
 
 def _cmd_hpss(a):
-    from .audio.hpss import hpss_file
+    from .audio.hpss import HPSSParams, hpss_file
 
-    print(hpss_file(a.input, a.output, n_fft=a.n_fft, hop=a.hop, kernel=tuple(a.kernel), power=a.power,
-                    margin=tuple(a.margin)))  # fmt: skip
+    names = ("stft_window_length_hop_size", "kernel_size", "power", "margin")
+    print(hpss_file(a.input, a.output, HPSSParams(**{k: getattr(a, k) for k in names})))
 
 
 def _cmd_highpass(a):
@@ -585,11 +585,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
     hpss = audio["hpss"]
-    s.add_argument("--n-fft", type=int, default=hpss["stft_window_length_hop_size"][0])
-    s.add_argument("--hop", type=int, default=hpss["stft_window_length_hop_size"][1])
-    s.add_argument("--kernel", type=int, nargs=2, default=hpss["kernel_size"])
-    s.add_argument("--power", type=float, default=float(hpss["power"]))
-    s.add_argument("--margin", type=float, nargs=2, default=hpss["margin"])
+    s.add_argument("--stft-window-length-hop-size", type=int, nargs=2, metavar=("WINDOW", "HOP"),
+                   default=hpss["stft_window_length_hop_size"],
+                   help="STFT window and hop, samples (audio.hpss; default %(default)s)")  # fmt: skip
+    s.add_argument("--kernel-size", type=int, nargs=2, metavar=("HARMONIC", "PERCUSSIVE"),
+                   default=hpss["kernel_size"], help="median filter lengths (default %(default)s)")  # fmt: skip
+    s.add_argument("--power", type=float, default=hpss["power"],
+                   help="exponent of the soft masks (default %(default)s)")  # fmt: skip
+    s.add_argument("--margin", type=float, nargs=2, default=hpss["margin"],
+                   help="mask margins (default %(default)s)")  # fmt: skip
     s.set_defaults(func=_cmd_hpss)
 
     s = sub.add_parser(

@@ -67,21 +67,15 @@ def test_silence_and_constant():
 @pytest.mark.parametrize(
     "params",
     [
-        dict(
-            n_fft=256, hop=64, kernel=(3, 31), power=2.0, margin=(1, 1)
-        ),  # odd kernels, split_zeros
-        dict(
-            n_fft=512, hop=100, kernel=(4, 17), power=4.0, margin=(2, 3)
-        ),  # hop not dividing n_fft, even kernel
-        dict(
-            n_fft=512, hop=128, kernel=(7, 60), power=1.0, margin=(4, 1)
-        ),  # generic harmonic median
+        HPSSParams((256, 64), (3, 31), 2.0, (1, 1)),  # odd kernels, split_zeros
+        HPSSParams((512, 100), (4, 17), 4.0, (2, 3)),  # hop not dividing n_fft, even kernel
+        HPSSParams((512, 128), (7, 60), 1.0, (4, 1)),  # generic harmonic median
     ],
 )
 def test_other_parameters(params):
     x = _signal(20_000, seed=11)
-    ref = hpss_array(x, **params)
-    ours = hpss_chunked(x, block_frames=7, **params)
+    ref = hpss_array(x, params)
+    ours = hpss_chunked(x, params, block_frames=7)
     assert _diff(ours, ref).max() <= 1
 
 
@@ -126,8 +120,18 @@ def test_writer_failure_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_params_are_the_config_section():
+    from usvflow.io.config import schema_defaults
+
+    section = schema_defaults("audio.hpss")
+    p = HPSSParams.from_mapping(section)
+    assert p == HPSSParams() and (p.n_fft, p.hop) == tuple(section["stft_window_length_hop_size"])
+    with pytest.raises(ValueError, match="unknown HPSS setting.*n_fft"):
+        HPSSParams.from_mapping({"n_fft": 512})
+
+
 def test_params_validation():
     with pytest.raises(ValueError):
         HPSSParams(margin=(0.5, 1))
     with pytest.raises(ValueError):
-        HPSSParams(n_fft=511)
+        HPSSParams(stft_window_length_hop_size=(511, 128))

@@ -55,55 +55,65 @@ from .wav import WavReader, WavWriter, stream_over_array
 _TINY32 = float(np.finfo(np.float32).tiny)
 
 
+def _pair(value, kind) -> tuple:
+    """A [first, second] setting (a scalar stands for both, as librosa allows)."""
+    return (kind(value), kind(value)) if np.isscalar(value) else tuple(kind(v) for v in value)
+
+
 @dataclass(frozen=True)
 @defaults_from_schema("audio.hpss")
 class HPSSParams:
-    """The original's ``hpss_audio`` defaults (as the schema's ``audio.hpss``)."""
+    """HPSS settings: the fields are the keys of the config section ``audio.hpss``."""
 
-    n_fft: int = 512
-    hop: int = 128
-    kernel: tuple[int, int] = (
-        5,
-        60,
-    )  # (harmonic: frames along time, percussive: bins along frequency)
+    stft_window_length_hop_size: tuple[int, int]
+    kernel_size: tuple[int, int]  # (harmonic: frames along time, percussive: bins along frequency)
     power: float
     margin: tuple[float, float]
 
     def __post_init__(self):
-        if self.n_fft < 2 or self.n_fft % 2:
-            raise ValueError(f"n_fft must be even and >= 2, got {self.n_fft}")
-        if not 0 < self.hop <= self.n_fft:
-            raise ValueError(f"hop must be in 1..n_fft, got {self.hop}")
-        if min(self.kernel) < 1:
-            raise ValueError(f"kernel sizes must be >= 1, got {self.kernel}")
+        n_fft, hop = _pair(self.stft_window_length_hop_size, int)
+        object.__setattr__(self, "stft_window_length_hop_size", (n_fft, hop))
+        object.__setattr__(self, "kernel_size", _pair(self.kernel_size, int))
+        object.__setattr__(self, "margin", _pair(self.margin, float))
+        object.__setattr__(self, "power", float(self.power))
+        if n_fft < 2 or n_fft % 2:
+            raise ValueError(f"the STFT window must be even and >= 2, got {n_fft}")
+        if not 0 < hop <= n_fft:
+            raise ValueError(f"the hop must be in 1..window, got {hop}")
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"kernel sizes must be >= 1, got {self.kernel_size}")
         if min(self.margin) < 1:
             raise ValueError(f"margins must be >= 1 (librosa), got {self.margin}")
         if not self.power > 0:
             raise ValueError(f"power must be > 0, got {self.power}")
+
+    @classmethod
+    def from_mapping(cls, m) -> HPSSParams:
+        """From the config section ``audio.hpss`` (or part of it); unknown keys raise."""
+        from ..io.config import dataclass_from_mapping
+
+        return dataclass_from_mapping(cls, dict(m or {}), "HPSS setting")
+
+    @property
+    def n_fft(self) -> int:
+        return self.stft_window_length_hop_size[0]
+
+    @property
+    def hop(self) -> int:
+        return self.stft_window_length_hop_size[1]
 
     @property
     def n_bins(self) -> int:
         return self.n_fft // 2 + 1
 
 
-def _params(n_fft, hop, kernel, power, margin) -> HPSSParams:
-    k = (kernel, kernel) if np.isscalar(kernel) else tuple(int(v) for v in kernel)
-    m = (margin, margin) if np.isscalar(margin) else tuple(float(v) for v in margin)
-    return HPSSParams(int(n_fft), int(hop), k, float(power), m)
-
-
 # --------------------------------------------------------------------------------------------
 # reference: the original's whole-file librosa pipeline
 # --------------------------------------------------------------------------------------------
-def hpss_array(
-    x: np.ndarray,
-    n_fft: int = 512,
-    hop: int = 128,
-    kernel=(5, 60),
-    power: float = 4.0,
-    margin=(4, 1),
-) -> np.ndarray:
+def hpss_array(x: np.ndarray, params: HPSSParams | None = None) -> np.ndarray:
     """The original's computation on a whole int16 array via librosa (reference; O(length) memory)."""
+    p = params or HPSSParams()
+    n_fft, hop, kernel, power, margin = p.n_fft, p.hop, p.kernel_size, p.power, p.margin
     import librosa
 
     xf = np.asarray(x).astype(np.float32)
@@ -338,7 +348,7 @@ def hpss_stream(read, n_samples: int, params: HPSSParams = HPSSParams(), block_f
         raise ValueError("block_frames must be >= 1")
     n_fft, hop, K = p.n_fft, p.hop, p.n_bins
     centre = n_fft // 2
-    win_h, win_p = p.kernel
+    win_h, win_p = p.kernel_size
     hl, hr = win_h // 2, win_h - win_h // 2 - 1
     halo = max(hl, hr)
     T = n_frames(n_samples, hop)
@@ -381,29 +391,17 @@ def hpss_stream(read, n_samples: int, params: HPSSParams = HPSSParams(), block_f
 
 
 def hpss_chunked(
-    x: np.ndarray, params: HPSSParams | None = None, block_frames: int = 2048, **kw
+    x: np.ndarray, params: HPSSParams | None = None, block_frames: int = 2048
 ) -> np.ndarray:
     """:func:`hpss_stream` over an in-memory int16 array (tests; the file version is hpss_file)."""
-    p = params or _params(
-        kw.pop("n_fft", 512),
-        kw.pop("hop", 128),
-        kw.pop("kernel", (5, 60)),
-        kw.pop("power", 4.0),
-        kw.pop("margin", (4, 1)),
-    )
-    if kw:
-        raise TypeError(f"unexpected arguments {sorted(kw)}")
+    p = params or HPSSParams()
     return stream_over_array(x, lambda read, n: hpss_stream(read, n, p, block_frames))
 
 
 def hpss_file(
     in_wav: str | os.PathLike,
     out_wav: str | os.PathLike,
-    n_fft: int = 512,
-    hop: int = 128,
-    kernel=(5, 60),
-    power: float = 4.0,
-    margin=(4, 1),
+    params: HPSSParams | None = None,
     block_frames: int = 2048,
 ) -> dict:
     """Harmonic part of a mono int16 WAV, streamed to ``out_wav`` (atomic; same rate and length).
@@ -411,7 +409,7 @@ def hpss_file(
     Returns ``{"n_samples", "sample_rate", "n_frames"}``. InputError (naming the file) for a file
     that is not mono 16-bit PCM or is truncated.
     """
-    p = _params(n_fft, hop, kernel, power, margin)
+    p = params or HPSSParams()
     with (
         WavReader(in_wav, n_channels=1) as r,
         WavWriter(out_wav, r.sample_rate, frames_hint=r.n_samples) as w,
