@@ -67,7 +67,7 @@ def _write_int16(path, x, fs=FS):
 def test_postprocess_das_semantics():
     # gaps shorter than fillgap are filled first, then short segments dropped
     segs = [(0.100, 0.103), (0.110, 0.113), (0.200, 0.203), (0.300, 0.340), (0.3549, 0.37)]
-    out = postprocess(segs, fillgap_s=0.015, minlen_s=0.010)
+    out = postprocess(segs, segment_fillgap=0.015, segment_minlen=0.010)
     assert out == [(0.100, 0.113), (0.300, 0.37)]
     # a gap of exactly fillgap is not filled (strictly shorter)
     assert postprocess([(0.0, 0.02), (0.035, 0.06)], 0.015, 0.005) == [(0.0, 0.02), (0.035, 0.06)]

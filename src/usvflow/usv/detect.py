@@ -24,8 +24,8 @@ an ultrasonic microphone: a *narrow-band* ridge in the 30–120 kHz band that st
 5. **Hysteresis**: a segment is a maximal run of narrow-band frames with ridge score
    ``>= thr_low_db`` that contains at least one *call-like* frame: score ``>= thr_high_db``,
    narrow-band and free of clipped samples (``clip_level``; automatic for integer-PCM files).
-6. **DAS semantics** (``segment_fillgap`` / ``segment_minlen``): gaps shorter than ``fillgap_s``
-   are filled, then segments shorter than ``minlen_s`` are dropped.
+6. **DAS semantics** (``segment_fillgap`` / ``segment_minlen``): gaps shorter than ``segment_fillgap``
+   are filled, then segments shorter than ``segment_minlen`` are dropped.
 
 A segment spans from half a hop before the centre of its first frame to half a hop after the
 centre of its last one. Audio is read and processed in blocks (memory does not grow with the file
@@ -99,11 +99,13 @@ class DetectParams:
     conc_min: float = 0.5
     broad_z: float = 3.0
     guard_hz: float = 10_000.0
-    minlen_s: float = 0.0  # on top of the window-derived minimum (longer than any sub-window sound)
-    fillgap_s: float = 0.015
-    # gaps from fillgap_s up to fillgap_max_s are filled when the ridge resumes within fillgap_df_hz
-    # of the frequency where it broke off (spectral continuity). Off by default (= fillgap_s): it
-    # joined distinct calls 20-35 ms apart in simulated sessions (docs/detector.md)
+    # on top of the window-derived minimum (longer than any sub-window sound)
+    segment_minlen: float
+    segment_fillgap: float
+    # gaps from segment_fillgap up to fillgap_max_s are filled when the ridge resumes within
+    # fillgap_df_hz of the frequency where it broke off (spectral continuity). Off by default
+    # (= segment_fillgap): it joined distinct calls 20-35 ms apart in simulated sessions
+    # (docs/detector.md)
     fillgap_max_s: float = 0.015
     fillgap_df_hz: float = 1_500.0
     min_confidence: float = (
@@ -407,12 +409,12 @@ class _Engine:
         df = self.fs / self.nfft
         p = self.p
         for ch in range(self.n_ch):
-            # gap filling: gaps shorter than fillgap_s always (DAS semantics), longer ones up to
+            # gap filling: gaps shorter than segment_fillgap always (DAS semantics), longer ones up to
             # fillgap_max_s when the ridge resumes within fillgap_df_hz of where it broke off
             merged: list[list] = []
             for a, b, pk, fa, fb in sorted(self.segments[ch]):
                 gap = (a - merged[-1][1]) * self.hop / self.fs if merged else math.inf
-                if merged and (gap < p.fillgap_s or (gap < p.fillgap_max_s and abs(fa - merged[-1][4]) * df
+                if merged and (gap < p.segment_fillgap or (gap < p.fillgap_max_s and abs(fa - merged[-1][4]) * df
                                                      <= p.fillgap_df_hz)):  # fmt: skip
                     last = merged[-1]
                     last[1], last[2], last[4] = max(last[1], b), max(last[2], pk), fb
@@ -425,7 +427,7 @@ class _Engine:
                 t1 = ((b - 1) * self.hop + self.nfft / 2 + half) / self.fs
                 # a call holds more frames above threshold than any sound shorter than the window can
                 # make (gap filling may join pieces, but the filled frames do not count)
-                if active < self.min_frames or t1 - t0 < p.minlen_s - 1e-9:
+                if active < self.min_frames or t1 - t0 < p.segment_minlen - 1e-9:
                     continue
                 segs.append((t0, t1, confidence_of(10 * math.log10(max(pk, 1e-30)), p)))
             out.append(segs)
@@ -440,25 +442,25 @@ def confidence_of(peak_db: float, p: DetectParams) -> float:
 
 def min_call_s(fs: float, params: DetectParams | dict | None = None) -> float:
     """Shortest segment the detector reports at ``fs``: one frame more than a sound no longer than
-    the analysis window can produce (``minlen_s`` may raise it)."""
+    the analysis window can produce (``segment_minlen`` may raise it)."""
     p = _params(params)
     nfft = _nfft_for(fs, p.win_s)
     hop = nfft // 2
     n = (2 * nfft - 2) // hop + 1 + (max(1, int(p.smooth_frames)) - 1) + 1
-    return max(n * hop / fs, p.minlen_s)
+    return max(n * hop / fs, p.segment_minlen)
 
 
 def postprocess(
-    segs: Iterable[tuple[float, float]], fillgap_s: float, minlen_s: float
+    segs: Iterable[tuple[float, float]], segment_fillgap: float, segment_minlen: float
 ) -> list[tuple[float, float]]:
-    """DAS semantics: fill gaps shorter than ``fillgap_s``, then drop segments shorter than ``minlen_s``."""
+    """DAS semantics: fill gaps shorter than ``segment_fillgap``, then drop segments shorter than ``segment_minlen``."""
     merged: list[list[float]] = []
     for a, b in sorted(segs):
-        if merged and a - merged[-1][1] < fillgap_s:
+        if merged and a - merged[-1][1] < segment_fillgap:
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    return [(float(a), float(b)) for a, b in merged if b - a >= minlen_s - 1e-9]
+    return [(float(a), float(b)) for a, b in merged if b - a >= segment_minlen - 1e-9]
 
 
 # ---------------------------------------------------------------------------------------- API
@@ -644,8 +646,11 @@ def main_detect(in_wav: str | os.PathLike, out_csv: str | os.PathLike | None = N
 
 
 _CLI_PARAMS = {  # option -> (DetectParams field, help)
-    "--minlen": ("minlen_s", "drop segments shorter than this (s, after gap filling)"),
-    "--fillgap": ("fillgap_s", "fill gaps shorter than this (s)"),
+    "--segment-minlen": (
+        "segment_minlen",
+        "drop segments shorter than this (s, after gap filling)",
+    ),
+    "--segment-fillgap": ("segment_fillgap", "fill gaps shorter than this (s)"),
     "--thr-high-db": ("thr_high_db", "ridge score (dB over the noise floor) that starts a call"),
     "--thr-low-db": ("thr_low_db", "ridge score (dB) that continues a call"),
     "--f-lo": ("f_lo_hz", "lower edge of the detection band (Hz)"),
