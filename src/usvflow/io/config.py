@@ -139,6 +139,22 @@ def _schema_defaults_cached() -> dict:
     return schema_defaults()
 
 
+def with_schema_defaults(section: str, mapping: dict | None) -> dict:
+    """``mapping`` (a config section, or part of one) with every missing key of ``section`` filled
+    from the schema, recursively, so a library function reads ``d[key]`` and repeats no default."""
+
+    def merge(defaults, given):
+        out = copy.deepcopy(defaults)
+        for k, v in (given or {}).items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    d = _schema_defaults_cached()
+    for key in filter(None, section.split(".")):
+        d = d[key]
+    return merge(d, mapping)
+
+
 def _as_annotated(value, annotation: str):
     """A schema default as the field's annotation wants it: lists as tuples, and the integers of a
     ``float`` field (``30000`` in YAML) as floats."""

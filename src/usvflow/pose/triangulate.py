@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import InputError, atomic_path
+from ..io.config import with_schema_defaults
 from ..io.progress import progress
 from ._pool import process_pool
 from .cameras import Cameras
@@ -51,6 +52,7 @@ def optim_kwargs(tri: dict, node_names: list[str]) -> dict:
 
     Constraints are node-name pairs (or index pairs) → index pairs.
     """
+    tri = with_schema_defaults("pose.triangulation", tri)
 
     def pairs(key):
         out = []
@@ -73,12 +75,12 @@ def optim_kwargs(tri: dict, node_names: list[str]) -> dict:
     return dict(
         constraints=pairs("rigid_body_constraints"),
         constraints_weak=pairs("weak_body_constraints"),
-        scale_smooth=float(tri.get("smooth_scale", 4)),
-        scale_length=float(tri.get("weight_rigid", 1)),
-        scale_length_weak=float(tri.get("weight_weak", 4)),
-        reproj_error_threshold=float(tri.get("reprojection_error_threshold", 5)),
-        reproj_loss=str(tri.get("regularization_function", "l2")),
-        n_deriv_smooth=int(tri.get("n_deriv_smooth", 1)),
+        scale_smooth=float(tri["smooth_scale"]),
+        scale_length=float(tri["weight_rigid"]),
+        scale_length_weak=float(tri["weight_weak"]),
+        reproj_error_threshold=float(tri["reprojection_error_threshold"]),
+        reproj_loss=str(tri["regularization_function"]),
+        n_deriv_smooth=int(tri["n_deriv_smooth"]),
     )
 
 
@@ -287,8 +289,8 @@ def triangulate(
     """
     import h5py
 
-    tri = dict(tri or {})
-    excluded = [str(v) for v in tri.get("excluded_views", []) or []]
+    tri = with_schema_defaults("pose.triangulation", tri)
+    excluded = [str(v) for v in tri["excluded_views"] or []]
     views, heads = _views(h5_by_camera, calibration, excluded)
     node_names = heads[views[0]]["node_names"]
     track_names = heads[views[0]]["track_names"]

@@ -447,12 +447,14 @@ def run_session(
     ``sync.av`` config section. Writes ``sync/sync_px_*`` (unless present), ``sync/nidq_ipi_data.npy``
     (NIDQ enabled and present), ``sync/<session>_av_sync.json`` and ``sync/<session>_summary.svg``.
     """
+    from usvflow.io.config import with_schema_defaults
     from usvflow.io.loopbio import read_store
 
     from .ipi import nidq_ipis
     from .leds import extract_led_pixels, led_table, sync_px_name
     from .plot import plot_summary
 
+    av = with_schema_defaults("sync.av", av)
     products = Path(products)
     sid, dj = layout.session_id, layout.date_joint
     if not layout.cameras or dj is None:
@@ -476,7 +478,7 @@ def run_session(
             extract_led_pixels(products / "video" / dj / s / f"{s}-{dj}.mp4",
                                led_table(av["led_pixels"], av["led_px_version"], s), n, px[s],
                                fps=float(counts[s][1]), dev=int(av["led_px_dev"]),
-                               search_s=float(av.get("led_search_s", 2.0)), sidecar=side[s])  # fmt: skip
+                               search_s=float(av["led_search_s"]), sidecar=side[s])  # fmt: skip
     ch = f"{int(av['sync_ch_receiving_input']):02d}"
     audio = {d: products / "audio" / "cropped_to_video" / f"{d}_{layout.audio_stamp}_ch{ch}_cropped_to_video.wav"
              for d in devices}  # fmt: skip
@@ -501,8 +503,8 @@ def run_session(
         nidq=nidq, frame_times=frame_times, tolerance_ms=float(av["millisecond_divergence_tolerance"]),
         relative_intensity_threshold=float(av["relative_intensity_threshold"]),
         min_event_duration_frames=int(av["min_event_duration_frames"]),
-        min_matched_fraction=float(av.get("min_matched_fraction", 0.8)),
-        min_paired_ipis=int(av.get("min_paired_ipis", 10)),
+        min_matched_fraction=float(av["min_matched_fraction"]),
+        min_paired_ipis=int(av["min_paired_ipis"]),
     )  # fmt: skip
     write_result(sync / f"{sid}_av_sync.json", res)
     plot_summary(res, sync / f"{sid}_summary.svg")
