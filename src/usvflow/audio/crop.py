@@ -54,6 +54,7 @@ import scipy.fft as sfft
 from numpy.polynomial import chebyshev as cheb
 
 from ..io.atomic import InputError, read_json
+from ..io.config import setting_default
 from ..io.progress import progress
 from .wav import BLOCK, OutputSet, WavReader, WavWriter, check_same_format, iter_blocks, wav_info
 
@@ -308,7 +309,7 @@ def drift_mapping(onsets_x: np.ndarray, n_in: int, onsets_y: np.ndarray, n_out: 
 def crop_plans(
     info: Mapping[str, dict],
     devices: Sequence[str],
-    trigger_device: str = "both",
+    trigger_device: str | None = None,
     onsets: Mapping[str, np.ndarray] | None = None,
     name: str | os.PathLike | None = None,
 ) -> dict[str, CropPlan]:
@@ -319,6 +320,9 @@ def crop_plans(
     pulse-fit mapping (:func:`drift_mapping`) when ``onsets`` (frame onsets per device) are given and
     fit, else on the window endpoints (the original's ``linspace(0, X-1, Y)``).
     """
+    trigger_device = (
+        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
+    )
     if trigger_device != "both" and trigger_device not in devices:
         raise ValueError(
             f"trigger_device {trigger_device!r} is neither 'both' nor one of {list(devices)}"
@@ -366,8 +370,11 @@ def read_frame_onsets(path: str | os.PathLike) -> np.ndarray:
 
 
 def load_plans(info_json: str | os.PathLike, sync_dir: str | os.PathLike, devices: Sequence[str],
-               trigger_device: str = "both") -> dict[str, CropPlan]:  # fmt: skip
+               trigger_device: str | None = None) -> dict[str, CropPlan]:  # fmt: skip
     """Crop plans from the written sync info and frame-onset files (for per-channel crop jobs)."""
+    trigger_device = (
+        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
+    )
     info = read_json(info_json)
     onsets = None
     if trigger_device == "both":
@@ -562,13 +569,16 @@ def measure_sync(
     devices: Sequence[str],
     n_frames: int,
     video_time: float,
-    trigger_device: str = "both",
+    trigger_device: str | None = None,
 ) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
     """Sync-info entries and frame onsets of every device (nothing is written).
 
     ``trigger_wavs[d]``: the mono trigger-channel file of device ``d`` (only the trigger device's is
     read in SYNC mode, whose window then stands for every device).
     """
+    trigger_device = (
+        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
+    )
     if trigger_device not in TRIGGER_MODES and trigger_device not in devices:
         raise ValueError(f"trigger_device must be one of {TRIGGER_MODES}, got {trigger_device!r}")
     readers = list(devices) if trigger_device == "both" else [trigger_device]
@@ -602,10 +612,13 @@ def write_sync_outputs(
     devices: Sequence[str],
     n_frames: int,
     video_time: float,
-    trigger_device: str = "both",
+    trigger_device: str | None = None,
 ) -> dict:
     """Measure and write ``audio_triggerbox_sync_info.json`` and ``sync/<dev>_video_frames_in_audio_samples.txt``
     (all or nothing). Returns the merged JSON content."""
+    trigger_device = (
+        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
+    )
     entries, onsets = measure_sync(trigger_wavs, devices, n_frames, video_time, trigger_device)
     with OutputSet() as out:
         merged = _write_sync(out, info_json, sync_dir, entries, onsets)
@@ -621,8 +634,8 @@ def crop_session(
     stamp: str,
     n_frames: int,
     video_time: float,
-    trigger_device: str = "both",
-    triggerbox_channel: int = 4,
+    trigger_device: str | None = None,
+    triggerbox_channel: int | None = None,
     channels: int = 12,
     **resample_kw,
 ) -> dict:
@@ -634,6 +647,14 @@ def crop_session(
     lengths, pulses, crop ranges) before anything is written, and all outputs appear together or not
     at all. Returns ``{"info": merged JSON, "plans": {dev: CropPlan}, "outputs": [paths]}``.
     """
+    trigger_device = (
+        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
+    )
+    triggerbox_channel = (
+        setting_default("audio.crop.triggerbox_channel")
+        if triggerbox_channel is None
+        else triggerbox_channel
+    )
     original_dir, out_dir = Path(original_dir), Path(out_dir)
     devices = list(devices)
     inputs = {

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
+from ..io.config import setting_default
 from ..io.progress import progress
 from .wav import WavReader, WavWriter, stream_over_array
 
@@ -205,7 +206,7 @@ def design_bandpass(
 
 def freq_bounds_taps(
     fs: float,
-    freq_bounds=(0, 30000),
+    freq_bounds=None,
     atten_db: float = DEFAULT_ATTEN_DB,
     transition_hz: float | None = None,
 ) -> np.ndarray:
@@ -216,6 +217,9 @@ def freq_bounds_taps(
     (pass below ``low`` and above ``high``), ``low > high`` a band-pass ``high .. low``.
     Use :func:`design_bandpass` for a band-pass by name.
     """
+    freq_bounds = (
+        setting_default("audio.filter.freq_bounds") if freq_bounds is None else freq_bounds
+    )
     low, high = (float(v) for v in freq_bounds)
     return design_sinc(fs, hp_hz=high, lp_hz=low, atten_db=atten_db, transition_hz=transition_hz)
 

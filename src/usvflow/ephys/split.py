@@ -36,6 +36,8 @@ import pandas as pd
 from usvflow.io.atomic import InputError, temporary_name
 from usvflow.io.progress import progress
 
+from ..io.config import setting_default
+
 __all__ = [
     "dedup_keep_first",
     "load_labels",
@@ -235,7 +237,7 @@ def split_session(
     esr: float,
     n_frames: int,
     *,
-    min_spike_num: int = 100,
+    min_spike_num: int | None = None,
     remove_duplicates: bool = True,
     censor_samples: int = 9,
     margin_samples: int | None = None,
@@ -249,6 +251,9 @@ def split_session(
     and of the pulse after the last frame, in concatenated-file samples (``n_frames + 1`` values,
     the first equal to the window's start).
     """
+    min_spike_num = (
+        setting_default("ephys.spikes.min_spike_num") if min_spike_num is None else min_spike_num
+    )
     start, end = int(window[0]), int(window[1])
     if not (0 <= start < end):
         raise InputError(None, f"bad tracking window {window}")

@@ -139,6 +139,15 @@ def _schema_defaults_cached() -> dict:
     return schema_defaults()
 
 
+def setting_default(dotted: str):
+    """The schema's default of one setting (``"audio.crop.trigger_device"``): what a library
+    function's ``None`` argument stands for, so that the default is written only in the schema."""
+    d = _schema_defaults_cached()
+    for key in dotted.split("."):
+        d = d[key]
+    return copy.deepcopy(d)
+
+
 def with_schema_defaults(section: str, mapping: dict | None) -> dict:
     """``mapping`` (a config section, or part of one) with every missing key of ``section`` filled
     from the schema, recursively, so a library function reads ``d[key]`` and repeats no default."""

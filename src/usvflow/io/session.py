@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..audio.wav import wav_info
 from .atomic import InputError
+from .config import setting_default
 from .loopbio import parse_camera_dir_name
 
 AVISOFT_RE = re.compile(r"^(?P<dev>[a-z])_(?P<ts>\d{12})\.wav$")
@@ -184,14 +185,24 @@ def discover(
     folder: str | Path,
     kind: str = "experiment",
     *,
-    devices: list[str] = ("m", "s"),
-    channels_per_device: int = 12,
-    sample_rate: int = 250000,
+    devices: list[str] | None = None,
+    channels_per_device: int | None = None,
+    sample_rate: int | None = None,
     camera_serials: list[str] = (),
     video_extension: str = "mp4",
-    npx_file_type: str = "ap",
+    npx_file_type: str | None = None,
 ) -> SessionLayout:
     """Learn the streams of one session folder (names and headers only; nothing is modified)."""
+    devices = setting_default("audio.devices") if devices is None else devices
+    channels_per_device = (
+        setting_default("audio.channels_per_device")
+        if channels_per_device is None
+        else channels_per_device
+    )
+    sample_rate = setting_default("audio.sample_rate") if sample_rate is None else sample_rate
+    npx_file_type = (
+        setting_default("sync.ev.npx_file_type") if npx_file_type is None else npx_file_type
+    )
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, f"session folder of {session_id} does not exist")

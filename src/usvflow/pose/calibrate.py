@@ -21,14 +21,25 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import InputError, atomic_path, save_figure
+from ..io.config import setting_default
 from ..io.progress import progress
 from ._pool import process_pool
 
 log = logging.getLogger(__name__)
 
 
-def make_board(board_xy=(8, 11), square_len=24.0, marker_len_bits=(18.75, 4), dict_size=1000):
+def make_board(board_xy=None, square_len=None, marker_len_bits=None, dict_size=None):
     """aniposelib ``CharucoBoard`` from the config's ``pose.calibration`` values."""
+    board_xy = setting_default("pose.calibration.board_xy") if board_xy is None else board_xy
+    square_len = (
+        setting_default("pose.calibration.square_len") if square_len is None else square_len
+    )
+    marker_len_bits = (
+        setting_default("pose.calibration.marker_len_bits")
+        if marker_len_bits is None
+        else marker_len_bits
+    )
+    dict_size = setting_default("pose.calibration.dict_size") if dict_size is None else dict_size
     from aniposelib.boards import CharucoBoard
 
     bx, by = (int(v) for v in board_xy)

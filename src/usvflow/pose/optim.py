@@ -26,6 +26,7 @@ from math import comb
 import numpy as np
 from scipy import optimize, signal, sparse
 
+from ..io.config import setting_default
 from .cameras import Cameras
 
 
@@ -141,11 +142,16 @@ def _diff_matrix(n: int, order: int) -> sparse.csr_matrix:
 
 def triangulate_optim(cgroup, points: np.ndarray, constraints=(), constraints_weak=(), scale_smooth=4.0,
                       scale_length=2.0, scale_length_weak=0.5, reproj_error_threshold=15.0, reproj_loss="soft_l1",
-                      n_deriv_smooth=1, init_ransac=False, h: float = 1e-4) -> np.ndarray:  # fmt: skip
+                      n_deriv_smooth=None, init_ransac=False, h: float = 1e-4) -> np.ndarray:  # fmt: skip
     """``CameraGroup.triangulate_optim(points (C, N, J, 2), …)`` → (N, J, 3), analytic Jacobian.
 
     ``cgroup``: a :class:`~usvflow.pose.cameras.Cameras` or an aniposelib ``CameraGroup``.
     """
+    n_deriv_smooth = (
+        setting_default("pose.triangulation.n_deriv_smooth")
+        if n_deriv_smooth is None
+        else n_deriv_smooth
+    )
     n_cams, n_frames, n_joints, _ = points.shape
     flat2d = points.reshape(n_cams, -1, 2)
     try:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import InputError, atomic_path
+from ..io.config import setting_default
 
 CORNERS = ("North", "West", "South", "East")
 
@@ -43,9 +44,14 @@ def _Rx(t):
 
 
 def arena_transform(
-    corners: dict[str, np.ndarray], static_reference_len: float = 0.615, path=None
+    corners: dict[str, np.ndarray], static_reference_len: float | None = None, path=None
 ) -> dict:
     """The transform ``{"k", "mid", "R"}`` (``x' = (x·k − mid) @ R``) from the corners N, W, S, E."""
+    static_reference_len = (
+        setting_default("pose.arena.static_reference_len")
+        if static_reference_len is None
+        else static_reference_len
+    )
     C = {n: np.asarray(corners[n], dtype=np.float64) for n in CORNERS}
     if any(not np.isfinite(v).all() for v in C.values()):
         bad = [n for n, v in C.items() if not np.isfinite(v).all()]
@@ -76,12 +82,13 @@ def apply(points: np.ndarray, T: dict) -> np.ndarray:
     return (np.asarray(points, dtype=np.float64) * T["k"] - T["mid"]) @ T["R"]
 
 
-def snap_corners(corner_xyz: np.ndarray, rail_offset: float = 0.025) -> np.ndarray:
+def snap_corners(corner_xyz: np.ndarray, rail_offset: float | None = None) -> np.ndarray:
     """Corners (4, 3) in N, W, S, E order, snapped to the rail edge as the original does.
 
     ``d = max(|min xy|, |max xy|)``; every corner goes to ``(sgn(x)·(d + rail_offset),
     sgn(y)·(d + rail_offset), 0)`` (N → (−, +), W → (−, −), S → (+, −), E → (+, +)).
     """
+    rail_offset = setting_default("pose.arena.rail_offset") if rail_offset is None else rail_offset
     xy = corner_xyz[:, :2]
     d = max(abs(float(np.nanmin(xy))), float(np.nanmax(xy)))
     out = np.zeros((4, 3))
@@ -126,8 +133,14 @@ def transform_attrs(T: dict) -> dict:
     return {"scale_k": T["k"], "mid": T["mid"], "rotation_row_vector": T["R"]}
 
 
-def recoordinate_arena(arena_h5, out, static_reference_len=0.615, rail_offset=0.025) -> dict:
+def recoordinate_arena(arena_h5, out, static_reference_len=None, rail_offset=None) -> dict:
     """Arena points3d → ``<stem>_translated_rotated_metric.h5`` (corners snapped to the rail edge)."""
+    rail_offset = setting_default("pose.arena.rail_offset") if rail_offset is None else rail_offset
+    static_reference_len = (
+        setting_default("pose.arena.static_reference_len")
+        if static_reference_len is None
+        else static_reference_len
+    )
     from .triangulate import read_points3d
 
     a = read_points3d(arena_h5)
@@ -142,13 +155,18 @@ def recoordinate_arena(arena_h5, out, static_reference_len=0.615, rail_offset=0.
     return {"k": T["k"], "mean_edge": T["mean_edge"], "corners": snapped.tolist()}
 
 
-def recoordinate_animals(points_h5, arena_h5, out, static_reference_len=0.615, track_names=None,
+def recoordinate_animals(points_h5, arena_h5, out, static_reference_len=None, track_names=None,
                          experimental_code="", frame_rate=float("nan"), chunk=20000) -> dict:  # fmt: skip
     """Animal points3d → metric arena frame using the arena's transform, in chunks of frames.
 
     Writes ``tracks`` (F, n_animals, n_nodes, 3) float64 (``z < 0 → 0``), ``node_names``,
     ``track_names`` (``track_names`` or the file's), ``experimental_code``, ``recording_frame_rate``.
     """
+    static_reference_len = (
+        setting_default("pose.arena.static_reference_len")
+        if static_reference_len is None
+        else static_reference_len
+    )
     import h5py
 
     from .triangulate import read_points3d

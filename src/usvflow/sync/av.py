@@ -32,6 +32,7 @@ import numpy as np
 from usvflow.io.atomic import InputError, read_json, write_json
 from usvflow.io.coolterm import read_ipis
 
+from ..io.config import setting_default
 from .ipi import AudioIPIs, Match, audio_ipis, match_to_arduino, video_ipi_candidates
 from .leds import read_led_pixels
 
@@ -169,10 +170,10 @@ def av_sync_check(
     nidq: Mapping | None = None,
     frame_times: Mapping[str, np.ndarray] | None = None,
     tolerance_ms: float = 12.0,
-    relative_intensity_threshold: float = 1.0,
-    min_event_duration_frames: int = 35,
-    min_matched_fraction: float = 0.8,
-    min_paired_ipis: int = 10,
+    relative_intensity_threshold: float | None = None,
+    min_event_duration_frames: int | None = None,
+    min_matched_fraction: float | None = None,
+    min_paired_ipis: int | None = None,
 ) -> dict:
     """Run the A/V check of one session; returns the JSON-able result (see the module docstring).
 
@@ -185,6 +186,24 @@ def av_sync_check(
     result of :func:`usvflow.sync.ipi.nidq_ipis` (or None); ``frame_times``: ``{serial: Loopbio
     frame_time}`` to time video events by the camera's stamps instead of frame / ESR.
     """
+    min_event_duration_frames = (
+        setting_default("sync.av.min_event_duration_frames")
+        if min_event_duration_frames is None
+        else min_event_duration_frames
+    )
+    min_paired_ipis = (
+        setting_default("sync.av.min_paired_ipis") if min_paired_ipis is None else min_paired_ipis
+    )
+    min_matched_fraction = (
+        setting_default("sync.av.min_matched_fraction")
+        if min_matched_fraction is None
+        else min_matched_fraction
+    )
+    relative_intensity_threshold = (
+        setting_default("sync.av.relative_intensity_threshold")
+        if relative_intensity_threshold is None
+        else relative_intensity_threshold
+    )
     counts = read_json(frame_counts)
     try:
         n_frames = int(counts["total_frame_number_least"])

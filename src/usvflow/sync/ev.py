@@ -32,6 +32,8 @@ import numpy as np
 from usvflow.io.atomic import InputError, atomic_open
 from usvflow.io.spikeglx import SpikeGLXMeta, calibrated_rate, n_samples, parse_meta
 
+from ..io.config import setting_default
+
 __all__ = [
     "EVResult",
     "ev_sync_check",
@@ -217,7 +219,7 @@ def ev_sync_check(
     bin_path: str = "",
     calibrated_rates: dict | None = None,
     triggerbox_bit: int | None = None,
-    min_largest_break_s: float = 2.0,
+    min_largest_break_s: float | None = None,
     tolerance_ms: float = 12.0,
 ) -> EVResult:
     """Check one session's probe against its video (see the module docstring).
@@ -226,6 +228,11 @@ def ev_sync_check(
     ``camera_frame_count_dict.json`` (``total_frame_number_least``, ``total_video_time_least``).
     Never raises for a bad sync word: the verdict says what was tried and why it failed.
     """
+    min_largest_break_s = (
+        setting_default("sync.ev.min_largest_break_s")
+        if min_largest_break_s is None
+        else min_largest_break_s
+    )
     meta = _as_meta(meta)
     try:
         n_frames = int(frame_counts["total_frame_number_least"])

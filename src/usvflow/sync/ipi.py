@@ -38,6 +38,8 @@ from usvflow.io.rows import RowReader
 from usvflow.io.spikeglx import n_samples as spikeglx_n_samples
 from usvflow.io.spikeglx import parse_meta
 
+from ..io.config import setting_default
+
 __all__ = [
     "AudioIPIs",
     "Match",
@@ -282,8 +284,8 @@ def nidq_ipis(
     n_frames: int,
     sample_rate: float | None = None,
     n_channels: int | None = None,
-    triggerbox_bit: int = 5,
-    sync_bit: int = 7,
+    triggerbox_bit: int | None = None,
+    sync_bit: int | None = None,
     min_break_periods: float = 10.0,
     block: int = 1 << 18,
 ) -> dict:
@@ -295,6 +297,10 @@ def nidq_ipis(
     to the pulse ``n_frames`` later. Returns ``{"ipi_ms", "start_samples" (relative to frame 0),
     "end_samples", "frame0_sample", "end_sample", "sample_rate", "largest_break_samples"}``.
     """
+    sync_bit = setting_default("sync.av.nidq.sync_bit") if sync_bit is None else sync_bit
+    triggerbox_bit = (
+        setting_default("sync.av.nidq.triggerbox_bit") if triggerbox_bit is None else triggerbox_bit
+    )
     bin_path = Path(bin_path)
     meta_path = bin_path.with_suffix(".meta")
     if meta_path.is_file():

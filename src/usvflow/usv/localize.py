@@ -38,7 +38,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..io.atomic import InputError, atomic_path, save_figure
-from ..io.config import defaults_from_schema
+from ..io.config import defaults_from_schema, setting_default
 
 __all__ = [
     "LocalizeParams",
@@ -91,7 +91,12 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gcc_phat(
-    x: np.ndarray, sr: float, max_lag: int, f_lo: float, f_hi: float, dynamic_db: float = 30.0
+    x: np.ndarray,
+    sr: float,
+    max_lag: int,
+    f_lo: float,
+    f_hi: float,
+    dynamic_db: float | None = None,
 ) -> np.ndarray:
     """GCC-PHAT of every microphone pair ``(i < j)`` of ``x`` (samples × mics).
 
@@ -99,6 +104,9 @@ def gcc_phat(
     modulus its envelope), lag ``L`` at column ``L + max_lag``, a peak at positive ``L`` when the
     sound reaches ``i`` ``L`` samples *after* ``j``.
     """
+    dynamic_db = (
+        setting_default("assignment.builtin.dynamic_db") if dynamic_db is None else dynamic_db
+    )
     n, m = x.shape
     nfft = sfft.next_fast_len(n + max_lag + 1)
     X = sfft.rfft(np.asarray(x, np.float32), n=nfft, axis=0).T  # (m, nf)
@@ -430,10 +438,15 @@ def plot_sources(
 
 
 def assign_session(summary_csv, memmap, tracks_h5, arena_h5, fps: float, estimates_csv, assigned_csv, plot_svg,
-                   params: LocalizeParams | dict | None = None, mic_node_pattern: str = "ch_{j}",
+                   params: LocalizeParams | dict | None = None, mic_node_pattern: str | None = None,
                    progress: bool = False, workers: int = 1) -> dict:  # fmt: skip
     """The built-in assignment of one session (rule ``localize_usvs``); returns counts (``workers``:
     see :func:`localize_usvs`)."""
+    mic_node_pattern = (
+        setting_default("assignment.builtin.mic_node_pattern")
+        if mic_node_pattern is None
+        else mic_node_pattern
+    )
     from ..audio.memmap import open_memmap_reader, parse_memmap_name
     from .curate import read_summary, write_summary
 
