@@ -41,7 +41,7 @@ from usvflow.io.atomic import (
     save_figure,
     write_json,
 )
-from usvflow.io.config import defaults_from_schema
+from usvflow.io.config import defaults_from_schema, setting_default
 
 from .spectrogram import SpecParams, load_spectrograms
 
@@ -215,7 +215,9 @@ def build_model(n_classes: int, channels=(16, 32, 64, 64), dropout: float = 0.3,
     )
 
 
-def resolve_device(device: str = "auto") -> str:
+def resolve_device(device: str | None = None) -> str:
+    """``auto`` (None: the config's ``call_types.device``) -> ``cuda`` if there is a GPU, else ``cpu``."""
+    device = setting_default("call_types.device") if device is None else device
     torch = _torch()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

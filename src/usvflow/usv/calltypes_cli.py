@@ -184,7 +184,8 @@ def add_train_arguments(s) -> None:
     s.add_argument(
         "--threads", type=int, default=d.threads, help=f"CPU threads (default {d.threads})"
     )
-    s.add_argument("--device", default="auto", help="auto (GPU if there is one), cpu, cuda, cuda:N")
+    s.add_argument("--device", default=d.device,
+                   help=f"auto (GPU if there is one), cpu, cuda, cuda:N (default {d.device})")  # fmt: skip
 
 
 def train_params_from_args(a):
