@@ -320,9 +320,7 @@ def crop_plans(
     pulse-fit mapping (:func:`drift_mapping`) when ``onsets`` (frame onsets per device) are given and
     fit, else on the window endpoints (the original's ``linspace(0, X-1, Y)``).
     """
-    trigger_device = (
-        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
-    )
+    trigger_device = setting_default("audio.crop.trigger_device", trigger_device)
     if trigger_device != "both" and trigger_device not in devices:
         raise ValueError(
             f"trigger_device {trigger_device!r} is neither 'both' nor one of {list(devices)}"
@@ -372,9 +370,7 @@ def read_frame_onsets(path: str | os.PathLike) -> np.ndarray:
 def load_plans(info_json: str | os.PathLike, sync_dir: str | os.PathLike, devices: Sequence[str],
                trigger_device: str | None = None) -> dict[str, CropPlan]:  # fmt: skip
     """Crop plans from the written sync info and frame-onset files (for per-channel crop jobs)."""
-    trigger_device = (
-        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
-    )
+    trigger_device = setting_default("audio.crop.trigger_device", trigger_device)
     info = read_json(info_json)
     onsets = None
     if trigger_device == "both":
@@ -576,9 +572,7 @@ def measure_sync(
     ``trigger_wavs[d]``: the mono trigger-channel file of device ``d`` (only the trigger device's is
     read in SYNC mode, whose window then stands for every device).
     """
-    trigger_device = (
-        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
-    )
+    trigger_device = setting_default("audio.crop.trigger_device", trigger_device)
     if trigger_device not in TRIGGER_MODES and trigger_device not in devices:
         raise ValueError(f"trigger_device must be one of {TRIGGER_MODES}, got {trigger_device!r}")
     readers = list(devices) if trigger_device == "both" else [trigger_device]
@@ -616,9 +610,7 @@ def write_sync_outputs(
 ) -> dict:
     """Measure and write ``audio_triggerbox_sync_info.json`` and ``sync/<dev>_video_frames_in_audio_samples.txt``
     (all or nothing). Returns the merged JSON content."""
-    trigger_device = (
-        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
-    )
+    trigger_device = setting_default("audio.crop.trigger_device", trigger_device)
     entries, onsets = measure_sync(trigger_wavs, devices, n_frames, video_time, trigger_device)
     with OutputSet() as out:
         merged = _write_sync(out, info_json, sync_dir, entries, onsets)
@@ -647,14 +639,8 @@ def crop_session(
     lengths, pulses, crop ranges) before anything is written, and all outputs appear together or not
     at all. Returns ``{"info": merged JSON, "plans": {dev: CropPlan}, "outputs": [paths]}``.
     """
-    trigger_device = (
-        setting_default("audio.crop.trigger_device") if trigger_device is None else trigger_device
-    )
-    triggerbox_channel = (
-        setting_default("audio.crop.triggerbox_channel")
-        if triggerbox_channel is None
-        else triggerbox_channel
-    )
+    trigger_device = setting_default("audio.crop.trigger_device", trigger_device)
+    triggerbox_channel = setting_default("audio.crop.triggerbox_channel", triggerbox_channel)
     original_dir, out_dir = Path(original_dir), Path(out_dir)
     devices = list(devices)
     inputs = {

@@ -217,9 +217,7 @@ def freq_bounds_taps(
     (pass below ``low`` and above ``high``), ``low > high`` a band-pass ``high .. low``.
     Use :func:`design_bandpass` for a band-pass by name.
     """
-    freq_bounds = (
-        setting_default("audio.filter.freq_bounds") if freq_bounds is None else freq_bounds
-    )
+    freq_bounds = setting_default("audio.filter.freq_bounds", freq_bounds)
     low, high = (float(v) for v in freq_bounds)
     return design_sinc(fs, hp_hz=high, lp_hz=low, atten_db=atten_db, transition_hz=transition_hz)
 

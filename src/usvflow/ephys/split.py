@@ -251,9 +251,7 @@ def split_session(
     and of the pulse after the last frame, in concatenated-file samples (``n_frames + 1`` values,
     the first equal to the window's start).
     """
-    min_spike_num = (
-        setting_default("ephys.spikes.min_spike_num") if min_spike_num is None else min_spike_num
-    )
+    min_spike_num = setting_default("ephys.spikes.min_spike_num", min_spike_num)
     start, end = int(window[0]), int(window[1])
     if not (0 <= start < end):
         raise InputError(None, f"bad tracking window {window}")

@@ -139,9 +139,12 @@ def _schema_defaults_cached() -> dict:
     return schema_defaults()
 
 
-def setting_default(dotted: str):
-    """The schema's default of one setting (``"audio.crop.trigger_device"``): what a library
-    function's ``None`` argument stands for, so that the default is written only in the schema."""
+def setting_default(dotted: str, value=None):
+    """``value``, or where it is None the schema's default of the setting ``dotted``
+    (``"audio.crop.trigger_device"``): what a library function's ``None`` argument stands for, so
+    that the default is written only in the schema."""
+    if value is not None:
+        return value
     d = _schema_defaults_cached()
     for key in dotted.split("."):
         d = d[key]

@@ -193,16 +193,10 @@ def discover(
     npx_file_type: str | None = None,
 ) -> SessionLayout:
     """Learn the streams of one session folder (names and headers only; nothing is modified)."""
-    devices = setting_default("audio.devices") if devices is None else devices
-    channels_per_device = (
-        setting_default("audio.channels_per_device")
-        if channels_per_device is None
-        else channels_per_device
-    )
-    sample_rate = setting_default("audio.sample_rate") if sample_rate is None else sample_rate
-    npx_file_type = (
-        setting_default("sync.ev.npx_file_type") if npx_file_type is None else npx_file_type
-    )
+    devices = setting_default("audio.devices", devices)
+    channels_per_device = setting_default("audio.channels_per_device", channels_per_device)
+    sample_rate = setting_default("audio.sample_rate", sample_rate)
+    npx_file_type = setting_default("sync.ev.npx_file_type", npx_file_type)
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, f"session folder of {session_id} does not exist")

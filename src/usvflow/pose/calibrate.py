@@ -30,16 +30,10 @@ log = logging.getLogger(__name__)
 
 def make_board(board_xy=None, square_len=None, marker_len_bits=None, dict_size=None):
     """aniposelib ``CharucoBoard`` from the config's ``pose.calibration`` values."""
-    board_xy = setting_default("pose.calibration.board_xy") if board_xy is None else board_xy
-    square_len = (
-        setting_default("pose.calibration.square_len") if square_len is None else square_len
-    )
-    marker_len_bits = (
-        setting_default("pose.calibration.marker_len_bits")
-        if marker_len_bits is None
-        else marker_len_bits
-    )
-    dict_size = setting_default("pose.calibration.dict_size") if dict_size is None else dict_size
+    board_xy = setting_default("pose.calibration.board_xy", board_xy)
+    square_len = setting_default("pose.calibration.square_len", square_len)
+    marker_len_bits = setting_default("pose.calibration.marker_len_bits", marker_len_bits)
+    dict_size = setting_default("pose.calibration.dict_size", dict_size)
     from aniposelib.boards import CharucoBoard
 
     bx, by = (int(v) for v in board_xy)

@@ -147,11 +147,7 @@ def triangulate_optim(cgroup, points: np.ndarray, constraints=(), constraints_we
 
     ``cgroup``: a :class:`~usvflow.pose.cameras.Cameras` or an aniposelib ``CameraGroup``.
     """
-    n_deriv_smooth = (
-        setting_default("pose.triangulation.n_deriv_smooth")
-        if n_deriv_smooth is None
-        else n_deriv_smooth
-    )
+    n_deriv_smooth = setting_default("pose.triangulation.n_deriv_smooth", n_deriv_smooth)
     n_cams, n_frames, n_joints, _ = points.shape
     flat2d = points.reshape(n_cams, -1, 2)
     try:

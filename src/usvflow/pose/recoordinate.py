@@ -47,11 +47,7 @@ def arena_transform(
     corners: dict[str, np.ndarray], static_reference_len: float | None = None, path=None
 ) -> dict:
     """The transform ``{"k", "mid", "R"}`` (``x' = (x·k − mid) @ R``) from the corners N, W, S, E."""
-    static_reference_len = (
-        setting_default("pose.arena.static_reference_len")
-        if static_reference_len is None
-        else static_reference_len
-    )
+    static_reference_len = setting_default("pose.arena.static_reference_len", static_reference_len)
     C = {n: np.asarray(corners[n], dtype=np.float64) for n in CORNERS}
     if any(not np.isfinite(v).all() for v in C.values()):
         bad = [n for n, v in C.items() if not np.isfinite(v).all()]
@@ -88,7 +84,7 @@ def snap_corners(corner_xyz: np.ndarray, rail_offset: float | None = None) -> np
     ``d = max(|min xy|, |max xy|)``; every corner goes to ``(sgn(x)·(d + rail_offset),
     sgn(y)·(d + rail_offset), 0)`` (N → (−, +), W → (−, −), S → (+, −), E → (+, +)).
     """
-    rail_offset = setting_default("pose.arena.rail_offset") if rail_offset is None else rail_offset
+    rail_offset = setting_default("pose.arena.rail_offset", rail_offset)
     xy = corner_xyz[:, :2]
     d = max(abs(float(np.nanmin(xy))), float(np.nanmax(xy)))
     out = np.zeros((4, 3))
@@ -135,12 +131,8 @@ def transform_attrs(T: dict) -> dict:
 
 def recoordinate_arena(arena_h5, out, static_reference_len=None, rail_offset=None) -> dict:
     """Arena points3d → ``<stem>_translated_rotated_metric.h5`` (corners snapped to the rail edge)."""
-    rail_offset = setting_default("pose.arena.rail_offset") if rail_offset is None else rail_offset
-    static_reference_len = (
-        setting_default("pose.arena.static_reference_len")
-        if static_reference_len is None
-        else static_reference_len
-    )
+    rail_offset = setting_default("pose.arena.rail_offset", rail_offset)
+    static_reference_len = setting_default("pose.arena.static_reference_len", static_reference_len)
     from .triangulate import read_points3d
 
     a = read_points3d(arena_h5)
@@ -162,11 +154,7 @@ def recoordinate_animals(points_h5, arena_h5, out, static_reference_len=None, tr
     Writes ``tracks`` (F, n_animals, n_nodes, 3) float64 (``z < 0 → 0``), ``node_names``,
     ``track_names`` (``track_names`` or the file's), ``experimental_code``, ``recording_frame_rate``.
     """
-    static_reference_len = (
-        setting_default("pose.arena.static_reference_len")
-        if static_reference_len is None
-        else static_reference_len
-    )
+    static_reference_len = setting_default("pose.arena.static_reference_len", static_reference_len)
     import h5py
 
     from .triangulate import read_points3d

@@ -186,23 +186,13 @@ def av_sync_check(
     result of :func:`usvflow.sync.ipi.nidq_ipis` (or None); ``frame_times``: ``{serial: Loopbio
     frame_time}`` to time video events by the camera's stamps instead of frame / ESR.
     """
-    min_event_duration_frames = (
-        setting_default("sync.av.min_event_duration_frames")
-        if min_event_duration_frames is None
-        else min_event_duration_frames
+    min_event_duration_frames = setting_default(
+        "sync.av.min_event_duration_frames", min_event_duration_frames
     )
-    min_paired_ipis = (
-        setting_default("sync.av.min_paired_ipis") if min_paired_ipis is None else min_paired_ipis
-    )
-    min_matched_fraction = (
-        setting_default("sync.av.min_matched_fraction")
-        if min_matched_fraction is None
-        else min_matched_fraction
-    )
-    relative_intensity_threshold = (
-        setting_default("sync.av.relative_intensity_threshold")
-        if relative_intensity_threshold is None
-        else relative_intensity_threshold
+    min_paired_ipis = setting_default("sync.av.min_paired_ipis", min_paired_ipis)
+    min_matched_fraction = setting_default("sync.av.min_matched_fraction", min_matched_fraction)
+    relative_intensity_threshold = setting_default(
+        "sync.av.relative_intensity_threshold", relative_intensity_threshold
     )
     counts = read_json(frame_counts)
     try:

@@ -228,11 +228,7 @@ def ev_sync_check(
     ``camera_frame_count_dict.json`` (``total_frame_number_least``, ``total_video_time_least``).
     Never raises for a bad sync word: the verdict says what was tried and why it failed.
     """
-    min_largest_break_s = (
-        setting_default("sync.ev.min_largest_break_s")
-        if min_largest_break_s is None
-        else min_largest_break_s
-    )
+    min_largest_break_s = setting_default("sync.ev.min_largest_break_s", min_largest_break_s)
     meta = _as_meta(meta)
     try:
         n_frames = int(frame_counts["total_frame_number_least"])

@@ -297,10 +297,8 @@ def nidq_ipis(
     to the pulse ``n_frames`` later. Returns ``{"ipi_ms", "start_samples" (relative to frame 0),
     "end_samples", "frame0_sample", "end_sample", "sample_rate", "largest_break_samples"}``.
     """
-    sync_bit = setting_default("sync.av.nidq.sync_bit") if sync_bit is None else sync_bit
-    triggerbox_bit = (
-        setting_default("sync.av.nidq.triggerbox_bit") if triggerbox_bit is None else triggerbox_bit
-    )
+    sync_bit = setting_default("sync.av.nidq.sync_bit", sync_bit)
+    triggerbox_bit = setting_default("sync.av.nidq.triggerbox_bit", triggerbox_bit)
     bin_path = Path(bin_path)
     meta_path = bin_path.with_suffix(".meta")
     if meta_path.is_file():

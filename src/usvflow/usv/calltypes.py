@@ -217,7 +217,7 @@ def build_model(n_classes: int, channels=(16, 32, 64, 64), dropout: float = 0.3,
 
 def resolve_device(device: str | None = None) -> str:
     """``auto`` (None: the config's ``call_types.device``) -> ``cuda`` if there is a GPU, else ``cpu``."""
-    device = setting_default("call_types.device") if device is None else device
+    device = setting_default("call_types.device", device)
     torch = _torch()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

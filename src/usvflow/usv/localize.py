@@ -104,9 +104,7 @@ def gcc_phat(
     modulus its envelope), lag ``L`` at column ``L + max_lag``, a peak at positive ``L`` when the
     sound reaches ``i`` ``L`` samples *after* ``j``.
     """
-    dynamic_db = (
-        setting_default("assignment.builtin.dynamic_db") if dynamic_db is None else dynamic_db
-    )
+    dynamic_db = setting_default("assignment.builtin.dynamic_db", dynamic_db)
     n, m = x.shape
     nfft = sfft.next_fast_len(n + max_lag + 1)
     X = sfft.rfft(np.asarray(x, np.float32), n=nfft, axis=0).T  # (m, nf)
@@ -442,11 +440,7 @@ def assign_session(summary_csv, memmap, tracks_h5, arena_h5, fps: float, estimat
                    progress: bool = False, workers: int = 1) -> dict:  # fmt: skip
     """The built-in assignment of one session (rule ``localize_usvs``); returns counts (``workers``:
     see :func:`localize_usvs`)."""
-    mic_node_pattern = (
-        setting_default("assignment.builtin.mic_node_pattern")
-        if mic_node_pattern is None
-        else mic_node_pattern
-    )
+    mic_node_pattern = setting_default("assignment.builtin.mic_node_pattern", mic_node_pattern)
     from ..audio.memmap import open_memmap_reader, parse_memmap_name
     from .curate import read_summary, write_summary
 
