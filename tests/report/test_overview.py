@@ -93,3 +93,15 @@ def test_cohort_table_agrees_with_truth(tmp_path, n_sessions):
 def load_spectrograms_npz(path):
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
+
+
+def test_column_families_stay_together(tmp_path):
+    # the first session has no unassigned call and one call type; the second has both
+    rows = [{"session": "A", "usvs": 2, "emitter_animal_0": 2, "type_flat": 2, "av_sync": "pass"},
+            {"session": "B", "usvs": 3, "emitter_animal_0": 1, "emitter_unassigned": 1,
+             "emitter_animal_1": 1, "type_up": 1, "type_flat": 2, "av_sync": "fail"}]  # fmt: skip
+    df = ov.write_cohort_table(rows, tmp_path / "c.csv")
+    assert list(df.columns) == ["session", "usvs", "emitter_animal_0", "emitter_animal_1",
+                                "emitter_unassigned", "type_flat", "type_up", "av_sync"]  # fmt: skip
+    assert list(df["emitter_unassigned"]) == [0, 1] and list(df["type_up"]) == [0, 1]
+    assert list(pd.read_csv(tmp_path / "c.csv").columns) == list(df.columns)

@@ -121,11 +121,33 @@ def session_row(session: str, usvs: pd.DataFrame | None = None, window: tuple[fl
     return row
 
 
+#: column families kept side by side in the cohort table (a family's columns in name order)
+FAMILIES = ("emitter_", "type_", "pose_coverage_")
+
+
+def cohort_columns(columns) -> list[str]:
+    """The table's columns in first-seen order, each family of :data:`FAMILIES` together at its first
+    member's place (``emitter_unassigned`` after the animals), so that a column only some sessions
+    have does not end up after all the others."""
+    columns = list(dict.fromkeys(columns))
+    out: list[str] = []
+    for c in columns:
+        fam = next((f for f in FAMILIES if c.startswith(f)), None)
+        if fam is None:
+            out.append(c)
+        elif c not in out:
+            members = [x for x in columns if x.startswith(fam)]
+            out += sorted(members, key=lambda x: (x == f"emitter_{UNASSIGNED}", x))
+    return out
+
+
 def write_cohort_table(rows: list[dict], out) -> pd.DataFrame:
     """The cohort overview CSV (one row per session, sorted by session; union of the columns, count
-    columns 0 where a session has none of that kind)."""
+    columns 0 where a session has none of that kind; families of columns together, see
+    :func:`cohort_columns`)."""
     df = pd.DataFrame(rows)
     if len(df):
+        df = df[cohort_columns(df.columns)]
         df = df.sort_values("session").reset_index(drop=True)
         for c in df.columns:
             if c.startswith(("emitter_", "type_")):
