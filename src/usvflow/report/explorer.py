@@ -256,10 +256,11 @@ function drawArena(c){
     const col = AC[i%AC.length];
     c.poses[t].forEach((p,j)=>{ if (p[0]===null) return;
       el('circle',{cx:X(p),cy:Y(p),r:(D.node_names[j]||'').toLowerCase()==='nose'?5:3,fill:col,class:'node'},a);});
-    const q = c.poses[t].find(p=>p[0]!==null); if (q){const tx=el('text',{x:X(q)+6,y:Y(q)-6,'font-size':11,fill:col},a);tx.textContent=t;}
+    // a legend in the corner: names drawn beside the animals overlap where they are close
+    const tx=el('text',{x:4,y:12+14*i,'font-size':11,fill:col},a);tx.textContent='\u25CF '+t;
   });
   if (c.source && c.source[0]!==null) {const s2=el('path',{d:`M${X(c.source)-7},${Y(c.source)} h14 M${X(c.source)},${Y(c.source)-7} v14`,stroke:'#000','stroke-width':3,id:'source'},a);
-    const tx=el('text',{x:X(c.source)+8,y:Y(c.source)+14,'font-size':11},a);tx.textContent='source';}
+    const tx=el('text',{x:4,y:12+14*Object.keys(c.poses||{}).length,'font-size':11},a);tx.textContent='+ source';}
 }
 </script></body></html>
 """
