@@ -111,3 +111,21 @@ def test_train_defaults_are_the_config_schema_defaults():
     assert a.epochs == train["max_epochs"]["default"]
     assert a.batch_size == train["batch_size"]["default"]
     assert a.learning_rate == train["learning_rate"]["default"]
+
+
+def test_detect_usvs_options_are_the_config_keys(tmp_path, capsys):
+    """`usvflow detect-usvs` takes usv_detection.builtin's keys as options (generated from the schema)."""
+    rng = np.random.default_rng(1)
+    fs = 250000
+    x = rng.normal(0, 60, fs // 2)
+    t = np.arange(int(0.05 * fs)) / fs
+    k = int(0.2 * fs)
+    x[k : k + t.size] += 2000 * np.sin(2 * np.pi * (60000 * t + 100000 * t**2))  # a 50-ms upsweep
+    sf.write(tmp_path / "a.wav", x.astype(np.int16), fs, subtype="PCM_16")
+    out = tmp_path / "a.csv"
+    assert main(["detect-usvs", str(tmp_path / "a.wav"), "-o", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 2  # header + the call
+    assert (
+        main(["detect-usvs", str(tmp_path / "a.wav"), "-o", str(out), "--thr-high-db", "90"]) == 0
+    )
+    assert len(out.read_text().splitlines()) == 1  # no call that loud above the noise

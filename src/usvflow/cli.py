@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .io.atomic import InputError
+from .io.cli_options import settings_from_args
 
 
 def _frame_size(text: str) -> tuple[int, int]:
@@ -146,8 +147,7 @@ def _cmd_crop_audio(a):
 def _cmd_hpss(a):
     from .audio.hpss import HPSSParams, hpss_file
 
-    names = ("stft_window_length_hop_size", "kernel_size", "power", "margin")
-    print(hpss_file(a.input, a.output, HPSSParams(**{k: getattr(a, k) for k in names})))
+    print(hpss_file(a.input, a.output, HPSSParams(**settings_from_args(a, a.settings))))
 
 
 def _cmd_highpass(a):
@@ -155,7 +155,7 @@ def _cmd_highpass(a):
     from .audio.wav import wav_info
 
     taps = design_sinc(wav_info(a.input).samplerate, hp_hz=a.freq_bounds[1], lp_hz=a.freq_bounds[0],
-                       atten_db=a.atten_db)  # fmt: skip
+                       atten_db=a.stopband_attenuation_db)  # fmt: skip
     print(highpass_file(a.input, a.output, taps=taps))
 
 
@@ -308,9 +308,7 @@ def _cmd_curate_usvs(a):
     svg = out.with_name(
         out.name.replace("_usv_summary.csv", "") + "_usv_signal_correlation_histogram.svg"
     )
-    params = {"filter_putative_noise": not a.no_filter, "peak_min": a.peak_min, "valley_frac": a.valley_frac,
-              "coverage_bin_ms": a.coverage_bin_ms, "noise_corr_cutoff_min": a.corr_cutoff,
-              "noise_var_cutoff_max": a.var_cutoff}  # fmt: skip
+    params = settings_from_args(a, a.settings)
     df, stats = curate_session(csvs, mmap, out, svg, params=params, title=name)
     print(
         f"{stats['n_detections']} detections -> {stats['n_merged']} merged -> {stats['n_kept']} USVs: {out}"
@@ -332,9 +330,11 @@ def _cmd_assign_usvs(a):
             raise InputError(session / "video", "no *_camera_frame_count_dict.json: give --fps")
         fps = float(read_json(counts[0])["median_empirical_camera_sr"])
     loc = audio / "sound_localization"
+    settings = settings_from_args(a, a.settings)
+    pattern = settings.pop("mic_node_pattern")
     res = assign_session(audio / f"{name}_usv_summary.csv", mmap, a.tracks, a.arena, fps,
                          loc / f"{name}_source_estimates.csv", audio / f"{name}_usv_summary_assigned.csv",
-                         loc / f"{name}_sound_sources.svg", mic_node_pattern=a.mic_node_pattern)  # fmt: skip
+                         loc / f"{name}_sound_sources.svg", params=settings, mic_node_pattern=pattern)  # fmt: skip
     print(f"{res['assigned']} of {res['usvs']} USVs assigned: {res['per_track']}")
 
 
@@ -458,10 +458,10 @@ def _cmd_check_model(a):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .io.cli_options import add_settings_options
     from .io.config import SCHEMAS, schema_defaults
 
     audio = schema_defaults("audio")  # the options' defaults are the workflow's (config schema)
-    curation = schema_defaults("usv_summary")
     board = schema_defaults("pose.calibration")
     arena = schema_defaults("pose.arena")
     from . import __version__
@@ -584,16 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
-    hpss = audio["hpss"]
-    s.add_argument("--stft-window-length-hop-size", type=int, nargs=2, metavar=("WINDOW", "HOP"),
-                   default=hpss["stft_window_length_hop_size"],
-                   help="STFT window and hop, samples (audio.hpss; default %(default)s)")  # fmt: skip
-    s.add_argument("--kernel-size", type=int, nargs=2, metavar=("HARMONIC", "PERCUSSIVE"),
-                   default=hpss["kernel_size"], help="median filter lengths (default %(default)s)")  # fmt: skip
-    s.add_argument("--power", type=float, default=hpss["power"],
-                   help="exponent of the soft masks (default %(default)s)")  # fmt: skip
-    s.add_argument("--margin", type=float, nargs=2, default=hpss["margin"],
-                   help="mask margins (default %(default)s)")  # fmt: skip
+    s.set_defaults(settings=add_settings_options(s, "audio.hpss"))
     s.set_defaults(func=_cmd_hpss)
 
     s = sub.add_parser(
@@ -601,11 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("input")
     s.add_argument("-o", "--output", required=True)
-    s.add_argument("--freq-bounds", type=float, nargs=2, default=audio["filter"]["freq_bounds"],
-                   help="[low, high] as the config")  # fmt: skip
-    s.add_argument(
-        "--atten-db", type=float, default=float(audio["filter"]["stopband_attenuation_db"])
-    )
+    add_settings_options(s, "audio.filter", ["freq_bounds", "stopband_attenuation_db"])
     s.set_defaults(func=_cmd_highpass)
 
     s = sub.add_parser(
@@ -673,39 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         help="summary CSV (default audio/<session>_usv_summary.csv); the SVG beside it",
     )
-    s.add_argument(
-        "--no-filter", action="store_true", help="keep putative noise (no correlation/variance cut)"
-    )
-    s.add_argument(
-        "--peak-min",
-        type=int,
-        default=curation["peak_min"],
-        help="usv_summary.peak_min (default %(default)s)",
-    )
-    s.add_argument(
-        "--valley-frac",
-        type=float,
-        default=curation["valley_frac"],
-        help="usv_summary.valley_frac (default %(default)s)",
-    )
-    s.add_argument(
-        "--coverage-bin-ms",
-        type=float,
-        default=curation["coverage_bin_ms"],
-        help="usv_summary.coverage_bin_ms (default %(default)s)",
-    )
-    s.add_argument(
-        "--corr-cutoff",
-        type=float,
-        default=curation["noise_corr_cutoff_min"],
-        help="usv_summary.noise_corr_cutoff_min (default %(default)s)",
-    )
-    s.add_argument(
-        "--var-cutoff",
-        type=float,
-        default=curation["noise_var_cutoff_max"],
-        help="usv_summary.noise_var_cutoff_max (default %(default)s)",
-    )
+    s.set_defaults(settings=add_settings_options(s, "usv_summary"))
     s.set_defaults(func=_cmd_curate_usvs)
 
     s = sub.add_parser(
@@ -724,11 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--fps", type=float, help="video rate (default: the session's camera_frame_count_dict.json)"
     )
-    s.add_argument(
-        "--mic-node-pattern",
-        default=schema_defaults("assignment.builtin")["mic_node_pattern"],
-        help="arena node of memmap column j (assignment.builtin.mic_node_pattern, default %(default)s)",
-    )
+    s.set_defaults(settings=add_settings_options(s, "assignment.builtin"))
     s.set_defaults(func=_cmd_assign_usvs)
 
     s = sub.add_parser(

@@ -645,40 +645,25 @@ def main_detect(in_wav: str | os.PathLike, out_csv: str | os.PathLike | None = N
 # ---------------------------------------------------------------------------------------- CLI
 
 
-_CLI_PARAMS = {  # option -> (DetectParams field, help)
-    "--segment-minlen": (
-        "segment_minlen",
-        "drop segments shorter than this (s, after gap filling)",
-    ),
-    "--segment-fillgap": ("segment_fillgap", "fill gaps shorter than this (s)"),
-    "--thr-high-db": ("thr_high_db", "ridge score (dB over the noise floor) that starts a call"),
-    "--thr-low-db": ("thr_low_db", "ridge score (dB) that continues a call"),
-    "--f-lo": ("f_lo_hz", "lower edge of the detection band (Hz)"),
-    "--f-hi": ("f_hi_hz", "upper edge of the detection band (Hz)"),
-}
-
-
 def add_cli_arguments(parser) -> None:
-    """Register the arguments of ``usvflow detect-usvs`` on an argparse (sub)parser."""
-    d = DetectParams()
+    """Register the arguments of ``usvflow detect-usvs`` on an argparse (sub)parser: the input, the
+    output, the channel, and the settings of ``usv_detection.builtin`` (names, defaults and help from
+    the schema)."""
+    from ..io.cli_options import add_settings_options
+
     parser.add_argument("input", help="mono or multichannel WAV, sample rate >= 192 kHz")
     parser.add_argument(
         "-o", "--output", help="output CSV (mono) or folder (multichannel); default beside the WAV"
     )
     parser.add_argument("--channel", type=int, help="detect on this 1-based channel only (one CSV)")
-    for opt, (field, text) in _CLI_PARAMS.items():
-        parser.add_argument(
-            opt, type=float, default=None, help=f"{text} (default {getattr(d, field)})"
-        )
+    parser.set_defaults(settings=add_settings_options(parser, "usv_detection.builtin"))
 
 
 def run_cli(args) -> list[Path]:
     """Run ``usvflow detect-usvs`` from parsed arguments; prints and returns the written CSVs."""
-    over = {}
-    for opt, (field, _) in _CLI_PARAMS.items():
-        v = getattr(args, opt.lstrip("-").replace("-", "_"))
-        if v is not None:
-            over[field] = v
+    from ..io.cli_options import settings_from_args
+
+    over = settings_from_args(args, args.settings)
     channel = None if args.channel is None else args.channel - 1
     paths = main_detect(args.input, args.output, params=over or None, channel=channel)
     for pth in paths:
