@@ -125,6 +125,25 @@ class Page:
         return path
 
 
+async def click_call(p: Page, uid: str) -> dict:
+    """A real mouse click on call ``uid``'s bar in a session explorer; once its spectrogram and video
+    frame are shown, what the page shows (title, frame title, image widths, pose nodes, source)."""
+    box = await p.eval(f"(()=>{{const r=document.getElementById('call-{uid}').getBoundingClientRect();"
+                       "return [r.x + r.width/2, r.y + r.height/2];})()")  # fmt: skip
+    for kind in ("mousePressed", "mouseReleased"):
+        await p.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)  # fmt: skip
+    await p.wait_for(f"document.body.dataset.shown === '{uid}'")
+    await p.wait_for("document.getElementById('frame').naturalWidth > 0 && "
+                     "document.getElementById('spectrogram').naturalWidth > 0")  # fmt: skip
+    return await p.eval("""(()=>({title: document.getElementById('call-title').textContent,
+        frame: document.getElementById('frame-title').textContent,
+        spec: document.getElementById('spectrogram').naturalWidth,
+        img: document.getElementById('frame').naturalWidth,
+        nodes: document.querySelectorAll('#arena circle.node').length,
+        source: !!document.getElementById('source'),
+        features: document.getElementById('features').textContent}))()""")
+
+
 def png_is_not_blank(path) -> float:
     """Fraction of pixels that differ from the most common colour (a rendered page is not one colour)."""
     import numpy as np

@@ -10,7 +10,7 @@ import pytest
 
 from usvflow.report.explorer import explorer_data, video_frames, write_explorer
 
-from .browser import Page, png_is_not_blank
+from .browser import Page, click_call, png_is_not_blank
 
 
 @pytest.fixture(scope="module")
@@ -97,28 +97,7 @@ def test_click_shows_call_in_chromium(session, artifacts):
         async with Page(page.as_uri()) as p:
             await p.wait_for("document.querySelectorAll('rect.call').length === 6")
             await p.screenshot(artifacts / "explorer_before.png")
-            # a real mouse click at the centre of call 0003's bar
-            box = await p.eval("(()=>{const r=document.getElementById('call-0003').getBoundingClientRect();"
-                               "return [r.x + r.width/2, r.y + r.height/2];})()")  # fmt: skip
-            for kind in ("mousePressed", "mouseReleased"):
-                await p.send(
-                    "Input.dispatchMouseEvent",
-                    type=kind,
-                    x=box[0],
-                    y=box[1],
-                    button="left",
-                    clickCount=1,
-                )
-            await p.wait_for("document.body.dataset.shown === '0003'")
-            await p.wait_for("document.getElementById('frame').naturalWidth > 0 && "
-                             "document.getElementById('spectrogram').naturalWidth > 0")  # fmt: skip
-            state = await p.eval("""(()=>({title: document.getElementById('call-title').textContent,
-                frame: document.getElementById('frame-title').textContent,
-                spec: document.getElementById('spectrogram').naturalWidth,
-                img: document.getElementById('frame').naturalWidth,
-                nodes: document.querySelectorAll('#arena circle.node').length,
-                source: !!document.getElementById('source'),
-                features: document.getElementById('features').textContent}))()""")
+            state = await click_call(p, "0003")  # a real mouse click on call 0003's bar
             shot = await p.screenshot(artifacts / "explorer_click.png")
             return state, shot
 

@@ -11,7 +11,7 @@ import yaml
 from usvflow.simulate.calls import CALL_TYPES
 
 from ..workflow.conftest import snakemake
-from .browser import Page, chromium, png_is_not_blank
+from .browser import Page, chromium, click_call, png_is_not_blank
 
 pytestmark = pytest.mark.slow
 
@@ -287,19 +287,7 @@ def test_workflow_explorer_click_in_chromium(cohort, artifacts):
     async def run():
         async with Page(page.as_uri()) as p:
             await p.wait_for(f"document.querySelectorAll('rect.call').length === {n}")
-            box = await p.eval(f"(()=>{{const r=document.getElementById('call-{uid}').getBoundingClientRect();"
-                               "return [r.x + r.width/2, r.y + r.height/2];})()")  # fmt: skip
-            for kind in ("mousePressed", "mouseReleased"):
-                await p.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1],
-                             button="left", clickCount=1)  # fmt: skip
-            await p.wait_for(f"document.body.dataset.shown === '{uid}'")
-            await p.wait_for("document.getElementById('frame').naturalWidth > 0 && "
-                             "document.getElementById('spectrogram').naturalWidth > 0")  # fmt: skip
-            state = await p.eval("""(()=>({title: document.getElementById('call-title').textContent,
-                frame: document.getElementById('frame-title').textContent,
-                img: document.getElementById('frame').naturalWidth,
-                nodes: document.querySelectorAll('#arena circle.node').length,
-                source: !!document.getElementById('source')}))()""")
+            state = await click_call(p, uid)
             shot = await p.screenshot(artifacts / "workflow_explorer_click.png")
             return state, shot
 
