@@ -235,7 +235,7 @@ def _cmd_ev_sync(a):
         extract_sync_word(b, meta, npy)
     res = ev_sync_check(read_sync_word(npy), meta, read_json(a.frame_counts), session_id=session, probe=probe,
                         bin_path=str(b), calibrated_rates=_rates(a.calibrated_rate), triggerbox_bit=a.triggerbox_bit,
-                        min_largest_break_s=a.min_largest_break_s, tolerance_ms=a.tolerance_ms)  # fmt: skip
+                        min_largest_break_s=a.min_largest_break_s, tolerance_ms=a.npx_ms_divergence_tolerance)  # fmt: skip
     with atomic_open(out / f"{session}_{probe}_frame_onsets.npy", "wb") as fh:
         np.save(
             fh,
@@ -392,12 +392,7 @@ def _cmd_calibrate_cameras(a):
     out = Path(a.output)
     stem = out.name[: -len(".toml")] if out.name.endswith(".toml") else out.name
     base = stem[: -len("_calibration")] if stem.endswith("_calibration") else stem
-    board = dict(
-        board_xy=a.board_xy,
-        square_len=a.square_len,
-        marker_len_bits=a.marker_len_bits,
-        dict_size=a.dict_size,
-    )
+    board = settings_from_args(a, a.settings)
     summary = calibrate(_named_paths(a.videos, "videos"), board, out, out.with_name(f"{stem}.metadata.h5"),
                         out.with_name(f"{base}_reprojection_histogram.svg"), threads=a.threads)  # fmt: skip
     print(json.dumps(summary, indent=2))
@@ -421,9 +416,9 @@ def _cmd_recoordinate(a):
     from .pose.recoordinate import recoordinate_animals, recoordinate_arena
 
     if Path(a.points3d).resolve() == Path(a.arena).resolve():
-        print(recoordinate_arena(a.arena, a.output, a.ref_len, a.rail_offset))
+        print(recoordinate_arena(a.arena, a.output, a.static_reference_len, a.rail_offset))
     else:
-        print(recoordinate_animals(a.points3d, a.arena, a.output, a.ref_len, track_names=a.track_names,
+        print(recoordinate_animals(a.points3d, a.arena, a.output, a.static_reference_len, track_names=a.track_names,
                                    experimental_code=a.exp_code, frame_rate=a.frame_rate))  # fmt: skip
 
 
@@ -462,8 +457,6 @@ def build_parser() -> argparse.ArgumentParser:
     from .io.config import SCHEMAS, schema_defaults
 
     audio = schema_defaults("audio")  # the options' defaults are the workflow's (config schema)
-    board = schema_defaults("pose.calibration")
-    arena = schema_defaults("pose.arena")
     from . import __version__
 
     p = argparse.ArgumentParser(prog="usvflow", description=__doc__)
@@ -759,15 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--calibrated-rate", nargs="*", metavar="HS=RATE", help="headstage serial = calibrated rate"
     )
-    s.add_argument(
-        "--triggerbox-bit",
-        type=int,
-        default=None,
-        help="sync-word bit (default: any rising change)",
+    add_settings_options(
+        s, "sync.ev", ["triggerbox_bit", "min_largest_break_s", "npx_ms_divergence_tolerance"]
     )
-    s.add_argument("--min-largest-break-s", type=float, help="sync.ev.min_largest_break_s (default %(default)s)",
-                   default=schema_defaults("sync.ev")["min_largest_break_s"])  # fmt: skip
-    s.add_argument("--tolerance-ms", type=float, default=12.0)
     s.add_argument(
         "--force", action="store_true", help="re-extract the sync word even if its .npy exists"
     )
@@ -838,32 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="<date_joint>_calibration.toml (metadata .h5 and histogram .svg beside it)",
     )
-    s.add_argument(
-        "--board-xy",
-        type=int,
-        nargs=2,
-        default=board["board_xy"],
-        help="squares along x, y (default %(default)s)",
-    )
-    s.add_argument(
-        "--square-len",
-        type=float,
-        default=board["square_len"],
-        help="square side, mm (default %(default)s)",
-    )
-    s.add_argument(
-        "--marker-len-bits",
-        type=float,
-        nargs=2,
-        default=board["marker_len_bits"],
-        help="marker side (mm) and bits (default %(default)s)",
-    )
-    s.add_argument(
-        "--dict-size",
-        type=int,
-        default=board["dict_size"],
-        help="ArUco dictionary size (default %(default)s)",
-    )
+    s.set_defaults(settings=add_settings_options(s, "pose.calibration"))
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_cmd_calibrate_cameras)
 
@@ -896,18 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "-o", "--output", required=True, help="..._points3d_translated_rotated_metric.h5"
     )
-    s.add_argument(
-        "--ref-len",
-        type=float,
-        default=arena["static_reference_len"],
-        help="arena side between the labelled corners, m (pose.arena.static_reference_len, default %(default)s)",
-    )
-    s.add_argument(
-        "--rail-offset",
-        type=float,
-        default=arena["rail_offset"],
-        help="corner snap to the rail edge (arena output), m (pose.arena.rail_offset, default %(default)s)",
-    )
+    s.set_defaults(settings=add_settings_options(s, "pose.arena"))
     s.add_argument("--track-names", nargs="+", help="subject ids (default: the tracks' names)")
     s.add_argument("--exp-code", default="", help="experimental code stored in the file")
     s.add_argument(

@@ -38,8 +38,8 @@ def add_settings_options(parser: argparse.ArgumentParser, section: str, keys=Non
             kw["nargs"] = n if n is not None and n == sub.get("maxItems") else "+"
         elif isinstance(kind, str) and kind in _TYPES:
             kw["type"] = _TYPES[kind]
-        elif isinstance(kind, list) and "number" in kind:  # e.g. [number, "null"]
-            kw["type"] = float
+        elif isinstance(kind, list) and any(k in _TYPES for k in kind):  # e.g. [integer, "null"]
+            kw["type"] = _TYPES[next(k for k in kind if k in _TYPES)]
         else:
             continue
         text = sub.get("description", "").replace("%", "%%")
