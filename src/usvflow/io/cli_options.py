@@ -5,14 +5,20 @@ a setting's name, default and help are written once (in the schema) for the work
 from __future__ import annotations
 
 import argparse
+import functools
 
 from .config import SCHEMAS, load_schema, setting_default
 
 _TYPES = {"integer": int, "number": float, "string": str}
 
 
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
+    return load_schema(SCHEMAS / "config.schema.yaml")
+
+
 def _section_schema(section: str) -> dict:
-    node = load_schema(SCHEMAS / "config.schema.yaml")
+    node = _schema()
     for key in section.split("."):
         node = node["properties"][key]
     return node["properties"]

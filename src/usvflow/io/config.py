@@ -139,16 +139,19 @@ def _schema_defaults_cached() -> dict:
     return schema_defaults()
 
 
+def _default_at(dotted: str):
+    """The schema's default at ``dotted`` (a setting or a section; ``""``: everything), not copied."""
+    d = _schema_defaults_cached()
+    for key in filter(None, dotted.split(".")):
+        d = d[key]
+    return d
+
+
 def setting_default(dotted: str, value=None):
     """``value``, or where it is None the schema's default of the setting ``dotted``
     (``"audio.crop.trigger_device"``): what a library function's ``None`` argument stands for, so
     that the default is written only in the schema."""
-    if value is not None:
-        return value
-    d = _schema_defaults_cached()
-    for key in dotted.split("."):
-        d = d[key]
-    return copy.deepcopy(d)
+    return value if value is not None else copy.deepcopy(_default_at(dotted))
 
 
 def with_schema_defaults(section: str, mapping: dict | None) -> dict:
@@ -161,10 +164,7 @@ def with_schema_defaults(section: str, mapping: dict | None) -> dict:
             out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         return out
 
-    d = _schema_defaults_cached()
-    for key in filter(None, section.split(".")):
-        d = d[key]
-    return merge(d, mapping)
+    return merge(_default_at(section), mapping)
 
 
 def _as_annotated(value, annotation: str):
@@ -183,9 +183,7 @@ def defaults_from_schema(section: str):
     written once (in the schema). A field that also writes a default is an error; lists become
     tuples (frozen settings), integers of a field annotated with ``float`` become floats.
     """
-    d = _schema_defaults_cached()
-    for key in filter(None, section.split(".")):
-        d = d[key]
+    d = _default_at(section)
 
     def wrap(cls):
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():

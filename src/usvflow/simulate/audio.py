@@ -36,8 +36,9 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
+from usvflow.io.progress import progress as progress_bar
+
 from ..io.atomic import atomic_path
-from ._progress import progress_bar
 from .calls import draw_call, waveform
 from .geometry import (
     ARENA_SIDE_M,
@@ -409,7 +410,13 @@ def write_avisoft(
         block_n = max(1, int(round(block_seconds * clk.nominal_rate)))
         names = []
         block_idx = 0
-        bar = progress_bar(n_samples[d] / clk.nominal_rate, f"audio {d}", "s", progress)
+        bar = progress_bar(
+            total=n_samples[d] / clk.nominal_rate,
+            desc=f"audio {d}",
+            unit="s",
+            unit_scale=True,
+            enabled=progress,
+        )
         for f0 in range(0, n_samples[d], file_n):
             f1 = min(n_samples[d], f0 + file_n)
             name = f"{d}_{_stamp(dev_start, f0 / clk.rate)}.wav"

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from usvflow.io.atomic import atomic_open, atomic_path
+from usvflow.io.progress import progress as progress_bar
 from usvflow.io.spikeglx import write_meta
-from usvflow.simulate._progress import progress_bar
 from usvflow.simulate.timeline import Timeline
 
 __all__ = [
@@ -280,7 +280,13 @@ def write_spikeglx(
     meta_path = out_dir / f"{session_id}.{probe}.ap.meta"
     chunk = max(1, int(round(chunk_s * clk.nominal_rate)))
     sha = hashlib.sha1()
-    bar = progress_bar(n / clk.nominal_rate, f"e-phys {probe}", "s", progress)
+    bar = progress_bar(
+        total=n / clk.nominal_rate,
+        desc=f"e-phys {probe}",
+        unit="s",
+        unit_scale=True,
+        enabled=progress,
+    )
     with atomic_path(bin_path) as tmp, open(tmp, "wb") as fh:
         for c0 in range(0, n, chunk):
             c1 = min(n, c0 + chunk)

@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from usvflow.io.atomic import atomic_open, atomic_path
-from usvflow.simulate._progress import progress_bar
+from usvflow.io.progress import progress as progress_bar
 from usvflow.simulate.timeline import Timeline
 from usvflow.video.ffmpeg import ffmpeg_exe
 
@@ -427,7 +427,13 @@ def write_loopbio_cameras(
         ):
             if pooled:
                 pool = [_noisy_floor(texture, noise_rng) for _ in range(NOISE_POOL)]
-            bar = progress_bar(len(keep), f"camera {serial}", "frames", progress)
+            bar = progress_bar(
+                total=len(keep),
+                desc=f"camera {serial}",
+                unit="frames",
+                unit_scale=True,
+                enabled=progress,
+            )
             for k in keep:
                 if pooled:
                     out = pool[noise_rng.integers(NOISE_POOL)].copy()

@@ -95,18 +95,23 @@ def run_ffmpeg(
     ``progress_total``) goes to stderr (:mod:`usvflow.io.progress`); the output file is the same.
     """
     if progress_desc is not None and timeout is None and progress_enabled():
-        proc = _run_with_progress(
-            _command(["-progress", "pipe:1", "-nostats", *args]), cwd, progress_desc, progress_total
+        cmd = _command(["-progress", "pipe:1", "-nostats", *args])
+        proc = _run_with_progress(cmd, cwd, progress_desc, progress_total)
+    else:
+        cmd = _command(args)
+        proc = _run_plain(cmd, cwd, timeout)
+    _write_log(log, cmd, proc)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"ffmpeg failed (exit {proc.returncode}): {shlex.join(cmd)}\n{_tail(proc.stderr)}"
         )
-        _write_log(log, proc.args, proc)
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"ffmpeg failed (exit {proc.returncode}): {shlex.join(proc.args)}\n{_tail(proc.stderr)}"
-            )
-        return proc
-    cmd = _command(args)
+    return proc
+
+
+def _run_plain(cmd, cwd, timeout: float | None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` capturing its output; a timeout raises RuntimeError with the tail of stderr."""
     try:
-        proc = subprocess.run(
+        return subprocess.run(
             cmd, capture_output=True, text=True, errors="replace", timeout=timeout, cwd=cwd
         )
     except subprocess.TimeoutExpired as exc:
@@ -118,12 +123,6 @@ def run_ffmpeg(
         raise RuntimeError(
             f"ffmpeg timed out after {timeout} s: {shlex.join(cmd)}\n{_tail(err)}"
         ) from None
-    _write_log(log, cmd, proc)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"ffmpeg failed (exit {proc.returncode}): {shlex.join(cmd)}\n{_tail(proc.stderr)}"
-        )
-    return proc
 
 
 def _run_with_progress(cmd, cwd, desc: str, total: int | None) -> subprocess.CompletedProcess:
