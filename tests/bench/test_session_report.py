@@ -65,3 +65,22 @@ def test_schedule_waits_for_upstream_rules():
     assert session._schedule(jobs, [["a", "b"]], cores=2) == 15.0
     assert session._schedule(jobs, [], cores=2) == 15.0  # b runs beside an a: 10 + 5 on one core
     assert session._schedule(jobs, [], cores=3) == 10.0
+
+
+def test_benchmark_sampling_is_every_second(tmp_path):
+    """The run's Snakemake samples a job every second: a script burning 33 CPU s is counted whole
+    (Snakemake's own sampling turns to every 30 s after 30 s and would count about 30)."""
+    import subprocess
+
+    (tmp_path / "burn.py").write_text(
+        "import time\nt = time.process_time()\nwhile time.process_time() - t < 33:\n    pass\n"
+        "open(snakemake.output[0], 'w').write('x')\n"
+    )
+    (tmp_path / "Snakefile").write_text(
+        'rule a:\n    output: "a.txt"\n    benchmark: "a.tsv"\n    script: "burn.py"\n'
+    )
+    cmd = [*session.SNAKEMAKE, "--cores", "1", "--directory", str(tmp_path), "-s", str(tmp_path / "Snakefile"), "-q"]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True)
+    head, row = (tmp_path / "a.tsv").read_text().splitlines()[:2]
+    cpu = float(dict(zip(head.split("\t"), row.split("\t")))["cpu_time"])
+    assert 32.0 <= cpu <= 36.0, cpu

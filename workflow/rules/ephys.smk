@@ -192,9 +192,11 @@ rule ephys_quality_metrics:
         session=r"\d{8}_\d{6}",
     conda:
         "../envs/usvflow.yaml"
-    threads: 1
+    # threads: the passes over the whole recording (filtering 385 channels) run on this many threads;
+    # ~550 MB plus ~150 MB per thread
+    threads: 4
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=120,
     params:
         spikes=config["ephys"]["spikes"],

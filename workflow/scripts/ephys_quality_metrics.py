@@ -37,6 +37,7 @@ else:
         settings,
         remove_duplicates=sp["remove_duplicate_spikes"],
         censor_samples=int(round(sp["duplicate_censored_period_ms"] * 1e-3 * entry["sample_rate"])),
+        n_jobs=snakemake.threads,
     )
     log.info(
         "%s: %d cluster(s), %d good by the rule",

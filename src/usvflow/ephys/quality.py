@@ -149,12 +149,15 @@ def session_quality_metrics(
     *,
     remove_duplicates: bool,
     censor_samples: int,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Quality metrics (one row per sorter cluster with spikes in the session, index ``cluster_id``).
 
     ``session_start``: the session file's first sample in the concatenation; ``window``: its
     ``tracking_start_end`` (concatenation samples); ``sample_rate``: the calibrated rate;
-    ``remove_duplicates``/``censor_samples``: the split's duplicate removal. Columns:
+    ``remove_duplicates``/``censor_samples``: the split's duplicate removal; ``n_jobs``: threads
+    for the passes over the whole recording (noise levels, every spike's amplitude); the templates
+    are accumulated on one thread, so the table is the same for any ``n_jobs``. Columns:
     ``label`` (the sorter's), ``peak_channel``, :data:`METRIC_COLUMNS`, ``quality_label``,
     ``quality_failed``.
     """
@@ -232,10 +235,11 @@ def session_quality_metrics(
         return_in_uV=True,
         job_kwargs={"n_jobs": 1, "progress_bar": False},
     )
-    job = {"n_jobs": 1, "progress_bar": False}
+    one = {"n_jobs": 1, "progress_bar": False}
+    job = {"n_jobs": int(n_jobs), "pool_engine": "thread", "progress_bar": False}
     analyzer.compute("random_spikes", max_spikes_per_unit=int(st.max_spikes_per_unit), seed=seed)
     analyzer.compute("noise_levels", random_slices_kwargs={"seed": seed}, **job)
-    analyzer.compute("templates", **job)
+    analyzer.compute("templates", **one)
     analyzer.compute("spike_amplitudes", **job)
     unknown = sorted(set(st.metric_params) - set(_SI_METRICS))
     if unknown:
