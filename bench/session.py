@@ -30,6 +30,8 @@ from the shortest to the longest length. The projected 20-minute wall time on 2 
 from a list schedule of every job (longest first) with each job's CPU time extrapolated to 20
 minutes on ``min(threads, cores)`` cores and a rule waiting for every job of the rules it depends on
 (the rule graph): conservative, since a channel's HPSS need not wait for the other channels' crops.
+A multi-threaded job is taken to scale with its threads except for the serial share measured for
+its rule (``SERIAL_SHARE``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ VIDEO_ENCODE = {"reencode_video", "reencode_calibration_video"}
 GPU_RULES = {"sleap_predict", "das_predict", "kilosort4", "vocalocator_predict", "calltype_train"}
 #: rules that run once per cohort, not per session
 ONCE = {"calltype_train"}
+#: share of a multi-threaded rule's CPU time that runs on one thread (Amdahl), measured by profiling:
+#: the quality metrics accumulate the templates on one thread (38-40 % of their CPU time on 1- and
+#: 2-min 385-channel recordings); other rules are taken to scale with their threads
+SERIAL_SHARE = {"ephys_quality_metrics": 0.4}
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -459,7 +465,9 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
                 continue
             th = min(threads.get(rule, 1), cores)
             cpu, io_mb = at_20(rule, cpu_pts), at_20(rule, io_pts)
-            jobs.append((rule, max(cpu / th, io_mb / disk_mbps), th))
+            serial = SERIAL_SHARE.get(rule, 0.0)
+            on_threads = cpu * (serial + (1.0 - serial) / th)
+            jobs.append((rule, max(on_threads, io_mb / disk_mbps), th))
         return jobs
 
     edges = longest["rule_graph"]
@@ -535,6 +543,12 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
         + ".",
         f"Projected 20-min session, CPU stages (all but video re-encoding and GPU tools): {total_cpu20 / 60:,.1f} "
         f"CPU minutes; wall {proj[2] / 60:,.1f} min on 2 cores, {proj[8] / 60:,.1f} min on 8 cores.",
+        "Longest jobs at 20 min (8 cores): "
+        + ", ".join(
+            f"`{r}` {d / 60:,.1f} min"
+            for r, d, _ in sorted(job_seconds(8, cpu_stage), key=lambda j: -j[1])[:3]
+        )
+        + ".",
         f"(A job takes its CPU time on min(threads, cores) cores, or its disk traffic at "
         f"{disk_mbps:g} MB/s if that is longer.) "
         f"With video re-encoding: wall {proj_all[2] / 60:,.1f} min on 2 cores, {proj_all[8] / 60:,.1f} min on 8 cores.",
