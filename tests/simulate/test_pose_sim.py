@@ -126,3 +126,33 @@ def test_arena_labels(cams, tmp_path):
         ok = np.isfinite(uv[c][:, 0])
         np.testing.assert_array_equal(np.isfinite(p[:, 0]), ok)
         assert np.abs(p[ok] - uv[c][ok]).max() < 3.0
+
+
+def test_pose_painter_draws_the_projected_skeletons(cams):
+    from usvflow.simulate.cohort import simulate_cohort
+    from usvflow.simulate.pose import CAMERA_SIZE, MOUSE_EDGES, PosePainter, project_camera
+
+    tr = simulate_animals(np.random.default_rng(3), 0.0, 1.0)
+    t = np.linspace(0.1, 0.9, 5)
+    uv_full = project_camera(cams.cameras[1], arena_to_lab_mm(skeleton_points(tr, t)))
+    i = {n: k for k, n in enumerate(MOUSE_SKELETON)}
+    for h, w in ((CAMERA_SIZE[1], CAMERA_SIZE[0]), (256, 320)):
+        painter = PosePainter(cams, tr, t, len(t), (h, w))
+        frame = np.full((h, w), 150, np.uint8)
+        painter(frame, SERIALS[1], 2)
+        uv = uv_full[2] * (w / CAMERA_SIZE[0])
+        for a in range(2):  # a disc of its own level at each node (close nodes overlap), dark body
+            xy = np.rint(uv[a]).astype(int)
+            own = np.abs(frame[xy[:, 1], xy[:, 0]].astype(int) - painter.levels) <= 12
+            assert own.sum() >= 11, own
+            mid = np.rint((uv[a, i["Trunk"]] + uv[a, i["TTI"]]) / 2).astype(int)
+            assert frame[mid[1] - 1 : mid[1] + 2, mid[0] - 1 : mid[0] + 2].min() < 100
+        assert ("Trunk", "TTI") in MOUSE_EDGES
+        assert 0.5 < (frame == 150).mean() < 1.0
+        # frames of a camera it does not know, or beyond the poses, are left alone
+        blank = np.full((h, w), 150, np.uint8)
+        painter(blank, "nope", 0)
+        painter(blank, SERIALS[1], len(t))
+        assert (blank == 150).all()
+    with pytest.raises(ValueError, match="pose_video"):
+        simulate_cohort("unused", seconds=0.2, session_options=[{"pose_video": True}])

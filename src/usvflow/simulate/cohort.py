@@ -67,8 +67,9 @@ def simulate_session(
 ):  # fmt: skip
     """Write one experiment session; returns its ground truth (``pose``: a PoseSimulator or None).
 
-    ``options``: ``{"timeline": {make_timeline keyword arguments}, "nidq": bool}`` (A/V sync faults,
-    an NI-DAQ recording); None gives the default session. ``frame_size``: (height, width) of the
+    ``options``: ``{"timeline": {make_timeline keyword arguments}, "nidq": bool, "pose_video": bool}``
+    (A/V sync faults, an NI-DAQ recording, videos that show the animals' projected skeletons instead of
+    blobs: needs ``pose``); None gives the default session. ``frame_size``: (height, width) of the
     camera frames; ``n_ap``: AP channels of the probe; ``progress``: progress bars on stderr;
     ``workers``: cameras encoded at the same time.
     """
@@ -79,6 +80,11 @@ def simulate_session(
     (folder / "sync").mkdir(exist_ok=True)
     video_stamp = _stamp(start + dt.timedelta(seconds=18))
     tracks = pose.animals(tl) if pose is not None else None  # the same animals call and move
+    painter = None
+    if options.get("pose_video"):
+        if pose is None:
+            raise ValueError("the pose_video session option needs pose=True")
+        painter = pose.painter(tl, tracks, frame_size)
     audio_truth = write_avisoft(
         folder,
         tl,
@@ -101,6 +107,8 @@ def simulate_session(
         frame_time_jitter_s=frame_time_jitter_s,
         progress=progress,
         workers=workers,
+        animal_xy=painter.no_animals if painter else None,
+        frame_callback=painter,
     )
     coolterm = write_coolterm_log(folder / "sync", tl, start - dt.timedelta(seconds=30))
     ephys_truth = write_spikeglx(

@@ -542,6 +542,58 @@ def lab_transform_truth() -> dict:
     return {"R_lab": R_LAB.tolist(), "t_lab_mm": T_LAB_MM.tolist(), "scale": 1000.0}
 
 
+class PosePainter:
+    """Draws the animals' projected skeletons into a camera's frames (``frame_callback`` of
+    :func:`usvflow.simulate.video.write_loopbio_cameras`), so that a pose model can be trained on and run
+    over the simulated videos: per view, a dark body along the skeleton's edges and one bright disc per
+    node, a distinct gray level per node. Frames of another size than the cameras' 1280×1024 show the
+    projections scaled to it. ``no_animals`` is the ``animal_xy`` that leaves out the default blobs.
+    """
+
+    BODY_LEVEL = 45
+
+    def __init__(self, cgroup, tracks: AnimalTracks, frame_times_s, n_frames: int, frame_size):
+        height, width = frame_size
+        w, h = CAMERA_SIZE
+        pts_lab = arena_to_lab_mm(skeleton_points(tracks, np.asarray(frame_times_s)[:n_frames]))
+        self.scale = np.array([width / w, height / h])
+        self.uv = {
+            cam.get_name(): project_camera(cam, pts_lab) * self.scale for cam in cgroup.cameras
+        }
+        self.edges = [(MOUSE_SKELETON.index(a), MOUSE_SKELETON.index(b)) for a, b in MOUSE_EDGES]
+        n = len(MOUSE_SKELETON)
+        self.levels = [int(v) for v in np.linspace(255, 125, n)]
+        self.radius = max(1, int(round(5 * self.scale[0])))
+        self.thickness = max(1, int(round(9 * self.scale[0])))
+
+    @staticmethod
+    def no_animals(t: float) -> np.ndarray:
+        return np.zeros((0, 2))
+
+    def __call__(self, frame: np.ndarray, serial: str, k: int) -> None:
+        import cv2
+
+        uv = self.uv.get(str(serial))
+        if uv is None or k >= len(uv):
+            return
+        for animal in uv[k]:  # (n_nodes, 2)
+            ok = np.isfinite(animal[:, 0])
+            for a, b in self.edges:
+                if ok[a] and ok[b]:
+                    pa, pb = np.rint(animal[[a, b]]).astype(int)
+                    cv2.line(
+                        frame,
+                        (int(pa[0]), int(pa[1])),
+                        (int(pb[0]), int(pb[1])),
+                        self.BODY_LEVEL,
+                        self.thickness,
+                        cv2.LINE_AA,
+                    )
+            for j in np.flatnonzero(ok):
+                p = (int(round(animal[j, 0])), int(round(animal[j, 1])))
+                cv2.circle(frame, p, self.radius, self.levels[j], -1, cv2.LINE_AA)
+
+
 class PoseSimulator:
     """The pose part of a simulated cohort (used by :func:`usvflow.simulate.cohort.simulate_cohort`).
 
@@ -568,6 +620,11 @@ class PoseSimulator:
             float(ft[-1])
         ]
         return simulate_animals(self.rng, min(starts) - 0.2, max(ends) + 0.2)
+
+    def painter(self, timeline, tracks: AnimalTracks, frame_size) -> PosePainter:
+        """The :class:`PosePainter` of a session's experiment videos."""
+        n = max(timeline.camera_frames.values())
+        return PosePainter(self.cgroup, tracks, timeline.frame_times_s, n, frame_size)
 
     def session(self, folder, sid: str, timeline, video_truth: dict, tracks: AnimalTracks) -> dict:
         n_frames = {s: c["frames"] for s, c in video_truth["cameras"].items()}
