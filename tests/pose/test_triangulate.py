@@ -196,3 +196,46 @@ def test_moved_camera_flagged_and_excluded(pose_session, tmp_path, caplog):
         )
     assert qc2["screening"][-1]["flagged"] == []
     assert e2 <= 1.2 * e0, (e0, e1, e2)
+
+
+def _write_analysis(path, points, node_names, track_names):
+    """An analysis HDF5 (SLEAP's matlab layout) of ``points`` (frames, tracks, nodes, 2)."""
+    import h5py
+
+    with h5py.File(path, "w") as h:
+        h.create_dataset("tracks", data=np.asarray(points).transpose(1, 3, 2, 0))
+        h.create_dataset("node_names", data=np.array([n.encode() for n in node_names], dtype="S"))
+        h.create_dataset("track_names", data=np.array([t.encode() for t in track_names], dtype="S"))
+
+
+def test_tracks_matched_by_name_across_views_that_name_them_differently(
+    pose_session, triangulated, tmp_path
+):
+    """sleap-nn names the tracks of each camera on its own (track_0, track_1, ...) and may start a new
+    one in one view only: the views' tracks are matched by name, in any order, a view without a track
+    leaves it out, a track of one view only is kept (untriangulable, NaN)."""
+    from usvflow.pose.slp import read_analysis_h5
+
+    out, _, h5 = triangulated
+    frames = (0, 40)
+    ref = read_points3d(out / "points3d.h5")["tracks"][: frames[1]]
+    files = dict(h5)
+    a = read_analysis_h5(h5[SERIALS[1]])  # tracks in the other order
+    files[SERIALS[1]] = tmp_path / "reversed.h5"
+    _write_analysis(
+        files[SERIALS[1]], a["points"][:, ::-1], a["node_names"], a["track_names"][::-1]
+    )
+    b = read_analysis_h5(h5[SERIALS[2]])  # animal_1 lost, a third track seen only here
+    extra = np.full_like(b["points"][:, :1], np.nan)
+    extra[5:10] = b["points"][5:10, 1:2]
+    files[SERIALS[2]] = tmp_path / "other.h5"
+    _write_analysis(files[SERIALS[2]], np.concatenate([b["points"][:, :1], extra], axis=1), b["node_names"],
+                    ["animal_0", "track_2"])  # fmt: skip
+    summary = triangulate(files, pose_session["toml"], tmp_path / "p.h5", TRI, frames=frames)
+    assert summary["tracks"] == ["animal_0", "animal_1", "track_2"]
+    got = read_points3d(tmp_path / "p.h5")["tracks"]
+    assert got.shape[1] == 3 and np.isnan(got[:, 2]).all()
+    err = np.linalg.norm(got[:, :2] - ref, axis=-1)
+    assert (
+        np.nanmedian(err) < 1.0
+    )  # mm: the same animals from the same points (one view fewer for one)

@@ -127,14 +127,29 @@ def _views(h5_by_camera: dict, calibration, excluded) -> tuple[list[str], dict]:
 
 
 def _track_order(head: dict, tracks: list[str], path) -> list[int]:
+    """Index of each of ``tracks`` in a view's file; -1 where the view has no such track."""
     if not tracks:
         return list(range(len(head["track_names"])))
-    idx = []
-    for t in tracks:
-        if t not in head["track_names"]:
-            raise InputError(path, f"has no track {t!r} (tracks: {head['track_names']})")
-        idx.append(head["track_names"].index(t))
-    return idx
+    return [head["track_names"].index(t) if t in head["track_names"] else -1 for t in tracks]
+
+
+def _all_tracks(heads: dict, views: list[str]) -> list[str]:
+    """The tracks of every view: the first view's, then those only other views have (sleap-nn names
+    the tracks of each camera on its own and may start new ones, ``track_2``, ... in one view only)."""
+    names = list(heads[views[0]]["track_names"])
+    for v in views[1:]:
+        names += [t for t in heads[v]["track_names"] if t not in names]
+    return names
+
+
+def _take(points: np.ndarray, order: list[int]) -> np.ndarray:
+    """``points[:, order]`` (frames, tracks, nodes, 2), NaN for the tracks a view lacks (-1)."""
+    order = np.asarray(order, dtype=np.int64)
+    if points.shape[1] == 0:
+        return np.full((points.shape[0], len(order)) + points.shape[2:], np.nan)
+    out = points[:, np.maximum(order, 0)]  # a copy
+    out[:, order < 0] = np.nan
+    return out
 
 
 # reprojection-error histogram bins (px): fine below 100 px, coarse above; medians are read from it
@@ -186,7 +201,7 @@ def screen_views(calibration, views: list[str], files: dict, orders: dict, block
     p2d = []
     for v in views:
         parts = [
-            read_analysis_h5(files[v], frames=slice(a, b))["points"][:, orders[v]]
+            _take(read_analysis_h5(files[v], frames=slice(a, b))["points"], orders[v])
             for a, b in blocks
         ]
         p2d.append(np.concatenate(parts))
@@ -233,7 +248,7 @@ def _chunk_job(args):
     p2d = []
     for v in views:
         r = read_analysis_h5(files[v], frames=slice(a0, b0))
-        p2d.append(r["points"][:, orders[v]])
+        p2d.append(_take(r["points"], orders[v]))
     p2d = np.stack(p2d)  # (C, n, T, J, 2)
     n_tracks, n_nodes = p2d.shape[2], p2d.shape[3]
     out = np.full((b0 - a0, n_tracks, n_nodes, 3), np.nan)
@@ -293,7 +308,7 @@ def triangulate(
     excluded = [str(v) for v in tri["excluded_views"] or []]
     views, heads = _views(h5_by_camera, calibration, excluded)
     node_names = heads[views[0]]["node_names"]
-    track_names = heads[views[0]]["track_names"]
+    track_names = _all_tracks(heads, views)
     if arena:
         track_names = track_names[:1]
     orders = {v: _track_order(heads[v], track_names, h5_by_camera[v]) for v in views}
