@@ -26,7 +26,7 @@ while i < len(args):
     else:
         opts.setdefault(args[i], []).append(True); i += 1
 assert len(opts["-m"]) == 2 and opts["--max_instances"] == ["2"] and opts["--tracking"] == [True], opts
-assert opts["--filter_min_mean_node_score"] == ["0.62"] and opts["--tracking_window_size"] == ["150"], opts
+assert opts["--peak_threshold"] == ["0.2"] and opts["--filter_min_mean_node_score"] == ["0.62"] and opts["--tracking_window_size"] == ["150"], opts
 video, out = opts["-i"][0], opts["-o"][0]
 assert video.endswith(".mp4"), video
 print("stand-in sleap-nn: tracking", video)

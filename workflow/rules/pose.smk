@@ -47,6 +47,7 @@ if POSE["sleap"]["run"]:
             "{params.exe:q} track -i {input.video:q} -m {params.centroid:q}"
             " -m {params.centered_instance:q} -o {params.tmp:q}"
             " --batch_size {params.s[batch_size]} --max_instances {params.s[max_instances]}"
+            " --peak_threshold {params.s[peak_threshold]}"
             " --filter_min_instance_score {params.s[filter_min_instance_score]}"
             " --filter_min_mean_node_score {params.s[filter_min_mean_node_score]}"
             " --filter_min_visible_nodes {params.s[filter_min_visible_nodes]}"
