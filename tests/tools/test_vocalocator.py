@@ -204,6 +204,7 @@ def report(tmp_path, name, rep):
 @pytest.mark.parametrize(
     "tool, module",
     [("vocalocator", "vocalocator.assess"), ("vocalocator-ssl", "vocalocatorssl.__main__")],
+    ids=["vocalocator", "vocalocator_ssl"],
 )
 def test_env_imports_torchaudio_and_the_tool(tool_python, tool, module):
     """The pinned torch and torchaudio load together in the real venv, with the tool's modules (an
