@@ -128,7 +128,7 @@ def test_arena_labels(cams, tmp_path):
         assert np.abs(p[ok] - uv[c][ok]).max() < 3.0
 
 
-def test_pose_painter_draws_the_projected_skeletons(cams):
+def test_pose_painter_draws_the_projected_skeletons(cams, tmp_path):
     from usvflow.simulate.cohort import simulate_cohort
     from usvflow.simulate.pose import CAMERA_SIZE, MOUSE_EDGES, PosePainter, project_camera
 
@@ -155,4 +155,5 @@ def test_pose_painter_draws_the_projected_skeletons(cams):
         painter(blank, SERIALS[1], len(t))
         assert (blank == 150).all()
     with pytest.raises(ValueError, match="pose_video"):
-        simulate_cohort("unused", seconds=0.2, session_options=[{"pose_video": True}])
+        simulate_cohort(tmp_path / "c", seconds=0.2, session_options=[{"pose_video": True}])
+    assert not (tmp_path / "c").exists()

@@ -169,6 +169,8 @@ def simulate_cohort(
     """
     if sessions < 1:
         raise ValueError("sessions must be >= 1")
+    if not pose and any((o or {}).get("pose_video") for o in session_options or []):
+        raise ValueError("the pose_video session option needs pose=True")
     height, width = (int(v) for v in frame_size)
     if height < 64 or width < 64 or height % 2 or width % 2:
         raise ValueError(f"frame_size must be even and at least 64×64, got {height}×{width}")
