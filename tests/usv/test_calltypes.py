@@ -87,6 +87,8 @@ def test_training_and_classification_are_deterministic(data_dir, model, tmp_path
     x, _ = simulate_labelled_spectrograms(5, CLASSES, seed=4, params=P)
     m = ct.load_model(out)
     assert np.array_equal(ct.predict_proba(m, x), ct.predict_proba(m, x))
+    # classified in batches (memory bounded whatever the number of USVs): the same probabilities
+    assert np.allclose(ct.predict_proba(m, x, batch_size=2), ct.predict_proba(m, x), atol=1e-6)
     ct.train(data_dir, tmp_path / "other", ct.TrainParams(seed=2, **{**TP, "max_epochs": 1}))
     c = torch.load(tmp_path / "other" / "model.pt", weights_only=True)
     assert not torch.equal(a["0.weight"], c["0.weight"])

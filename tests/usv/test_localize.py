@@ -47,6 +47,14 @@ def test_localization_error_is_millimetres_for_every_call_type():
     assert np.mean(all_errs < 0.01) >= 0.9, errs
 
 
+def test_estimate_holds_no_reference_to_the_search_grid():
+    """The returned position owns its 3 numbers: a row view kept the whole fine grid (~0.5 MB) alive
+    with each USV's result, and localize_usvs' memory grew with the number of USVs."""
+    rng = np.random.default_rng(2)
+    xyz, _ = localize(render(draw_call(rng, "flat"), random_position(rng), rng), SR, MICS, BOUNDS)
+    assert xyz.shape == (3,) and xyz.base is None
+
+
 def test_assignment_is_confident_only_when_one_animal_is_clearly_closer():
     p = LocalizeParams()
     k, conf, d = assign(np.array([0.10, 0.0]), np.array([[0.105, 0.0], [-0.1, 0.05]]), p)

@@ -544,9 +544,10 @@ def load_model(model_dir, device: str = "cpu", expected_classes=None) -> CallTyp
     return CallTypeModel(model, classes, params, device, model_dir)
 
 
-def predict_proba(m: CallTypeModel, specs: np.ndarray, seed: int = 0, threads: int = 1, batch_size: int = 512,
+def predict_proba(m: CallTypeModel, specs: np.ndarray, seed: int = 0, threads: int = 1, batch_size: int = 64,
                   source=None) -> np.ndarray:  # fmt: skip
-    """Class probabilities ``(n, n_classes)`` (columns in ``m.classes`` order)."""
+    """Class probabilities ``(n, n_classes)`` (columns in ``m.classes`` order), computed
+    ``batch_size`` spectrograms at a time (the network's activations of a batch bound the memory)."""
     specs = np.asarray(specs, np.float32)
     if specs.ndim != 3 or specs.shape[1:] != (m.params.n_freq, m.params.n_time):
         raise InputError(source, f"spectrograms of shape {specs.shape[1:]} but the model takes "

@@ -199,7 +199,8 @@ def localize(x: np.ndarray, sr: float, mics: np.ndarray, bounds_xy: tuple, param
     fine = _grid(best[:2] - r0, best[:2] + r0, p.refine_step_m, zs)
     r = _srp(real, fine, mics, sr, p.speed_of_sound, max_lag)
     k = int(np.argmax(r))
-    return fine[k], float(r[k] / g.shape[0])
+    # a copy: a row view would keep the whole fine grid alive with every USV's result
+    return fine[k].copy(), float(r[k] / g.shape[0])
 
 
 def localization_validity(coherence: float, params: LocalizeParams | None = None) -> float:
