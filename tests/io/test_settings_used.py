@@ -195,6 +195,7 @@ NOT_SETTINGS = {
     "src/usvflow/pose/calibrate.py:calibrate:seed": "the seed of the calibration's frame sampling",
     "src/usvflow/usv/calltypes.py:classify_summary:seed": "the seed of inference (torch)",
     "src/usvflow/usv/calltypes.py:predict_proba:seed": "the seed of inference (torch)",
+    "src/usvflow/usv/calltypes.py:predict_proba:batch_size": "inference batch (bounds memory), not the training mini-batch",
     "src/usvflow/sync/plot.py:get:devices": "the devices of an A/V result, not audio.devices",
     "src/usvflow/usv/score.py:evaluate_simulated:devices": "the simulator's devices (scoring)",
     "src/usvflow/usv/score.py:simulated_channel_truth:f_lo_hz": "the band of simulated truth (scoring)",
