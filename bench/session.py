@@ -175,11 +175,32 @@ def _benchmarks(folder: Path, rules: list[str], extra: list[Path] = ()) -> list[
                 "s": num("s"),
                 "cpu_time": num("cpu_time"),
                 "max_rss": num("max_rss"),
+                "peak_rss": _logged_peak_rss(p.parent.parent / "logs" / f"{p.stem}.log"),
                 "io_in": num("io_in"),
                 "io_out": num("io_out"),
             }
         )
     return jobs
+
+
+_RESOURCES = re.compile(r"resources: peak RSS ([\d.]+) MB, largest child process ([\d.]+) MB")
+
+
+def _logged_peak_rss(log: Path) -> float | None:
+    """The exact peak RSS (MiB) a workflow script logs when it ends: the larger of its own and its
+    largest child's high-water mark; None where the log has no such line (a shell rule)."""
+    try:
+        found = _RESOURCES.findall(log.read_text(errors="replace"))
+    except OSError:
+        return None
+    return max(float(v) for v in found[-1]) if found else None
+
+
+def _rss(job: dict) -> float | None:
+    """A job's peak RSS: the exact one it logged, else Snakemake's (sampled every second, so a job
+    shorter than a second or two may be caught before its peak)."""
+    exact = job.get("peak_rss")
+    return exact if exact is not None else job.get("max_rss")
 
 
 def _overlay(path: Path, out: Path, temp_audio: bool) -> None:
@@ -426,7 +447,7 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
             row["jobs"].append(len(js))
             row["cpu"].append(sum(j["cpu_time"] or 0 for j in js) if js else None)
             row["wall"].append(sum(j["s"] or 0 for j in js) if js else None)
-            row["rss"].append(max((j["max_rss"] or 0 for j in js), default=None) if js else None)
+            row["rss"].append(max((_rss(j) or 0 for j in js), default=None) if js else None)
             row["out"].append(sum(j["io_out"] or 0 for j in js) if js else None)
         pts = [(x, c) for x, c in zip(lens, row["cpu"]) if c is not None]
         a, b = _fit([p[0] for p in pts], [p[1] for p in pts]) if len(pts) > 1 or pts else (0.0, 0.0)

@@ -1,5 +1,6 @@
 """The workflow scripts' preamble: a bad input ends the job with one message in the rule's log."""
 
+import re
 import subprocess
 import sys
 
@@ -32,3 +33,27 @@ def test_a_bug_keeps_its_traceback(tmp_path):
     assert proc.returncode == 1
     text = log.read_text()
     assert "Traceback" in text and "ZeroDivisionError: a bug" in text
+
+
+RESOURCES = """
+import subprocess, sys, types
+import numpy as np
+from usvflow.workflow import setup
+log = setup(types.SimpleNamespace(log=[sys.argv[1]], rule="r"))
+a = np.ones(200 * 2**20 // 8)  # 200 MiB touched in this process
+subprocess.run([sys.executable, "-c", "import numpy as np; b = np.ones(300 * 2**20 // 8)"], check=True)
+"""
+
+
+def test_a_finished_job_logs_its_exact_peak_rss(tmp_path):
+    """The kernel's high-water marks of the script and of its largest child, in MiB (what the
+    session benchmark reads back), as the log's last line."""
+    log = tmp_path / "r.log"
+    subprocess.run([sys.executable, "-c", RESOURCES, str(log)], check=True)
+    m = re.search(
+        r"resources: peak RSS ([\d.]+) MB, largest child process ([\d.]+) MB; CPU ([\d.]+) s$",
+        log.read_text().splitlines()[-1],
+    )
+    assert m, log.read_text()
+    me, child, cpu = map(float, m.groups())
+    assert 200 < me < 400 and 300 < child < 500 and cpu > 0

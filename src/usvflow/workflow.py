@@ -1,6 +1,8 @@
 """Shared preamble of the workflow scripts (``workflow/scripts/*.py``): log to the rule's log file."""
 
+import atexit
 import logging
+import resource
 import sys
 from pathlib import Path
 
@@ -17,13 +19,36 @@ def setup(snakemake):
         force=True,
     )
     sys.excepthook = _one_line_input_errors
-    return logging.getLogger(snakemake.rule)
+    log = logging.getLogger(snakemake.rule)
+    atexit.register(log_resources, log)
+    return log
+
+
+#: the line :func:`log_resources` writes (``bench/session.py`` reads it back from the rule's log)
+RESOURCES_LINE = "resources: peak RSS {self_mb:.1f} MB, largest child process {child_mb:.1f} MB; CPU {cpu_s:.2f} s"
+
+
+def log_resources(log: logging.Logger) -> dict:
+    """Log the exact peak RSS of this process and of its largest finished child (the kernel's
+    high-water marks, not samples) and the CPU seconds of both; returns the numbers."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    vals = {
+        "self_mb": me.ru_maxrss / 1024.0,  # KiB on Linux -> MiB, the unit of Snakemake's max_rss
+        "child_mb": kids.ru_maxrss / 1024.0,
+        "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+    }
+    log.info(RESOURCES_LINE.format(**vals))
+    return vals
 
 
 def _one_line_input_errors(kind, exc, tb):
     """Bad input (InputError: the message names the file and the problem) ends the job with that one
-    message in the rule's log, which Snakemake shows below its error; anything else keeps its traceback."""
+    message in the rule's log, which Snakemake shows below its error; anything else keeps its traceback.
+    A failed job logs no resources line (the error stays the log's last line)."""
     from .io.atomic import InputError
+
+    atexit.unregister(log_resources)
 
     if isinstance(exc, InputError):
         print(f"usvflow: error: {exc}", file=sys.stderr, flush=True)

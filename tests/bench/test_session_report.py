@@ -84,3 +84,32 @@ def test_benchmark_sampling_is_every_second(tmp_path):
     head, row = (tmp_path / "a.tsv").read_text().splitlines()[:2]
     cpu = float(dict(zip(head.split("\t"), row.split("\t")))["cpu_time"])
     assert 32.0 <= cpu <= 36.0, cpu
+
+
+def test_the_logged_exact_peak_rss_replaces_the_sampled_one(tmp_path):
+    """A job's benchmark and its log sit side by side; the getrusage line the workflow scripts log
+    is read back, the larger of the script and its largest child taken; a shell rule's log without
+    the line keeps Snakemake's sampled value."""
+    s = tmp_path / "cohort" / "s1"
+    (s / "benchmarks").mkdir(parents=True)
+    (s / "logs").mkdir()
+    head = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for stem in ("av_sync_check_s1", "reencode_video_A", "das_predict_x"):
+        (s / "benchmarks" / f"{stem}.tsv").write_text(
+            head + "1.0\t0:00:01\t3.2\t1\t1\t1\t0\t1\t50\t0.5\n"
+        )
+    (s / "logs" / "av_sync_check_s1.log").write_text(
+        "x INFO resources: peak RSS 91.4 MB, largest child process 0.0 MB; CPU 0.90 s\n"
+    )
+    (s / "logs" / "reencode_video_A.log").write_text(
+        "x INFO resources: peak RSS 80.0 MB, largest child process 240.5 MB; CPU 12.00 s\n"
+    )
+    (s / "logs" / "das_predict_x.log").write_text("das output\n")
+    jobs = {
+        j["job"]: j
+        for j in session._benchmarks(tmp_path, ["av_sync_check", "reencode_video", "das_predict"])
+    }
+    assert jobs["av_sync_check_s1"]["peak_rss"] == 91.4
+    assert jobs["reencode_video_A"]["peak_rss"] == 240.5
+    assert jobs["das_predict_x"]["peak_rss"] is None
+    assert [session._rss(jobs[k]) for k in sorted(jobs)] == [91.4, 3.2, 240.5]
