@@ -6,6 +6,7 @@ import ast
 import re
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -116,3 +117,18 @@ def test_vocalocator_ssl_imports_are_all_installed():
     provided = declared | listed | {"torchmetrics"}  # torchmetrics: a dependency of lightning
     missing = sorted(m for m in third_party if m.lower() not in provided)
     assert not missing, f"imported by vocalocator-ssl but installed by nothing: {missing}"
+
+
+def test_the_checks_reject_the_env_files_as_first_written(monkeypatch):
+    """The env files that broke when installed (torch and torchaudio from different builds; torchaudio
+    imported but not listed) fail these checks."""
+    from . import venvs
+
+    old = Path(__file__).parent / "data" / "envs_as_first_written"
+    monkeypatch.setattr(venvs, "ENVS", old)
+    for tool in ("vocalocator", "vocalocator-ssl"):
+        with pytest.raises(AssertionError):
+            test_torchaudio_pinned_with_torch(tool)
+    if vendor_dir().is_dir() and any(vendor_dir().glob("vocalocator-ssl-*.tar.gz")):
+        with pytest.raises(AssertionError, match="torchaudio"):
+            test_vocalocator_ssl_imports_are_all_installed()
