@@ -187,13 +187,15 @@ _RESOURCES = re.compile(r"resources: peak RSS ([\d.]+) MB, largest child process
 
 
 def _logged_peak_rss(log: Path) -> float | None:
-    """The exact peak RSS (MiB) a workflow script logs when it ends: the larger of its own and its
-    largest child's high-water mark; None where the log has no such line (a shell rule)."""
+    """The peak RSS (MiB) a workflow script logs when it ends: its own high-water mark plus its
+    largest child's (exact for a job without child processes, an upper bound for one whose child
+    runs beside it, like ffmpeg under the re-encoding script); None where the log has no such line
+    (a shell rule)."""
     try:
         found = _RESOURCES.findall(log.read_text(errors="replace"))
     except OSError:
         return None
-    return max(float(v) for v in found[-1]) if found else None
+    return sum(float(v) for v in found[-1]) if found else None
 
 
 def _rss(job: dict) -> float | None:
