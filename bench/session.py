@@ -199,10 +199,12 @@ def _logged_peak_rss(log: Path) -> float | None:
 
 
 def _rss(job: dict) -> float | None:
-    """A job's peak RSS: the exact one it logged, else Snakemake's (sampled every second, so a job
-    shorter than a second or two may be caught before its peak)."""
-    exact = job.get("peak_rss")
-    return exact if exact is not None else job.get("max_rss")
+    """A job's peak RSS: the larger of what its script logged (its own high-water mark plus its
+    largest child's) and Snakemake's record (the sum over the job's process tree, sampled every
+    second: it misses the peak of a job shorter than a second or two, while the logged value misses
+    the sum of several child processes running at once, like triangulation's workers)."""
+    vals = [v for v in (job.get("peak_rss"), job.get("max_rss")) if v is not None]
+    return max(vals) if vals else None
 
 
 def _overlay(path: Path, out: Path, temp_audio: bool) -> None:

@@ -86,17 +86,19 @@ def test_benchmark_sampling_is_every_second(tmp_path):
     assert 32.0 <= cpu <= 36.0, cpu
 
 
-def test_the_logged_exact_peak_rss_replaces_the_sampled_one(tmp_path):
+def test_a_jobs_peak_rss_is_the_larger_of_logged_and_sampled(tmp_path):
     """A job's benchmark and its log sit side by side; the getrusage line the workflow scripts log
     is read back, the script's plus its largest child's (an upper bound when both run at once); a shell rule's log without
-    the line keeps Snakemake's sampled value."""
+    the line keeps Snakemake's sampled value; where the sampled sum over the process tree is larger
+    (several worker processes at once), it is kept."""
     s = tmp_path / "cohort" / "s1"
     (s / "benchmarks").mkdir(parents=True)
     (s / "logs").mkdir()
     head = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    for stem in ("av_sync_check_s1", "reencode_video_A", "das_predict_x"):
+    for stem, rss in (("av_sync_check_s1", 3.2), ("reencode_video_A", 3.2), ("das_predict_x", 3.2),
+                      ("triangulate_x", 685.4)):  # fmt: skip
         (s / "benchmarks" / f"{stem}.tsv").write_text(
-            head + "1.0\t0:00:01\t3.2\t1\t1\t1\t0\t1\t50\t0.5\n"
+            head + f"1.0\t0:00:01\t{rss}\t1\t1\t1\t0\t1\t50\t0.5\n"
         )
     (s / "logs" / "av_sync_check_s1.log").write_text(
         "x INFO resources: peak RSS 91.4 MB, largest child process 0.0 MB; CPU 0.90 s\n"
@@ -105,11 +107,16 @@ def test_the_logged_exact_peak_rss_replaces_the_sampled_one(tmp_path):
         "x INFO resources: peak RSS 80.0 MB, largest child process 240.5 MB; CPU 12.00 s\n"
     )
     (s / "logs" / "das_predict_x.log").write_text("das output\n")
+    (s / "logs" / "triangulate_x.log").write_text(
+        "x INFO resources: peak RSS 400.0 MB, largest child process 76.3 MB; CPU 9.00 s\n"
+    )
     jobs = {
         j["job"]: j
-        for j in session._benchmarks(tmp_path, ["av_sync_check", "reencode_video", "das_predict"])
+        for j in session._benchmarks(
+            tmp_path, ["av_sync_check", "reencode_video", "das_predict", "triangulate"]
+        )
     }
     assert jobs["av_sync_check_s1"]["peak_rss"] == 91.4
     assert jobs["reencode_video_A"]["peak_rss"] == 320.5
     assert jobs["das_predict_x"]["peak_rss"] is None
-    assert [session._rss(jobs[k]) for k in sorted(jobs)] == [91.4, 3.2, 320.5]
+    assert [session._rss(jobs[k]) for k in sorted(jobs)] == [91.4, 3.2, 320.5, 685.4]
