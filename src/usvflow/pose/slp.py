@@ -379,7 +379,9 @@ def _write_analysis(src, slp, out, n_frames) -> dict:
     kw = dict(compression="gzip", compression_opts=1, fillvalue=np.nan)
     labelled = visible = 0
     with atomic_path(out) as tmp:
-        with h5py.File(tmp, "w") as h:
+        # every write below fills whole chunks, so no chunk cache: HDF5's kept the written chunks
+        # until the file closed, ~0.5 MB per 1,000 frames (+20 MB RSS at 45,000 frames)
+        with h5py.File(tmp, "w", rdcc_nbytes=0) as h:
             h.attrs["format"] = "analysis"
             h.attrs["preset"] = "matlab"
             sets = {}
