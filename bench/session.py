@@ -3,6 +3,7 @@
     python bench/session.py run OUT [--minutes 1 2 5] [--cores 2] [--frame-size 1024x1280]
                                     [--probe-channels 385] [--temp-audio] [--keep]
     python bench/session.py collect OUT --minutes M [--cores 2]
+    python bench/session.py rerun-rules OUT --minutes M --rules R [R ...]
     python bench/session.py report OUT [--markdown]
 
 ``run`` simulates one experiment session (plus its calibration session) of each length with every
@@ -22,6 +23,10 @@ the defaults of the decorated wrapper changes nothing; ``tests/bench`` checks th
 ``collect`` writes ``result.json`` for a length whose workflow was stopped before the end (a run
 that would not finish in the time at hand): the finished jobs' records, marked incomplete, with the
 jobs per rule a dry run still plans; ``report`` says so and projects from the finished jobs only.
+
+``rerun-rules`` runs the jobs of the given rules again on a kept length (``--keep``) with the code
+as it is now, after a fix, and replaces their records in ``result.json``, which notes the rules, the
+commit and the time (``report`` lists them).
 
 ``report`` prints per stage (rule): jobs, × real time per core (recording seconds per CPU second of
 the stage), CPU seconds, peak RSS and bytes written at each length, a linear fit of the CPU seconds
@@ -387,6 +392,34 @@ def run_length(out: Path, minutes: float, a) -> None:
         shutil.rmtree(d / ".snakemake", ignore_errors=True)
 
 
+def rerun_rules(out: Path, minutes: float, rules: list[str]) -> None:
+    """Rerun every job of ``rules`` on the kept cohort of one length and replace their records."""
+    d = out / f"{minutes:g}min"
+    cohort, result = d / "cohort", d / "result.json"
+    if not result.exists() or not (cohort / "config.yaml").exists():
+        sys.exit(f"{d}: no result.json or no kept cohort (run with --keep first)")
+    rec = json.loads(result.read_text())
+    unknown = sorted(set(rules) - set(rec["threads"]))
+    if unknown:
+        sys.exit(f"no such rule(s): {unknown}")
+    args = _snakemake_args(d, cohort, d / "overlay.yaml", rec["cores"])
+    log = d / f"rerun_{'_'.join(rules)}.log"
+    r = _timed([*SNAKEMAKE, *args, "--forcerun", *rules, "--until", *rules], log, cwd=ROOT)
+    if r["rc"]:
+        sys.exit(f"the rerun failed, see {log}")
+    fresh = {j["job"]: j for j in _benchmarks(cohort, list(rec["threads"]))}
+    n = 0
+    for i, j in enumerate(rec["jobs"]):
+        if j["rule"] in rules and j["job"] in fresh:
+            rec["jobs"][i], n = fresh[j["job"]], n + 1
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()  # fmt: skip
+    rec.setdefault("reruns", []).append(
+        {"rules": rules, "jobs": n, "commit": commit, "at": time.strftime("%Y-%m-%d %H:%M")}
+    )
+    result.write_text(json.dumps(rec, indent=1))
+    print(f"{minutes:g} min: {n} job(s) of {', '.join(rules)} rerun at {commit} -> {result}")
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -595,6 +628,13 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
         + ".",
     ]
     for r in recs:
+        for rr in r.get("reruns", []):
+            summary.append(
+                f"In the {r['minutes']:g}-min run, the jobs of "
+                + ", ".join(f"`{x}`" for x in rr["rules"])
+                + f" were rerun after a fix (at {rr['commit']}, {rr['at']})."
+            )
+    for r in recs:
         if not r.get("complete", True):
             left = r.get("unfinished", {})
             summary.append(
@@ -635,6 +675,10 @@ def main(argv=None):
     c.add_argument("--frame-size", default="1024x1280")
     c.add_argument("--probe-channels", type=int, default=385)
     c.add_argument("--temp-audio", action="store_true")
+    rr = sub.add_parser("rerun-rules", help="rerun some rules' jobs of a kept length after a fix")
+    rr.add_argument("out", type=Path)
+    rr.add_argument("--minutes", type=float, required=True)
+    rr.add_argument("--rules", nargs="+", required=True)
     p = sub.add_parser("report")
     p.add_argument("out", type=Path)
     p.add_argument("--markdown", action="store_true")
@@ -652,6 +696,8 @@ def main(argv=None):
         print(report(a.out, markdown=False))
     elif a.cmd == "collect":
         collect(a.out.resolve(), a.minutes, a)
+    elif a.cmd == "rerun-rules":
+        rerun_rules(a.out.resolve(), a.minutes, a.rules)
     else:
         print(report(a.out, a.markdown, a.disk_mbps))
 

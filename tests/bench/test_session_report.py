@@ -51,8 +51,13 @@ def test_projection_growth_and_incomplete_flag(tmp_path):
         d.mkdir()
         rec = _rec(m, [("hpss", 6.0 * m, 200.0), ("curate_usvs", 3.0 * m, rss)],
                    complete=m == 1, unfinished=None if m == 1 else {"curate_usvs": 1})  # fmt: skip
+        if m == 1:
+            rec["reruns"] = [
+                {"rules": ["hpss"], "jobs": 1, "commit": "abc1234", "at": "2026-12-07 06:00"}
+            ]
         (d / "result.json").write_text(json.dumps(rec))
     text = session.report(tmp_path, markdown=True)
+    assert "In the 1-min run, the jobs of `hpss` were rerun after a fix (at abc1234" in text
     # CPU s linear in length: 6 s and 3 s per minute -> 120 + 60 CPU s at 20 minutes, in series
     assert "3.0 CPU minutes; wall 3.0 min on 2 cores, 3.0 min on 8 cores" in text
     assert "curate_usvs (100 → 130 MB)" in text and "`hpss` (" not in text.split("Peak RSS")[1]
