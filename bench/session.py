@@ -180,7 +180,7 @@ def _benchmarks(folder: Path, rules: list[str], extra: list[Path] = ()) -> list[
                 "s": num("s"),
                 "cpu_time": num("cpu_time"),
                 "max_rss": num("max_rss"),
-                "peak_rss": _logged_peak_rss(p.parent.parent / "logs" / f"{p.stem}.log"),
+                **_logged(p.parent.parent / "logs" / f"{p.stem}.log"),
                 "io_in": num("io_in"),
                 "io_out": num("io_out"),
             }
@@ -188,19 +188,30 @@ def _benchmarks(folder: Path, rules: list[str], extra: list[Path] = ()) -> list[
     return jobs
 
 
-_RESOURCES = re.compile(r"resources: peak RSS ([\d.]+) MB, largest child process ([\d.]+) MB")
+_RESOURCES = re.compile(
+    r"resources: peak RSS ([\d.]+) MB, largest child process ([\d.]+) MB; CPU ([\d.]+) s"
+)
 
 
-def _logged_peak_rss(log: Path) -> float | None:
-    """The peak RSS (MiB) a workflow script logs when it ends: its own high-water mark plus its
-    largest child's (exact for a job without child processes, an upper bound for one whose child
-    runs beside it, like ffmpeg under the re-encoding script); None where the log has no such line
-    (a shell rule)."""
+def _logged(log: Path) -> dict:
+    """What a workflow script logs when it ends (None where its log has no such line: a shell rule):
+    ``peak_rss``, its own high-water mark plus its largest child's in MiB (exact for a job without
+    child processes, an upper bound for one whose child runs beside it, like ffmpeg under the
+    re-encoding script), and ``cpu_logged``, the CPU seconds of the script and its children."""
     try:
         found = _RESOURCES.findall(log.read_text(errors="replace"))
     except OSError:
-        return None
-    return sum(float(v) for v in found[-1]) if found else None
+        found = []
+    if not found:
+        return {"peak_rss": None, "cpu_logged": None}
+    me, child, cpu = map(float, found[-1])
+    return {"peak_rss": me + child, "cpu_logged": cpu}
+
+
+def _cpu(job: dict) -> float:
+    """A job's CPU seconds: the larger of the logged (exact) and Snakemake's record (sampled every
+    second: a job shorter than that reads 0)."""
+    return max(job.get("cpu_logged") or 0.0, job.get("cpu_time") or 0.0)
 
 
 def _rss(job: dict) -> float | None:
@@ -407,11 +418,11 @@ def rerun_rules(out: Path, minutes: float, rules: list[str]) -> None:
     r = _timed([*SNAKEMAKE, *args, "--forcerun", *rules, "--until", *rules], log, cwd=ROOT)
     if r["rc"]:
         sys.exit(f"the rerun failed, see {log}")
-    fresh = {j["job"]: j for j in _benchmarks(cohort, list(rec["threads"]))}
-    n = 0
-    for i, j in enumerate(rec["jobs"]):
-        if j["rule"] in rules and j["job"] in fresh:
-            rec["jobs"][i], n = fresh[j["job"]], n + 1
+    trained = out / "calltype_model" / "logs" / "calltype_train_benchmark.tsv"
+    # every record read again from its files (the other jobs' files are unchanged)
+    fresh = {j["job"]: j for j in _benchmarks(cohort, list(rec["threads"]), [trained])}
+    rec["jobs"] = [fresh.get(j["job"], j) for j in rec["jobs"]]
+    n = sum(j["rule"] in rules and j["job"] in fresh for j in rec["jobs"])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()  # fmt: skip
     rec.setdefault("reruns", []).append(
         {"rules": rules, "jobs": n, "commit": commit, "at": time.strftime("%Y-%m-%d %H:%M")}
@@ -482,7 +493,7 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
         for r in recs:
             js = [j for j in r["jobs"] if j["rule"] == rule]
             row["jobs"].append(len(js))
-            row["cpu"].append(sum(j["cpu_time"] or 0 for j in js) if js else None)
+            row["cpu"].append(sum(_cpu(j) for j in js) if js else None)
             row["wall"].append(sum(j["s"] or 0 for j in js) if js else None)
             row["rss"].append(max((_rss(j) or 0 for j in js), default=None) if js else None)
             row["out"].append(sum(j["io_out"] or 0 for j in js) if js else None)
@@ -515,7 +526,7 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
             for j in r["jobs"]:
                 io = (j["io_in"] or 0.0) + (j["io_out"] or 0.0)
                 by_job.setdefault(j["job"], (j["rule"], [], []))
-                by_job[j["job"]][1].append((r["seconds"], j["cpu_time"] or 0.0))
+                by_job[j["job"]][1].append((r["seconds"], _cpu(j)))
                 by_job[j["job"]][2].append((r["seconds"], io))
         jobs = []
         for rule, cpu_pts, io_pts in by_job.values():
@@ -574,7 +585,7 @@ def report(out: Path, markdown: bool, disk_mbps: float = 500.0) -> str:
     total_cpu20 = sum(per[r]["cpu20"] for r in rules if cpu_stage(r))
     enc = [j for j in longest["jobs"] if j["rule"] == "reencode_video"]
     frames = longest["seconds"] * FPS * len(enc)
-    enc_cpu = sum(j["cpu_time"] or 0 for j in enc)
+    enc_cpu = sum(_cpu(j) for j in enc)
     fps_core = frames / enc_cpu if enc_cpu else float("nan")
     summary = [
         "",
