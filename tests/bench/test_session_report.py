@@ -125,5 +125,10 @@ def test_a_jobs_peak_rss_is_the_larger_of_logged_and_sampled(tmp_path):
     assert jobs["reencode_video_A"]["peak_rss"] == 320.5
     assert jobs["das_predict_x"]["peak_rss"] is None
     assert [session._rss(jobs[k]) for k in sorted(jobs)] == [91.4, 3.2, 320.5, 685.4]
+    # the line the workflow scripts write is the one read here
+    from usvflow.workflow import RESOURCES_LINE
+
+    line = RESOURCES_LINE.format(self_mb=1.0, child_mb=2.0, cpu_s=3.0)
+    assert session._RESOURCES.search(line).groups() == ("1.0", "2.0", "3.00")
     # CPU: the logged seconds where Snakemake's sampler read less (0.5 in every record here)
     assert [session._cpu(jobs[k]) for k in sorted(jobs)] == [0.9, 0.5, 12.0, 9.0]
