@@ -28,14 +28,29 @@ def setup(snakemake):
 RESOURCES_LINE = "resources: peak RSS {self_mb:.1f} MB, largest child process {child_mb:.1f} MB; CPU {cpu_s:.2f} s"
 
 
+def _own_peak_rss_mb() -> float:
+    """This process's own peak RSS in MiB: ``VmHWM``, the high-water mark of its memory map. Not
+    ``getrusage``'s ``ru_maxrss``: that keeps the high-water mark of the process it was spawned from
+    across ``exec``, so a small script started by a 150-MB Snakemake reads 150 MB."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # no /proc: an upper bound
+
+
 def log_resources(log: logging.Logger) -> dict:
-    """Log the exact peak RSS of this process and of its largest finished child (the kernel's
-    high-water marks, not samples) and the CPU seconds of both; returns the numbers."""
+    """Log the peak RSS of this process (exact) and of its largest finished child (``getrusage``:
+    the larger of the child's own peak and this process's RSS when it started the child, so an
+    upper bound) and the CPU seconds of both (MiB, the unit of Snakemake's max_rss); returns them."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     vals = {
-        "self_mb": me.ru_maxrss / 1024.0,  # KiB on Linux -> MiB, the unit of Snakemake's max_rss
-        "child_mb": kids.ru_maxrss / 1024.0,
+        "self_mb": _own_peak_rss_mb(),
+        "child_mb": kids.ru_maxrss / 1024.0,  # KiB on Linux
         "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
     }
     log.info(RESOURCES_LINE.format(**vals))
