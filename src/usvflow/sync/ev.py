@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from usvflow.io.atomic import InputError, atomic_open
+from usvflow.io.rows import RowReader
 from usvflow.io.spikeglx import SpikeGLXMeta, calibrated_rate, n_samples, parse_meta
 
 from ..io.config import setting_default
@@ -101,8 +102,29 @@ def extract_sync_word(
     return n
 
 
-def read_sync_word(npy: str | os.PathLike) -> np.ndarray:
-    """Memory-map a ``*_sync_ch_data.npy`` (int16, 1-D); raises :class:`InputError` if it is not one."""
+class SyncWordFile:
+    """A ``*_sync_ch_data.npy`` read by plain reads: ``len()`` and ``[a:b]`` slices (new arrays).
+    Unlike a memory map, the pages read do not stay resident, so memory does not grow with the file."""
+
+    def __init__(self, npy: str | os.PathLike, n: int, offset: int):
+        self.path = Path(npy)
+        self._rows = RowReader(npy, n, 1, np.int16, offset=offset)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self._rows[key][:, 0]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The whole sync word (read at once)."""
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+def read_sync_word(npy: str | os.PathLike) -> SyncWordFile:
+    """Open a ``*_sync_ch_data.npy`` (int16, 1-D) for chunked reading; raises :class:`InputError` if
+    it is not one."""
     try:
         arr = np.load(npy, mmap_mode="r")
     except FileNotFoundError:
@@ -111,7 +133,9 @@ def read_sync_word(npy: str | os.PathLike) -> np.ndarray:
         raise InputError(npy, f"not a .npy file ({exc})") from None
     if arr.ndim != 1 or arr.dtype != np.int16:
         raise InputError(npy, f"expected a 1-D int16 sync word, found {arr.dtype} {arr.shape}")
-    return arr
+    n, offset = len(arr), int(arr.offset)
+    del arr
+    return SyncWordFile(npy, n, offset)
 
 
 def rising_edges(word, bit: int | None = None, chunk: int = 8 * 1024 * 1024) -> np.ndarray:
