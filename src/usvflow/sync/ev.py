@@ -138,7 +138,7 @@ def read_sync_word(npy: str | os.PathLike) -> SyncWordFile:
     return SyncWordFile(npy, n, offset)
 
 
-def rising_edges(word, bit: int | None = None, chunk: int = 8 * 1024 * 1024) -> np.ndarray:
+def rising_edges(word, bit: int | None = None, chunk: int = 1 << 20) -> np.ndarray:
     """Onsets (index of the first high sample) of the pulses on ``word``, computed in chunks.
 
     ``bit`` selects one bit of the 16-bit word; ``None`` takes any rising change of the word's value
