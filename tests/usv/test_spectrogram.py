@@ -112,3 +112,22 @@ def test_files_round_trip_and_errors(tmp_path):
         call_spectrogram(np.zeros(1000), 192_000, 0.0, 0.001)
     with pytest.raises(ValueError, match="unknown spectrogram parameter"):
         SpecParams.from_dict({"n_bins": 3})
+
+
+def test_spectrograms_are_written_as_they_come(tmp_path):
+    """An iterable of spectrograms gives the same bytes as the array (one spectrogram in memory at a
+    time); the same input gives the same bytes; too few or ill-shaped spectrograms are errors and
+    leave no file."""
+    p = SpecParams(n_freq=16, n_time=8)
+    specs = np.random.default_rng(1).random((3, 16, 8)).astype(np.float32)
+    ids = ["0000", "0001", "0002"]
+    a = save_spectrograms(tmp_path / "a.npz", specs, ids, p, FS, [0, 1, 2]).read_bytes()
+    b = save_spectrograms(tmp_path / "b.npz", iter(specs), ids, p, FS, [0, 1, 2]).read_bytes()
+    assert a == b
+    assert save_spectrograms(tmp_path / "c.npz", specs, ids, p, FS, [0, 1, 2]).read_bytes() == a
+    np.testing.assert_array_equal(load_spectrograms(tmp_path / "b.npz")["spectrograms"], specs)
+    with pytest.raises(ValueError, match="2 spectrograms for 3 ids"):
+        save_spectrograms(tmp_path / "d.npz", iter(specs[:2]), ids, p, FS)
+    with pytest.raises(ValueError, match=r"#0 has shape \(8, 16\)"):
+        save_spectrograms(tmp_path / "e.npz", (s.T for s in specs), ids, p, FS)
+    assert not (tmp_path / "d.npz").exists() and not (tmp_path / "e.npz").exists()

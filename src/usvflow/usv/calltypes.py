@@ -613,7 +613,7 @@ def export_session_spectrograms(summary_csv, memmap, out_npz, params: SpecParams
 
     from usvflow.audio.memmap import open_memmap_reader, parse_memmap_name
 
-    from .spectrogram import save_png, save_spectrograms, spectrograms_from_memmap
+    from .spectrogram import iter_spectrograms_from_memmap, save_png, save_spectrograms
 
     p = params or SpecParams()
     df = read_summary_text(summary_csv)
@@ -623,17 +623,21 @@ def export_session_spectrograms(summary_csv, memmap, out_npz, params: SpecParams
     if np.any(ch != np.round(ch)):
         raise InputError(summary_csv, "column 'mean_amp_ch' must hold integer channel indices")
     try:
-        specs = spectrograms_from_memmap(mm, sr, pd.to_numeric(df["start"]).to_numpy(),
-                                         pd.to_numeric(df["stop"]).to_numpy(), ch.astype(np.int64), p,
-                                         source=summary_csv)  # fmt: skip
+        specs = iter_spectrograms_from_memmap(mm, sr, pd.to_numeric(df["start"]).to_numpy(),
+                                              pd.to_numeric(df["stop"]).to_numpy(), ch.astype(np.int64),
+                                              p, source=summary_csv)  # fmt: skip
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
         raise InputError(memmap, str(exc)) from None
-    save_spectrograms(out_npz, specs, df["usv_id"], p, sr, ch.astype(np.int64))
-    if png_dir is not None:
+
+    def with_pngs():  # each spectrogram's PNG written as it passes (none kept in memory)
         for uid, s in zip(df["usv_id"], specs):
-            save_png(s, Path(png_dir) / f"{uid}.png")
+            if png_dir is not None:
+                save_png(s, Path(png_dir) / f"{uid}.png")
+            yield s
+
+    save_spectrograms(out_npz, with_pngs(), df["usv_id"], p, sr, ch.astype(np.int64))
     return len(df)
 
 

@@ -20,6 +20,7 @@ call, never loaded.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -147,14 +148,12 @@ def call_spectrogram(x, sample_rate: float, onset_s: float, stop_s: float | None
     return sp(lambda a, b: x[a:b], x.size, onset_s, stop_s)
 
 
-def spectrograms_from_memmap(mm: np.ndarray, sample_rate: float, starts_s, stops_s, channels,
-                             params: SpecParams | None = None, source: str | os.PathLike | None = None
-                             ) -> np.ndarray:  # fmt: skip
-    """``(n_calls, n_freq, n_time)`` spectrograms from a ``(samples, channels)`` array (memmap).
-
-    ``channels[i]`` is the column read for call ``i`` (its best channel). Only each call's window is
-    read. ``source`` names the file in errors.
-    """
+def iter_spectrograms_from_memmap(mm: np.ndarray, sample_rate: float, starts_s, stops_s, channels,
+                                  params: SpecParams | None = None,
+                                  source: str | os.PathLike | None = None) -> Iterator[np.ndarray]:  # fmt: skip
+    """One ``(n_freq, n_time)`` spectrogram per call, in order, from a ``(samples, channels)`` array
+    (memmap or row reader): ``channels[i]`` is the column read for call ``i`` (its best channel); only
+    each call's window is read. The arguments are checked at once (``source`` names the file in errors)."""
     p = params or SpecParams()
     starts_s = np.asarray(starts_s, dtype=np.float64)
     stops_s = np.asarray(stops_s, dtype=np.float64)
@@ -167,42 +166,79 @@ def spectrograms_from_memmap(mm: np.ndarray, sample_rate: float, starts_s, stops
         raise InputError(source, f"channel {int(channels[bad[0]])} of call #{int(bad[0])} is outside the "
                                  f"{n_ch} channels of the audio")  # fmt: skip
     sp = _Spectrogrammer(p, sample_rate)
-    out = np.zeros((starts_s.size, p.n_freq, p.n_time), dtype=np.float32)
-    calls = zip(starts_s, stops_s, channels.astype(np.int64))
-    for i, (t0, t1, ch) in enumerate(
-        progress(calls, total=starts_s.size, desc="spectrograms", unit="USV")
-    ):
-        col = int(ch)
-        out[i] = sp(
-            lambda a, b, col=col: np.asarray(mm[a:b, col], dtype=np.float64),
-            n_samples,
-            float(t0),
-            float(t1),
-        )
+
+    def gen():
+        calls = zip(starts_s, stops_s, channels.astype(np.int64))
+        for t0, t1, ch in progress(calls, total=starts_s.size, desc="spectrograms", unit="USV"):
+            col = int(ch)
+            read = lambda a, b, col=col: np.asarray(mm[a:b, col], dtype=np.float64)  # noqa: E731
+            yield sp(read, n_samples, float(t0), float(t1))
+
+    return gen()
+
+
+def spectrograms_from_memmap(mm: np.ndarray, sample_rate: float, starts_s, stops_s, channels,
+                             params: SpecParams | None = None, source: str | os.PathLike | None = None
+                             ) -> np.ndarray:  # fmt: skip
+    """``(n_calls, n_freq, n_time)``: :func:`iter_spectrograms_from_memmap` stacked."""
+    p = params or SpecParams()
+    it = iter_spectrograms_from_memmap(mm, sample_rate, starts_s, stops_s, channels, p, source)
+    out = np.zeros((np.size(starts_s), p.n_freq, p.n_time), dtype=np.float32)
+    for i, spec in enumerate(it):
+        out[i] = spec
     return out
 
 
 # ---------------------------------------------------------------- files
-def save_spectrograms(path: str | os.PathLike, specs: np.ndarray, usv_ids, params: SpecParams,
+def _member(name: str):
+    """A zip member with a fixed date, so the same spectrograms give the same bytes."""
+    import zipfile
+
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    return info
+
+
+def save_spectrograms(path: str | os.PathLike, specs, usv_ids, params: SpecParams,
                       sample_rate: float, channels=None) -> Path:  # fmt: skip
     """Write ``<path>.npz`` (atomic): ``spectrograms`` (n, n_freq, n_time) float32, ``usv_id`` (str),
-    ``channel``, ``frequencies_hz``, ``times_s``, ``sample_rate`` and the parameters (JSON)."""
+    ``channel``, ``frequencies_hz``, ``times_s``, ``sample_rate`` and the parameters (JSON).
+
+    ``specs`` is an array or an iterable of ``(n_freq, n_time)`` spectrograms (one per id, of the
+    ``params``' shape), written as they come: memory holds one spectrogram, not the session's."""
     import json
+    import zipfile
 
     path = Path(path)
-    specs = np.asarray(specs, dtype=np.float32)
     usv_ids = np.asarray([str(u) for u in usv_ids], dtype=str)
-    if specs.ndim != 3 or specs.shape[0] != usv_ids.size:
-        raise ValueError(
-            f"{specs.shape[0] if specs.ndim else 0} spectrograms for {usv_ids.size} ids"
-        )
-    ch = np.full(usv_ids.size, -1, np.int64) if channels is None else np.asarray(channels, np.int64)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, spectrograms=specs, usv_id=usv_ids, channel=ch,
-                     frequencies_hz=params.frequencies_hz(), times_s=params.times_s(),
-                     sample_rate=np.float64(sample_rate), params=json.dumps(params.to_dict()),
-                     format=np.int64(SPECTROGRAM_FORMAT))  # fmt: skip
+    n = usv_ids.size
+    if isinstance(specs, np.ndarray):
+        if specs.ndim != 3 or specs.shape[0] != n:
+            raise ValueError(f"{specs.shape[0] if specs.ndim else 0} spectrograms for {n} ids")
+        each = tuple(specs.shape[1:])
+    else:
+        each = (params.n_freq, params.n_time)
+    ch = np.full(n, -1, np.int64) if channels is None else np.asarray(channels, np.int64)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
+              "shape": (n, *each)}  # fmt: skip
+    rest = {"usv_id": usv_ids, "channel": ch, "frequencies_hz": params.frequencies_hz(),
+            "times_s": params.times_s(), "sample_rate": np.float64(sample_rate),
+            "params": np.asarray(json.dumps(params.to_dict())), "format": np.int64(SPECTROGRAM_FORMAT)}  # fmt: skip
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
+        with zf.open(_member("spectrograms.npy"), "w", force_zip64=True) as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            k = 0
+            for spec in specs:
+                spec = np.asarray(spec, dtype="<f4")
+                if spec.shape != each:
+                    raise ValueError(f"spectrogram #{k} has shape {spec.shape}, expected {each}")
+                fh.write(np.ascontiguousarray(spec).tobytes())
+                k += 1
+            if k != n:
+                raise ValueError(f"{k} spectrograms for {n} ids")
+        for name, value in rest.items():
+            with zf.open(_member(f"{name}.npy"), "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
     return path
 
 
