@@ -279,12 +279,17 @@ def _snakemake_args(d: Path, cohort: Path, overlay: Path, cores: int) -> list[st
     ]
 
 
+def _cohort_jobs(out: Path, cohort: Path, threads: dict) -> list[dict]:
+    """The records of every job of a run: the cohort's and the call-type training's (once per OUT)."""
+    trained = out / "calltype_model" / "logs" / "calltype_train_benchmark.tsv"
+    return _benchmarks(cohort, list(threads), [trained])
+
+
 def _record(out, d, minutes, a, sim, wf, sampler, load0, args, complete) -> dict:
     """What ``result.json`` keeps of one length (see the module docstring)."""
     cohort = d / "cohort"
     threads = _rule_threads()
-    trained = out / "calltype_model" / "logs" / "calltype_train_benchmark.tsv"
-    jobs = _benchmarks(cohort, list(threads), [trained])
+    jobs = _cohort_jobs(out, cohort, threads)
     rec = {
         "minutes": minutes,
         "seconds": 60.0 * minutes,
@@ -418,9 +423,8 @@ def rerun_rules(out: Path, minutes: float, rules: list[str]) -> None:
     r = _timed([*SNAKEMAKE, *args, "--forcerun", *rules, "--until", *rules], log, cwd=ROOT)
     if r["rc"]:
         sys.exit(f"the rerun failed, see {log}")
-    trained = out / "calltype_model" / "logs" / "calltype_train_benchmark.tsv"
     # every record read again from its files (the other jobs' files are unchanged)
-    fresh = {j["job"]: j for j in _benchmarks(cohort, list(rec["threads"]), [trained])}
+    fresh = {j["job"]: j for j in _cohort_jobs(out, cohort, rec["threads"])}
     rec["jobs"] = [fresh.get(j["job"], j) for j in rec["jobs"]]
     n = sum(j["rule"] in rules and j["job"] in fresh for j in rec["jobs"])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()  # fmt: skip

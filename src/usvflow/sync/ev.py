@@ -107,14 +107,13 @@ class SyncWordFile:
     Unlike a memory map, the pages read do not stay resident, so memory does not grow with the file."""
 
     def __init__(self, npy: str | os.PathLike, n: int, offset: int):
-        self.path = Path(npy)
         self._rows = RowReader(npy, n, 1, np.int16, offset=offset)
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def __getitem__(self, key) -> np.ndarray:
-        return self._rows[key][:, 0]
+        return self._rows[key, 0]
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         """The whole sync word (read at once)."""

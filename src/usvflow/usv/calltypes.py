@@ -633,11 +633,11 @@ def export_session_spectrograms(summary_csv, memmap, out_npz, params: SpecParams
 
     def with_pngs():  # each spectrogram's PNG written as it passes (none kept in memory)
         for uid, s in zip(df["usv_id"], specs):
-            if png_dir is not None:
-                save_png(s, Path(png_dir) / f"{uid}.png")
+            save_png(s, Path(png_dir) / f"{uid}.png")
             yield s
 
-    save_spectrograms(out_npz, with_pngs(), df["usv_id"], p, sr, ch.astype(np.int64))
+    out = specs if png_dir is None else with_pngs()
+    save_spectrograms(out_npz, out, df["usv_id"], p, sr, ch.astype(np.int64))
     return len(df)
 
 
