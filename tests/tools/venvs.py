@@ -5,8 +5,8 @@ names and ``pip install`` of its pip part, and cached under ``$USVFLOW_TOOL_VENV
 ``~/.cache/usvflow/tool-venvs``) in a folder keyed by the file's SHA-256, so that editing the file
 builds a new venv and stale ones are removed. Large files identical to those of another cached venv
 (torch and its CUDA libraries) are hard-linked to them. A requirement installed from a git repository is taken from a
-source snapshot of the same commit in ``$USVFLOW_VENDOR_DIR`` (default ``../shared/vendor`` beside the
-clone) when one is there, for machines that reach only the package registries.
+source snapshot of the same commit in ``$USVFLOW_VENDOR_DIR`` (default ``tests/tools/data/vendor``, with its
+licence in the README there) when one is there, for machines that reach only the package registries.
 
 ``python -m tests.tools.venvs kilosort das ...`` builds (or finds) the venvs and prints their folders.
 """
@@ -37,7 +37,7 @@ def cache_dir() -> Path:
 
 def vendor_dir() -> Path:
     d = os.environ.get("USVFLOW_VENDOR_DIR")
-    return Path(d) if d else ROOT.parent / "shared" / "vendor"
+    return Path(d) if d else Path(__file__).parent / "data" / "vendor"
 
 
 def env_spec(tool: str) -> dict:
@@ -127,4 +127,5 @@ def venv(tool: str, log=sys.stderr) -> Path:
 
 if __name__ == "__main__":
     for name in sys.argv[1:]:
-        print(venv(name))
+        folder = venv(name)
+        print(folder, (folder / MARKER).read_text().strip(), flush=True)
