@@ -19,16 +19,18 @@ pytestmark = [pytest.mark.tools, pytest.mark.slow]
 
 TRAIN_SEED, TEST_SEED = 5, 6
 SNR = 5.0  # a call is labelled on a channel when its amplitude there is >= SNR x the channel's white-noise rms
-# a tiny TCN: a 2-layer conv frontend (4x downsampling), 2 TCN blocks of 16 filters; 3 epochs
+# a tiny TCN: a 2-layer conv frontend (4x downsampling), 2 TCN blocks of 16 filters; 8 epochs (~80 s on 2
+# cores; with 3, precision was 0.76-0.84)
 TRAIN_ARGS = ["--model-name", "tcn", "--nb-filters", "16", "--kernel-size", "16", "--nb-conv", "2",
-              "--nb-pre-conv", "2", "--nb-hist", "2048", "--batch-size", "32", "--nb-epoch", "3",
+              "--nb-pre-conv", "2", "--nb-hist", "2048", "--batch-size", "32", "--nb-epoch", "8",
               "--learning-rate", "0.005", "--seed", "1", "--no-version-data"]  # fmt: skip
 # mic index: m 0-11, s 12-23
 TRAIN_CHANNELS = {"train": (0, 3, 6, 9, 12, 15, 18, 21), "val": (1, 13)}
 # das segment_minlen: the simulator's shortest call (the config's 15-ms default drops the shortest calls)
 MINLEN_S = 0.005
-# measured (README): precision ~0.8, recall ~0.9; the issue aims at 0.8 for both
-FLOOR_PRECISION, FLOOR_RECALL = 0.7, 0.8
+# measured (README): precision 1.00, recall 0.88-0.92 (DAS's training is not reproducible run to run: the
+# weights differ with the same seed and data)
+FLOOR_PRECISION, FLOOR_RECALL = 0.8, 0.8
 
 
 def cohort(out, seed, seconds, stages):
