@@ -61,6 +61,23 @@ def _write_int16(path, x, fs=FS):
     return path
 
 
+def _piece(n_total, t0, d, f0, f1, env, fs=FS):
+    """A linear sweep f0 -> f1 of duration d starting at t0, amplitude env(t), in n_total samples."""
+    x = np.zeros(n_total)
+    n = int(d * fs)
+    t = np.arange(n) / fs
+    a = int(round(t0 * fs))
+    x[a : a + n] = env(t) * np.sin(2 * np.pi * (f0 * t + 0.5 * (f1 - f0) / d * t**2))
+    return x
+
+
+def _ramped(amp, d, r=0.001):
+    """Constant amplitude with raised-cosine onset/offset ramps of r seconds."""
+    return lambda t: amp * (
+        0.5 - 0.5 * np.cos(np.pi * np.clip(np.minimum(t / r, (d - t) / r), 0, 1))
+    )
+
+
 # ------------------------------------------------------------------------------------ semantics
 
 
@@ -326,12 +343,15 @@ def test_simulated_session_per_channel(sim_session):
     root, truth = sim_session
     assert len(truth["usvs"]) >= 15 and len(truth["clicks"]) >= 10
     df, s = evaluate_simulated(root, truth)
+    iou = s.pop("iou")
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}))
+    assert iou.size == s["tp"] and np.median(iou) >= 0.9 and np.mean(iou > 0.5) >= 0.98
     assert len(df) == 24
     assert s["n_detectable"] >= 300
     assert s["precision"] >= 0.95 and s["recall"] >= 0.95
-    assert abs(s["median_onset_error_s"]) <= 0.005 and abs(s["median_offset_error_s"]) <= 0.005
-    assert s["median_abs_onset_error_s"] <= 0.005 and s["median_abs_offset_error_s"] <= 0.005
+    # edges trimmed of what the score's smoothing adds: within a millisecond (untrimmed: ~1.3 ms)
+    assert abs(s["median_onset_error_s"]) <= 0.001 and abs(s["median_offset_error_s"]) <= 0.001
+    assert s["median_abs_onset_error_s"] <= 0.001 and s["median_abs_offset_error_s"] <= 0.001
     assert s["fp_clicks"] == 0 and s["n_clicks"] > 0
     assert math.isfinite(s["median_onset_error_s"])
 
@@ -405,3 +425,50 @@ def test_no_call_session_with_tones_and_clicks_yields_nothing(tmp_path):
     cand = [b - a for c, ss in zip(chans, eng.segments) if c not in tone_ch for a, b, *_ in ss]
     assert len(cand) >= 3 and max(cand) < eng.min_frames
     assert 0.007 < min_call_s(FS) < 0.0075
+
+
+# ------------------------------------------------------------------------------- gaps and edges
+
+
+def test_faded_stretch_is_bridged_distinct_calls_are_not():
+    """A call whose middle 30 ms fades to ~9 dB per-bin SNR breaks the continuation threshold; the
+    contour through the gap joins its two pieces. Two calls 25 ms apart whose frequencies meet, or
+    with a broadband burst between them, stay two."""
+    rng0 = np.random.default_rng(0)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        d = 0.100
+
+        def env(t, d=d):
+            return _ramped(300.0, d)(t) * np.where((t > 0.035) & (t < 0.065), 6.0 / 300.0, 1.0)
+
+        x = rng.standard_normal(FS) * 20 + _piece(FS, 0.4, d, 60e3, 70e3, env)
+        assert len(detect(x, FS)) == 1
+        # gap bridging off (fillgap_max_s = segment_fillgap): the call comes out in two pieces
+        assert len(detect(x, FS, {"fillgap_max_s": 0.015})) == 2
+
+        y = rng.standard_normal(FS) * 20
+        y += _piece(FS, 0.4, 0.04, 60e3, 70e3, _ramped(300.0, 0.04))
+        y += _piece(FS, 0.465, 0.04, 70e3, 80e3, _ramped(300.0, 0.04))
+        assert len(detect(y, FS)) == 2
+        burst = np.zeros(FS)
+        a = int(0.450 * FS)
+        burst[a : a + 250] = 2000 * _click(rng0, 0.001)
+        assert len(detect(y + burst, FS)) == 2
+
+
+def test_edges_follow_the_call_not_the_smoothing():
+    """Onset/offset of calls with 1-ms ramps at 3-150x the noise rms: median errors within 0.7 ms
+    (the 3-frame score smoothing alone would widen every call by about a frame on each side)."""
+    on, off = [], []
+    for seed in range(6):
+        for amp in (60.0, 300.0, 3000.0):
+            rng = np.random.default_rng(seed)
+            d = 0.03 + 0.005 * seed
+            t0 = 0.3 + 0.0003 * seed
+            x = rng.standard_normal(FS) * 20 + _piece(FS, t0, d, 50e3, 70e3, _ramped(amp, d))
+            (seg,) = detect(x, FS)
+            on.append(seg[0] - t0)
+            off.append(seg[1] - (t0 + int(d * FS) / FS))
+    assert abs(np.median(on)) <= 0.0007 and abs(np.median(off)) <= 0.0007
+    assert max(map(abs, on + off)) <= 0.0025

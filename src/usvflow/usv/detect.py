@@ -78,6 +78,11 @@ DAS_COLUMNS = ["name", "start_seconds", "stop_seconds"]
 _MEDIAN_SCALE = 1.0 / math.log(2.0)  # median of an exponential distribution -> mean
 _MEDIAN_STRIDE = 4
 CONFIDENCE_SCALE_DB = 2.0  # dB of peak ridge score per logistic unit of a call's confidence
+# white noise through the detector's STFT: the ridge-filtered, time-smoothed whitened power at one
+# bin divided by the median of its frame over the band has mean 1.04, and the mean of n consecutive
+# frames a standard deviation of 0.58 / sqrt(n) (n = 10-40; measured on 60 s)
+_PATH_NOISE_MEAN = 1.04
+_PATH_NOISE_STD = 0.58
 
 
 @dataclass(frozen=True)
@@ -102,12 +107,11 @@ class DetectParams:
     # on top of the window-derived minimum (longer than any sub-window sound)
     segment_minlen: float
     segment_fillgap: float
-    # gaps from segment_fillgap up to fillgap_max_s are filled when the ridge resumes within
-    # fillgap_df_hz of the frequency where it broke off (spectral continuity). Off by default
-    # (= segment_fillgap): it joined distinct calls 20-35 ms apart in simulated sessions
-    # (docs/detector.md)
-    fillgap_max_s: float = 0.015
-    fillgap_df_hz: float = 1_500.0
+    # gaps from segment_fillgap up to fillgap_max_s are filled when the contour goes on through the
+    # gap: the whitened score along the straight path from where the ridge broke off to where it
+    # resumes stands bridge_z noise standard deviations above what noise gives (docs/detector.md)
+    fillgap_max_s: float = 0.040
+    bridge_z: float = 4.0
     min_confidence: float = (
         0.5  # operating point: a call's peak score maps to its confidence (0.5 at thr_high_db)
     )
@@ -214,13 +218,26 @@ class _Engine:
         self.prev_tail: np.ndarray | None = (
             None  # last smooth//2 whitened rows of the previous block
         )
+        # gap bridging: frames of a gap that may be bridged, and the smoothed ridge-filtered band of
+        # the last frames of the previous blocks (a gap may begin there)
+        self.fill_frames = p.segment_fillgap * self.fs / self.hop
+        self.bridge_frames = p.fillgap_max_s * self.fs / self.hop
+        self.hist_len = (
+            int(math.ceil(self.bridge_frames)) + 2 if self.bridge_frames > self.fill_frames else 0
+        )
+        self.hist = np.zeros((n_ch, 0, self.nb), np.float32)
+        # unsmoothed ridge score of the last smooth // 2 frames of the previous block (edge trimming)
+        self.prev_raw = np.zeros((n_ch, 0), np.float32)
         # hysteresis state per channel: pending frames of an open run
         self.run_start = [-1] * n_ch  # global frame index where the open lo-run began (-1: none)
         self.run_peak = [0.0] * n_ch  # peak score of the open run's call-like-eligible frames
         self.run_f0 = [0] * n_ch  # ridge bin of the open run's first frame
         self.run_f1 = [0] * n_ch  # ridge bin of the last frame consumed (end of an open run)
-        # frame ranges [a, b) with peak score and ridge bins of the first and last frame
-        self.segments: list[list[tuple[int, int, float, int, int]]] = [[] for _ in range(n_ch)]
+        self.run_bridge = [False] * n_ch  # the open run continues the previous call's contour
+        self.run_a = [0] * n_ch  # first frame of the open run after edge trimming
+        # frame ranges [a, b) with peak score, ridge bins of the first and last frame, bridge flag and
+        # the range after edge trimming
+        self.segments: list[list[tuple]] = [[] for _ in range(n_ch)]
         self.frames_done = 0  # frames whose flags were consumed
 
     # -- input ---------------------------------------------------------------------------------
@@ -356,7 +373,72 @@ class _Engine:
             peak[ci, fi] = np.where(eligible, score[ci, fi], 0.0)
         else:
             peak = None
+        # R's row i + h is frame f0 + i: its unsmoothed ridge score is read at run edges (_raw_at)
+        self._R, self._T, self._T_f0 = R, T, f0
         self._hysteresis(f0, lo, peak, ridge_bin)
+        self.prev_raw = R[:, F : F + h].max(axis=2) if h else R[:, :0, 0]
+        if self.hist_len:
+            src = T if F >= self.hist_len else np.concatenate([self.hist, T], axis=1)
+            self.hist = src[:, src.shape[1] - self.hist_len :].copy()
+
+    # -- gap bridging and edges ---------------------------------------------------------------------
+    def _rows(self, ch: int, g0: int, g1: int) -> np.ndarray | None:
+        """Smoothed ridge-filtered band of global frames ``g0 .. g1 - 1`` (None if no longer held)."""
+        h0 = self._T_f0 - self.hist.shape[1]
+        if g0 < h0:
+            return None
+        parts = []
+        if g0 < self._T_f0:
+            parts.append(self.hist[ch, g0 - h0 : min(g1, self._T_f0) - h0])
+        if g1 > self._T_f0:
+            parts.append(self._T[ch, max(g0, self._T_f0) - self._T_f0 : g1 - self._T_f0])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _bridged(self, ch: int, ga: int, fa: int) -> bool:
+        """Does a run starting at frame ``ga`` on ridge bin ``fa`` continue the contour of the
+        channel's previous call across the gap? Only for gaps from ``segment_fillgap`` to
+        ``fillgap_max_s``: the gap's frames (less those the window and the smoothing touch from
+        either side) are read along the straight path between the two ridge bins; the path's score
+        over its frame's band median must stand ``bridge_z`` standard deviations above noise."""
+        if not self.hist_len or not self.segments[ch]:
+            return False
+        e, fb = self.segments[ch][-1][1], self.segments[ch][-1][4]
+        gap = ga - e
+        if gap < self.fill_frames or gap >= self.bridge_frames:
+            return False
+        edge = self.smooth // 2 + 1
+        g0, g1 = e + edge, ga - edge
+        n = g1 - g0
+        if n < 2:
+            return False
+        rows = self._rows(ch, g0, g1)
+        if rows is None:
+            return False
+        t = (np.arange(g0, g1) - (e - 1)) / (ga - (e - 1))
+        path = np.clip(np.rint(fb + (fa - fb) * t).astype(np.int64), 0, self.nb - 1)
+        ref = np.maximum(np.median(rows, axis=1), 1e-12)
+        v = float(np.mean(rows[np.arange(n), path] / ref))
+        return v >= _PATH_NOISE_MEAN + self.p.bridge_z * _PATH_NOISE_STD / math.sqrt(n)
+
+    def _raw_at(self, ch: int, g: int) -> float:
+        """Unsmoothed ridge score of global frame ``g`` (this block or the previous block's last
+        ``smooth // 2`` frames; inf elsewhere, which stops trimming)."""
+        i = g - self._T_f0
+        if 0 <= i < self._T.shape[1]:
+            return float(self._R[ch, i + self.smooth // 2].max())
+        j = i + self.prev_raw.shape[1]
+        return float(self.prev_raw[ch, j]) if 0 <= j < self.prev_raw.shape[1] else math.inf
+
+    def _trim_start(self, ch: int, ga: int, stop: int) -> int:
+        """First frame of a run starting at ``ga`` (and going on at least to ``stop``, exclusive)
+        once the frames that only the score's time smoothing lifted are dropped (at most
+        ``smooth // 2``): their own, unsmoothed ridge score is under the continuation threshold."""
+        ta = ga
+        for _ in range(self.smooth // 2):
+            if ta + 1 >= stop or self._raw_at(ch, ta) >= self.thr_lo:
+                break
+            ta += 1
+        return ta
 
     # -- hysteresis --------------------------------------------------------------------------------
     def _hysteresis(self, f0: int, lo: np.ndarray, peak, fbin: np.ndarray) -> None:
@@ -378,12 +460,14 @@ class _Engine:
             for k, (a, b) in enumerate(zip(starts, stops)):
                 m = float(pk[a:b].max())
                 ga, fa = f0 + a, int(fb[a])
-                if k == 0 and was_open:
-                    if a == 0:  # the open run goes on
-                        ga, fa = self.run_start[ch], self.run_f0[ch]
-                        m = max(m, self.run_peak[ch])
-                    else:  # it ended at the block edge
+                if k == 0 and was_open and a == 0:  # the open run goes on
+                    ga, fa = self.run_start[ch], self.run_f0[ch]
+                    m = max(m, self.run_peak[ch])
+                else:
+                    if k == 0 and was_open:  # it ended at the block edge
                         self._emit(ch, self.run_start[ch], f0)
+                    self.run_bridge[ch] = self._bridged(ch, ga, fa)
+                    self.run_a[ch] = self._trim_start(ch, ga, f0 + b)
                 self.run_start[ch], self.run_peak[ch], self.run_f0[ch] = ga, m, fa
                 self.run_f1[ch] = int(fb[b - 1])
                 if b < F:
@@ -392,7 +476,23 @@ class _Engine:
 
     def _emit(self, ch: int, a: int, b: int) -> None:
         if self.run_peak[ch] >= self.thr_hi:
-            self.segments[ch].append((a, b, self.run_peak[ch], self.run_f0[ch], self.run_f1[ch]))
+            ta, tb = self.run_a[ch], b
+            for _ in range(self.smooth // 2):  # trim the end as the start (_trim_start)
+                if tb - 1 <= ta or self._raw_at(ch, tb - 1) >= self.thr_lo:
+                    break
+                tb -= 1
+            self.segments[ch].append(
+                (
+                    a,
+                    b,
+                    self.run_peak[ch],
+                    self.run_f0[ch],
+                    self.run_f1[ch],
+                    self.run_bridge[ch],
+                    ta,
+                    tb,
+                )
+            )
         self.run_start[ch], self.run_peak[ch] = -1, 0.0
 
     def _close_runs(self) -> None:
@@ -406,25 +506,40 @@ class _Engine:
         self._compute_blocks(final=True)
         out = []
         half = self.hop / 2
-        df = self.fs / self.nfft
         p = self.p
         for ch in range(self.n_ch):
-            # gap filling: gaps shorter than segment_fillgap always (DAS semantics), longer ones up to
-            # fillgap_max_s when the ridge resumes within fillgap_df_hz of where it broke off
+            # gap filling: gaps shorter than segment_fillgap always (DAS semantics) ...
             merged: list[list] = []
-            for a, b, pk, fa, fb in sorted(self.segments[ch]):
+            for a, b, pk, _, _, bridged, ta, tb in sorted(self.segments[ch]):
                 gap = (a - merged[-1][1]) * self.hop / self.fs if merged else math.inf
-                if merged and (gap < p.segment_fillgap or (gap < p.fillgap_max_s and abs(fa - merged[-1][4]) * df
-                                                     <= p.fillgap_df_hz)):  # fmt: skip
+                if merged and gap < p.segment_fillgap:
                     last = merged[-1]
-                    last[1], last[2], last[4] = max(last[1], b), max(last[2], pk), fb
+                    last[1], last[2], last[4] = max(last[1], b), max(last[2], pk), max(last[4], tb)
                     last[5] += b - a
                 else:
-                    merged.append([a, b, pk, fa, fb, b - a])
+                    merged.append([a, b, pk, ta, tb, b - a, bridged])
+            # ... and gaps up to fillgap_max_s between two calls when the contour goes on through the
+            # gap (_bridged): bridging joins calls, it never makes one of pieces too short to count
+            joined: list[list] = []
+            for m in merged:
+                last = joined[-1] if joined else None
+                if (last is not None and m[6] and (m[0] - last[1]) * self.hop / self.fs < p.fillgap_max_s
+                        and min(m[5], last[5]) >= self.min_frames):  # fmt: skip
+                    last[1], last[2], last[4], last[5] = (
+                        m[1],
+                        max(last[2], m[2]),
+                        m[4],
+                        last[5] + m[5],
+                    )
+                else:
+                    joined.append(m)
+            merged = joined
             segs = []
-            for a, b, pk, _, _, active in merged:
-                t0 = (a * self.hop + self.nfft / 2 - half) / self.fs
-                t1 = ((b - 1) * self.hop + self.nfft / 2 + half) / self.fs
+            for _, _, pk, ta, tb, active, _ in merged:
+                # times from the trimmed frames: half a hop before the first one's centre, half a
+                # hop after the last one's
+                t0 = (ta * self.hop + self.nfft / 2 - half) / self.fs
+                t1 = ((tb - 1) * self.hop + self.nfft / 2 + half) / self.fs
                 # a call holds more frames above threshold than any sound shorter than the window can
                 # make (gap filling may join pieces, but the filled frames do not count)
                 if active < self.min_frames or t1 - t0 < p.segment_minlen - 1e-9:
