@@ -150,6 +150,9 @@ def simulated_family(
             truth = _simulate(folder, seed, seconds, settings)
             _, s = evaluate_simulated(folder, truth, params)
             out.append({"seed": seed, "settings": settings, **s})
+            iou = s["iou"]
+            out[-1]["iou"] = _iou_summary(iou)
+            out[-1]["iou_values"] = iou
     return out
 
 
@@ -196,6 +199,23 @@ def noise_rate(n: int = 2, seconds: float = 10.0, seed0: int = 9101, hpss_channe
     }
 
 
+def _iou_summary(iou: np.ndarray) -> dict:
+    """10th percentile, quartile, median and share above 0.5 of matched pairs' IoU."""
+    if not iou.size:
+        return {"n": 0}
+    q = np.quantile(iou, [0.1, 0.25, 0.5])
+    return {"n": int(iou.size), "p10": float(q[0]), "p25": float(q[1]), "median": float(q[2]),
+            "share_over_half": float(np.mean(iou > 0.5))}  # fmt: skip
+
+
+def _iou_line(iou: np.ndarray) -> str:
+    s = _iou_summary(iou)
+    if not s["n"]:
+        return "IoU of matched pairs: none"
+    return (f"IoU of matched pairs: 10% {s['p10']:.2f}, 25% {s['p25']:.2f}, median {s['median']:.2f}, "
+            f"share > 0.5 {s['share_over_half']:.3f} (n={s['n']})")  # fmt: skip
+
+
 def _row(name, s, extra="") -> str:
     return (f"{name[:34]:34s} {s.n_labels:5d} {s.n_detections:5d} {s.precision:6.3f} {s.recall:6.3f} {s.f1:6.3f} "
             f"{s.precision_iou:6.3f} {s.recall_iou:6.3f} {s.f1_iou:6.3f} {extra}")  # fmt: skip
@@ -219,9 +239,7 @@ def protocol_report(real_roots=None, n_sim: int = 3, sim_seconds: float = 2.0, n
         lines.append(_row("HELD-OUT POOLED", r["held_out"]))
         iou = r["iou"]
         if iou.size:
-            q = np.quantile(iou, [0.1, 0.25, 0.5])
-            lines.append(f"IoU of matched pairs: 10% {q[0]:.2f}, 25% {q[1]:.2f}, median {q[2]:.2f}, "
-                         f"share > 0.5 {np.mean(iou > 0.5):.3f} (n={iou.size})")  # fmt: skip
+            lines.append(_iou_line(iou))
         lines += ["defaults (fixed in advance, no fitting):", head]
         for k, s in r["fixed"].items():
             lines.append(_row(k, s))
@@ -250,6 +268,9 @@ def protocol_report(real_roots=None, n_sim: int = 3, sim_seconds: float = 2.0, n
         pooled = {"precision": (nd - fp) / nd if nd else 1.0, "recall": tp / nt if nt else 1.0}
         lines.append(f"{'pooled':>6s} {'':9s} {'':10s} {'':5s} {nt:10d} {pooled['precision']:6.3f} "
                      f"{pooled['recall']:6.3f} {fp:4d}")  # fmt: skip
+        iou = np.concatenate([s.pop("iou_values") for s in fam])
+        lines.append(_iou_line(iou) + " (detectable channel-calls)")
+        pooled["iou"] = _iou_summary(iou)
         res["simulated"] = {"sessions": fam, "pooled": pooled}
     if n_noise > 0:
         nr = noise_rate(n_noise, noise_seconds, hpss_channels=hpss_channels, params=params)

@@ -490,7 +490,8 @@ def evaluate_simulated(session_dir: str | os.PathLike, truth: dict, params=None,
     matched detectable calls.
 
     Returns ``(per_channel DataFrame, summary dict)``; the summary pools all channels: ``precision``,
-    ``recall``, ``median_onset_error_s``, ``median_offset_error_s``, ``median_abs_*``, ``n_*``.
+    ``recall``, ``median_onset_error_s``, ``median_offset_error_s``, ``median_abs_*``, ``n_*`` and
+    ``iou`` (array: the IoU of every matched pair).
     """
     import pandas as pd
     import soundfile as sf
@@ -499,7 +500,7 @@ def evaluate_simulated(session_dir: str | os.PathLike, truth: dict, params=None,
     from .detect import detect_array
 
     session_dir = Path(session_dir)
-    rows, ons, offs = [], [], []
+    rows, ons, offs, ious = [], [], [], []
     for dev in devices:
         names = truth["devices"][dev]["files"]
         x = np.concatenate([sf.read(session_dir / "audio" / "original_mc" / nm, dtype="float32", always_2d=True)[0]
@@ -524,8 +525,12 @@ def evaluate_simulated(session_dir: str | os.PathLike, truth: dict, params=None,
                 (tr["clicks"][:, 0] < det[i, 1]) & (tr["clicks"][:, 1] > det[i, 0])))  # fmt: skip
             if pairs_d:
                 i, jx = np.asarray(pairs_d).T
-                ons.append(det[i, 0] - tr["detectable"][jx, 0])
-                offs.append(det[i, 1] - tr["detectable"][jx, 1])
+                lab = tr["detectable"][jx]
+                ons.append(det[i, 0] - lab[:, 0])
+                offs.append(det[i, 1] - lab[:, 1])
+                inter = np.minimum(det[i, 1], lab[:, 1]) - np.maximum(det[i, 0], lab[:, 0])
+                union = np.maximum(det[i, 1], lab[:, 1]) - np.minimum(det[i, 0], lab[:, 0])
+                ious.append(inter / np.maximum(union, 1e-12))
             rows.append({"device": dev, "channel": c + 1, "n_detectable": len(tr["detectable"]),
                          "n_heard": len(tr["all"]), "n_detections": len(det), "tp": len(pairs_d),
                          "tp_weak": len(pairs_w), "fp": len(fp_idx), "fp_clicks": fp_clicks,
@@ -549,5 +554,7 @@ def evaluate_simulated(session_dir: str | os.PathLike, truth: dict, params=None,
         "median_offset_error_s": float(np.median(off)) if off.size else math.nan,
         "median_abs_onset_error_s": float(np.median(np.abs(on))) if on.size else math.nan,
         "median_abs_offset_error_s": float(np.median(np.abs(off))) if off.size else math.nan,
+        # IoU of every matched (detection, detectable call) pair
+        "iou": np.concatenate(ious) if ious else np.zeros(0),
     }
     return df, summary
