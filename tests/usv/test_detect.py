@@ -472,3 +472,31 @@ def test_edges_follow_the_call_not_the_smoothing():
             off.append(seg[1] - (t0 + int(d * FS) / FS))
     assert abs(np.median(on)) <= 0.0007 and abs(np.median(off)) <= 0.0007
     assert max(map(abs, on + off)) <= 0.0025
+
+
+def test_path_noise_statistics_of_the_bridge():
+    """The bridge's noise model: on white noise, the path score (ridge-filtered, smoothed whitened
+    power at a bin over its frame's band median) has mean _PATH_NOISE_MEAN and n-frame means a
+    standard deviation of about _PATH_NOISE_STD / sqrt(n); no bridge is built across noise."""
+    from usvflow.usv.detect import _PATH_NOISE_MEAN, _PATH_NOISE_STD
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(20 * FS).astype(np.float32) * 20
+    eng = _Engine(FS, 1, DetectParams())
+    ratios = []
+    orig = eng._features
+
+    def spy(f0, P, clipped, floor, nxt):
+        orig(f0, P, clipped, floor, nxt)
+        ratios.append(eng._T[0] / np.median(eng._T[0], axis=1, keepdims=True))
+
+    eng._features = spy
+    eng.feed(x)
+    eng.finish()
+    c = np.concatenate(ratios[3:-3])  # blocks with a two-sided noise floor
+    assert abs(c.mean() - _PATH_NOISE_MEAN) < 0.02
+    n = 16
+    m = c[: c.shape[0] // n * n].reshape(-1, n, c.shape[1]).mean(axis=1)
+    assert abs(m.std() * math.sqrt(n) - _PATH_NOISE_STD) < 0.06
+    # the bridge threshold over 16 frames (a ~20-ms gap) lies beyond 99.9 % of noise paths
+    assert np.mean(m >= _PATH_NOISE_MEAN + 4.0 * _PATH_NOISE_STD / math.sqrt(n)) < 1e-3

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from usvflow.cli import main
-from usvflow.usv.protocol import DEFAULT_REAL, find_labelled, iou_of_pairs, loro_real
+from usvflow.usv.protocol import DEFAULT_REAL, GRID_DB, find_labelled, iou_of_pairs, loro_real
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "usv-audio"
 
@@ -28,10 +28,11 @@ def test_leave_one_recording_out_on_real_data():
     r = loro_real(find_labelled([REAL]))
     assert [f["held_out"] for f in r["folds"]] == ["1/rec_1.wav", "2/rec_2.wav", "3/rec_3.wav"]
     # the operating point is chosen on the other recordings only, from the grid
-    assert all(f["thr_high_db"] in (10, 11, 12, 13, 14) for f in r["folds"])
+    assert all(f["thr_high_db"] in GRID_DB for f in r["folds"])
     h = r["held_out"]
     assert h.n_labels == 96
-    assert h.f1 >= 0.98 and h.f1_iou >= 0.95, h
+    # 1.000 / 1.000 today (one call split by a broadband burst before gap bridging: 0.995 / 0.984)
+    assert h.f1 >= 0.99 and h.f1_iou >= 0.98, h
     assert r["fixed_pooled"].f1 >= 0.98
     assert r["iou"].size == h.tp and np.median(r["iou"]) > 0.8
 
@@ -51,3 +52,5 @@ def test_protocol_cli_prints_all_three_parts(tmp_path, capsys):
         and res["simulated"]["pooled"]["recall"] >= 0.95
     )
     assert res["noise"]["per_channel_minute"] == 0.0
+    assert "IoU of matched pairs" in text.split("SIMULATED FAMILY")[1]
+    assert res["simulated"]["pooled"]["iou"]["median"] > 0.9

@@ -40,7 +40,7 @@ __all__ = [
     "protocol_report",
 ]
 
-GRID_DB = (10.0, 11.0, 12.0, 13.0, 14.0)
+GRID_DB = (10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0)
 DEFAULT_REAL = Path(__file__).resolve().parents[3] / "tests" / "data" / "usv-audio"
 
 
