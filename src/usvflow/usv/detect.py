@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 import scipy.fft as sfft
 import soundfile as sf
+from scipy.ndimage import median_filter
 
 from ..io.atomic import InputError, atomic_path
 from ..io.config import defaults_from_schema
@@ -104,6 +105,12 @@ class DetectParams:
     conc_min: float = 0.5
     broad_z: float = 3.0
     guard_hz: float = 10_000.0
+    # a stationary line: a bin whose noise floor stands line_db above the median floor within
+    # +-line_hz; the score of a frame whose ridge sits on one (+-1 bin) counts line_margin_db less
+    # (a line's level fluctuations are correlated in time, unlike noise's)
+    line_db: float = 3.0
+    line_hz: float = 5_000.0
+    line_margin_db: float = 10.0
     # on top of the window-derived minimum (longer than any sub-window sound)
     segment_minlen: float
     segment_fillgap: float
@@ -200,6 +207,9 @@ class _Engine:
             p.thr_high_db + CONFIDENCE_SCALE_DB * math.log(mc / (1 - mc)), p.thr_low_db
         )
         self.thr_hi = 10 ** (self.emit_db / 10)
+        self.line_ratio = 10 ** (p.line_db / 10)
+        self.line_w = 2 * int(round(p.line_hz / df)) + 1
+        self.line_pen = np.float32(10 ** (p.line_margin_db / 10))
         # physical minimum: a sound no longer than one window touches (2 nfft - 2) // hop + 1 frames,
         # which the score smoothing widens by smooth - 1; a call must be longer than that
         self.min_frames = (2 * self.nfft - 2) // self.hop + 1 + (self.smooth - 1) + 1
@@ -304,6 +314,9 @@ class _Engine:
         while self.blocks and (len(self.blocks) > self.ctx or final):
             pcts = list(self.past_pct) + [b[3] for b in list(self.blocks)[: self.ctx + 1]]
             floor = np.median(np.stack(pcts), axis=0)  # (n_ch, nx)
+            # stationary lines from the floor before its lower bound (after HPSS a weak tone can
+            # stand above digital silence and still below the bound)
+            self._line = self._line_bins(floor)
             np.maximum(floor, self.floor_min, out=floor)  # digital silence
             f0, P, clipped, pct = self.blocks[0]
             nxt = self.blocks[1][1] if len(self.blocks) > 1 else None
@@ -365,12 +378,16 @@ class _Engine:
             spread = np.maximum(out - self.p.broad_z * sigma, 0.0)
             conc = inside / np.maximum(inside + spread, 1e-12)
             narrow = (conc >= self.p.conc_min) & (inside > 0)
+            # a frame whose ridge sits on a stationary line counts line_margin_db less, both to
+            # continue and to start a call
+            sc = score[ci, fi] / np.where(self._line[ci, pk - self.g], self.line_pen, 1.0)
+            narrow &= sc >= self.thr_lo
             lo[ci, fi] = narrow
             eligible = narrow.copy()
             if clipped is not None:
                 eligible &= ~clipped[ci, fi]
             peak = np.zeros(score.shape, np.float32)  # score of frames that may make a call
-            peak[ci, fi] = np.where(eligible, score[ci, fi], 0.0)
+            peak[ci, fi] = np.where(eligible, sc, 0.0)
         else:
             peak = None
         # R's row i + h is frame f0 + i: its unsmoothed ridge score is read at run edges (_raw_at)
@@ -380,6 +397,16 @@ class _Engine:
         if self.hist_len:
             src = T if F >= self.hist_len else np.concatenate([self.hist, T], axis=1)
             self.hist = src[:, src.shape[1] - self.hist_len :].copy()
+
+    def _line_bins(self, floor: np.ndarray) -> np.ndarray:
+        """``(n_ch, nb)``: band bins on or next to a stationary line (a bin whose floor stands
+        ``line_db`` above the median floor of the bins within ``line_hz``)."""
+        fl = floor[:, self.g : self.g + self.nb]
+        ref = median_filter(fl, size=(1, self.line_w), mode="nearest")
+        line = (fl >= ref * self.line_ratio) & (fl > 0)
+        line[:, 1:] |= line[:, :-1].copy()
+        line[:, :-1] |= line[:, 1:].copy()
+        return line
 
     # -- gap bridging and edges ---------------------------------------------------------------------
     def _rows(self, ch: int, g0: int, g1: int) -> np.ndarray | None:
