@@ -15,7 +15,9 @@ def test_no_call_session_gives_no_usv(tmp_path):
     from usvflow.simulate.cohort import simulate_cohort
     from usvflow.usv.curate import read_summary
 
-    simulate_cohort(tmp_path, sessions=1, seconds=4.0, seed=0, calibration=False, calls_per_minute=0)
+    simulate_cohort(
+        tmp_path, sessions=1, seconds=4.0, seed=0, calibration=False, calls_per_minute=0
+    )
     cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
     cfg["stages"] = ["video", "audio", "usv"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
