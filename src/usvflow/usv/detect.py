@@ -24,11 +24,17 @@ an ultrasonic microphone: a *narrow-band* ridge in the 30–120 kHz band that st
 5. **Hysteresis**: a segment is a maximal run of narrow-band frames with ridge score
    ``>= thr_low_db`` that contains at least one *call-like* frame: score ``>= thr_high_db``,
    narrow-band and free of clipped samples (``clip_level``; automatic for integer-PCM files).
-6. **DAS semantics** (``segment_fillgap`` / ``segment_minlen``): gaps shorter than ``segment_fillgap``
-   are filled, then segments shorter than ``segment_minlen`` are dropped.
+6. **Stationary lines**: a frame whose ridge sits on a bin whose floor stands ``line_db`` above its
+   ``+- line_hz`` neighbourhood counts ``line_margin_db`` less (a tone's level fluctuations after
+   HPSS are correlated in time, unlike noise).
+7. **DAS semantics** (``segment_fillgap`` / ``segment_minlen``): gaps shorter than ``segment_fillgap``
+   are filled; a call must hold more frames above threshold than a sub-window sound can make.
+8. **Bridging**: two calls up to ``fillgap_max_s`` apart are joined when the contour goes on through
+   the gap (the whitened score along the straight path between the two ridge bins stands
+   ``bridge_z`` noise standard deviations above white noise's).
 
 A segment spans from half a hop before the centre of its first frame to half a hop after the
-centre of its last one. Audio is read and processed in blocks (memory does not grow with the file
+centre of its last one, once the frames only the score's smoothing lifted are trimmed. Audio is read and processed in blocks (memory does not grow with the file
 length apart from the list of segments); every channel of a multichannel file is detected on its
 own in the same pass.
 
