@@ -517,3 +517,15 @@ def test_hpss_tone_channel_specks_are_not_calls():
     assert r["per_channel_minute"] == 0.0 and r["per_channel_minute_hpss"] == 0.0
     r0 = noise_rate(1, 10.0, seed0=9102, hpss_channels=2, params={"line_margin_db": 0.0})
     assert r0["per_channel_minute_hpss"] > 3.0
+
+
+def test_dense_calls_through_hpss_stay_apart(tmp_path):
+    """Through the workflow's HPSS + FIR, the silence between calls is digital silence under the
+    floor's lower bound: it must not read as a contour that bridges calls 20-40 ms apart (it did
+    when the path's reference was the frame's band median alone: recall 0.75)."""
+    from usvflow.usv.protocol import _simulate, score_hpss_channels
+
+    truth = _simulate(tmp_path / "s", 5, 3.0, {"calls_per_minute": 600.0, "clicks_per_minute": 6.0})
+    r = score_hpss_channels(tmp_path / "s", truth, [0, 1, 2])
+    assert r["n_detectable"] >= 100
+    assert r["recall"] >= 0.99 and r["precision"] >= 0.98, r

@@ -90,6 +90,9 @@ CONFIDENCE_SCALE_DB = 2.0  # dB of peak ridge score per logistic unit of a call'
 # frames a standard deviation of 0.58 / sqrt(n) (n = 10-40; measured on 60 s)
 _PATH_NOISE_MEAN = 1.04
 _PATH_NOISE_STD = 0.58
+# ... and the band median itself is 2.25 there: the reference never falls below it, so a frame of
+# digital silence (HPSS output under the floor's lower bound, whitened power ~0) offers no contour
+_PATH_REF_MIN = 2.25
 
 
 @dataclass(frozen=True)
@@ -449,7 +452,7 @@ class _Engine:
             return False
         t = (np.arange(g0, g1) - (e - 1)) / (ga - (e - 1))
         path = np.clip(np.rint(fb + (fa - fb) * t).astype(np.int64), 0, self.nb - 1)
-        ref = np.maximum(np.median(rows, axis=1), 1e-12)
+        ref = np.maximum(np.median(rows, axis=1), _PATH_REF_MIN)
         v = float(np.mean(rows[np.arange(n), path] / ref))
         return v >= _PATH_NOISE_MEAN + self.p.bridge_z * _PATH_NOISE_STD / math.sqrt(n)
 

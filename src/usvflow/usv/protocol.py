@@ -135,10 +135,54 @@ def _simulate(folder: Path, seed: int, seconds: float, settings: dict) -> dict:
     return json.loads(json.dumps(truth))
 
 
-def simulated_family(
-    n: int = 3, seconds: float = 2.0, seed0: int = 9001, params=None, workdir=None
-) -> list[dict]:
-    """Per session: its seed, drawn settings and the summary of :func:`evaluate_simulated`."""
+def _hpss_chain(folder: Path, truth: dict, chans: list[int]) -> tuple[np.ndarray, float]:
+    """Channels ``chans`` of device m through the workflow's own HPSS + 30-kHz FIR, as int16 values."""
+    import soundfile as sf
+
+    from ..audio.highpass import design_sinc, fir_filter_array
+    from ..audio.hpss import hpss_chunked
+
+    fs = truth["devices"]["m"]["nominal_rate_hz"]
+    files = [folder / "audio" / "original_mc" / f for f in truth["devices"]["m"]["files"]]
+    x = np.concatenate([sf.read(f, dtype="int16", always_2d=True)[0] for f in files])
+    taps = design_sinc(fs, hp_hz=30000, lp_hz=0, atten_db=122)
+    y = np.stack([np.clip(np.round(fir_filter_array(hpss_chunked(x[:, c].astype(np.float32)), taps)),
+                          -32768, 32767) for c in chans], axis=1)  # fmt: skip
+    return y, float(fs)
+
+
+def _detect_hpss(y: np.ndarray, fs: float, params) -> list:
+    from .detect import detect_array
+
+    return detect_array(y, fs, {"clip_level": 32767.0, "min_noise_rms": 4.0, **(params or {})})
+
+
+def score_hpss_channels(folder: Path, truth: dict, chans: list[int], params=None) -> dict:
+    """Detection through the workflow's HPSS + FIR chain on channels ``chans`` of device m, scored
+    per channel as :func:`~usvflow.usv.score.evaluate_simulated` scores its high-passed channels."""
+    from .score import match_intervals, simulated_channel_truth
+
+    y, fs = _hpss_chain(folder, truth, chans)
+    n_det = tp = fp = nd = 0
+    for c, ss in zip(chans, _detect_hpss(y, fs, params)):
+        det = np.asarray(ss, dtype=np.float64).reshape(-1, 2)
+        tr = simulated_channel_truth(truth, "m", c)
+        pairs = match_intervals(det, tr["detectable"])
+        matched = {i for i, _ in pairs}
+        rest = [i for i in range(len(det)) if i not in matched]
+        weak = tr["all"][~tr["detectable_mask"]]
+        pw = match_intervals(det[rest], weak) if rest else []
+        fp += len(rest) - len(pw)
+        n_det, tp, nd = n_det + len(det), tp + len(pairs), nd + len(tr["detectable"])
+    return {"channels": len(chans), "n_detectable": nd, "n_detections": n_det, "tp": tp, "fp": fp,
+            "precision": (n_det - fp) / n_det if n_det else 1.0, "recall": tp / nd if nd else 1.0}  # fmt: skip
+
+
+def simulated_family(n: int = 3, seconds: float = 2.0, seed0: int = 9001, params=None, workdir=None,
+                     hpss_channels: int = 0) -> list[dict]:  # fmt: skip
+    """Per session: its seed, drawn settings and the summary of :func:`evaluate_simulated`; with
+    ``hpss_channels`` > 0 also ``hpss``: that many channels of device m through the workflow's HPSS +
+    FIR chain (:func:`score_hpss_channels`)."""
     from .score import evaluate_simulated
 
     out = []
@@ -153,6 +197,9 @@ def simulated_family(
             iou = s["iou"]
             out[-1]["iou"] = _iou_summary(iou)
             out[-1]["iou_values"] = iou
+            if hpss_channels > 0:
+                chans = list(range(min(hpss_channels, len(truth["noise"]["m"]))))
+                out[-1]["hpss"] = score_hpss_channels(folder, truth, chans, params)
     return out
 
 
@@ -160,11 +207,6 @@ def noise_rate(n: int = 2, seconds: float = 10.0, seed0: int = 9101, hpss_channe
                workdir=None) -> dict:  # fmt: skip
     """False detections per channel-minute in sessions without calls (high-passed channels, all 24;
     and through HPSS + FIR on ``hpss_channels`` channels of device m per session, tone channels first)."""
-    import soundfile as sf
-
-    from ..audio.highpass import design_sinc, fir_filter_array
-    from ..audio.hpss import hpss_chunked
-    from .detect import detect_array
     from .score import evaluate_simulated
 
     det_hp = ch_min_hp = det_hpss = ch_min_hpss = 0.0
@@ -180,17 +222,12 @@ def noise_rate(n: int = 2, seconds: float = 10.0, seed0: int = 9101, hpss_channe
             ch_min_hp += len(df) * seconds / 60
             if hpss_channels <= 0:
                 continue
-            fs = truth["devices"]["m"]["nominal_rate_hz"]
-            files = [folder / "audio" / "original_mc" / f for f in truth["devices"]["m"]["files"]]
-            x = np.concatenate([sf.read(f, dtype="int16", always_2d=True)[0] for f in files])
+            n_ch = len(truth["noise"]["m"])
             tones = [c for c, p in enumerate(truth["noise"]["m"]) if p["tones"]]
-            chans = (tones + [c for c in range(x.shape[1]) if c not in tones])[:hpss_channels]
-            taps = design_sinc(fs, hp_hz=30000, lp_hz=0, atten_db=122)
-            y = np.stack([np.clip(np.round(fir_filter_array(hpss_chunked(x[:, c].astype(np.float32)), taps)),
-                                  -32768, 32767) for c in chans], axis=1)  # fmt: skip
-            p = {"clip_level": 32767.0, "min_noise_rms": 4.0, **(params or {})}
-            det_hpss += sum(len(s) for s in detect_array(y, fs, p))
-            ch_min_hpss += len(chans) * x.shape[0] / fs / 60
+            chans = (tones + [c for c in range(n_ch) if c not in tones])[:hpss_channels]
+            y, fs = _hpss_chain(folder, truth, chans)
+            det_hpss += sum(len(s) for s in _detect_hpss(y, fs, params))
+            ch_min_hpss += len(chans) * y.shape[0] / fs / 60
     return {
         "per_channel_minute": det_hp / ch_min_hp if ch_min_hp else math.nan,
         "channel_minutes": ch_min_hp,
@@ -251,23 +288,36 @@ def protocol_report(real_roots=None, n_sim: int = 3, sim_seconds: float = 2.0, n
     else:
         lines.append("REAL RECORDINGS: none found (" + ", ".join(map(str, roots)) + ")")
     if n_sim > 0:
-        fam = simulated_family(n_sim, sim_seconds, params=params)
-        lines += ["", f"SIMULATED FAMILY ({n_sim} sessions x {sim_seconds:g} s, 24 channels, fresh seeds; recall over "
-                  "calls >= 3x the channel noise)",
+        fam = simulated_family(n_sim, sim_seconds, params=params, hpss_channels=hpss_channels)
+        hp = hpss_channels > 0
+        lines += ["", f"SIMULATED FAMILY ({n_sim} sessions x {sim_seconds:g} s, 24 channels high-passed"
+                  + (f", {hpss_channels} of them also through HPSS + FIR" if hp else "")
+                  + ", fresh seeds; recall over calls >= 3x the channel noise)",
                   f"{'seed':>6s} {'calls/min':>9s} {'clicks/min':>10s} {'clip':>5s} {'detectable':>10s} {'P':>6s} "
-                  f"{'R':>6s} {'FP':>4s} {'FP clicks':>9s}"]  # fmt: skip
+                  f"{'R':>6s} {'FP':>4s} {'FP clicks':>9s}" + (f" {'HPSS P':>7s} {'HPSS R':>7s}" if hp else "")]  # fmt: skip
         for s in fam:
             st = s["settings"]
             lines.append(f"{s['seed']:6d} {st['calls_per_minute']:9.0f} {st['clicks_per_minute']:10.0f} "
                          f"{'yes' if st['amp_range_lsb'][1] > 32767 else 'no':>5s} {s['n_detectable']:10d} "
-                         f"{s['precision']:6.3f} {s['recall']:6.3f} {s['fp']:4d} {s['fp_clicks']:9d}")  # fmt: skip
+                         f"{s['precision']:6.3f} {s['recall']:6.3f} {s['fp']:4d} {s['fp_clicks']:9d}"
+                         + (f" {s['hpss']['precision']:7.3f} {s['hpss']['recall']:7.3f}" if hp else ""))  # fmt: skip
         nd = sum(s["n_detections"] for s in fam)
         fp = sum(s["fp"] for s in fam)
         tp = sum(s["tp"] for s in fam)
         nt = sum(s["n_detectable"] for s in fam)
         pooled = {"precision": (nd - fp) / nd if nd else 1.0, "recall": tp / nt if nt else 1.0}
+        extra = ""
+        if hp:
+            h = {
+                k: sum(s["hpss"][k] for s in fam)
+                for k in ("n_detections", "fp", "tp", "n_detectable")
+            }
+            pooled["hpss"] = {"precision": (h["n_detections"] - h["fp"]) / h["n_detections"] if h["n_detections"] else 1.0,
+                              "recall": h["tp"] / h["n_detectable"] if h["n_detectable"] else 1.0,
+                              "n_detectable": h["n_detectable"]}  # fmt: skip
+            extra = f" {pooled['hpss']['precision']:7.3f} {pooled['hpss']['recall']:7.3f}"
         lines.append(f"{'pooled':>6s} {'':9s} {'':10s} {'':5s} {nt:10d} {pooled['precision']:6.3f} "
-                     f"{pooled['recall']:6.3f} {fp:4d}")  # fmt: skip
+                     f"{pooled['recall']:6.3f} {fp:4d} {'':9s}" + extra)  # fmt: skip
         iou = np.concatenate([s.pop("iou_values") for s in fam])
         lines.append(_iou_line(iou) + " (detectable channel-calls)")
         pooled["iou"] = _iou_summary(iou)
