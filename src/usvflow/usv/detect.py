@@ -34,9 +34,9 @@ an ultrasonic microphone: a *narrow-band* ridge in the 30–120 kHz band that st
    ``bridge_z`` noise standard deviations above white noise's).
 
 A segment spans from half a hop before the centre of its first frame to half a hop after the
-centre of its last one, once the frames only the score's smoothing lifted are trimmed. Audio is read and processed in blocks (memory does not grow with the file
-length apart from the list of segments); every channel of a multichannel file is detected on its
-own in the same pass.
+centre of its last one, once the frames only the score's smoothing lifted are trimmed. Audio is
+read and processed in blocks (memory does not grow with the file length apart from the list of
+segments); every channel of a multichannel file is detected on its own in the same pass.
 
 Public API: :class:`DetectParams`, :func:`detect`, :func:`detect_file`, :func:`write_das_csv`,
 :func:`main_detect` (``usvflow detect-usvs``).
