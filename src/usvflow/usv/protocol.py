@@ -89,9 +89,7 @@ def loro_real(recordings, grid_db=GRID_DB, default_db: float = 12.0, params: dic
     from .detect import DetectParams
 
     if default_fillgap is None:
-        default_fillgap = float(
-            (params or {}).get("segment_fillgap", DetectParams().segment_fillgap)
-        )
+        default_fillgap = DetectParams().updated(**(params or {})).segment_fillgap
     default = (float(default_db), float(default_fillgap))
     grid = sorted({(float(t), float(g)) for t in grid_db for g in grid_fillgap} | {default})
     labs = {k: read_intervals(lab) for k, _, lab in recordings}
