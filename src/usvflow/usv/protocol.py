@@ -4,15 +4,16 @@ Three parts, reported separately (docs/detector.md, "Evaluation protocol"):
 
 1. **Real recordings, leave one recording out.** Every labelled recording found (a ``*.wav`` with a
    ``gt_<key>.csv`` beside it, ``<key>`` the WAV's stem less a ``rec_`` prefix). For each held-out
-   recording the operating point (``thr_high_db`` and ``segment_fillgap``, from their grids) is chosen on the *other*
-   recordings (best pooled any-overlap F1, ties to the default) and the held-out one is scored with
-   it; the held-out rows are pooled. The defaults, fixed in advance, are scored on every recording
-   too. Scores: any-overlap and IoU > 0.5 precision / recall / F1 (``usvflow.usv.score``) and the
-   distribution of the IoU of the matched pairs.
+   recording the operating point (``thr_high_db`` and ``segment_fillgap``, from their grids) is
+   chosen on the *other* recordings (best pooled any-overlap F1, ties to the default) and the
+   held-out one is scored with it; the held-out rows are pooled. The defaults, fixed in advance,
+   are scored on every recording too. Scores: any-overlap and IoU > 0.5 precision / recall / F1
+   (``usvflow.usv.score``) and the distribution of the IoU of the matched pairs.
 2. **A simulated family** drawn from seeds the design never used (``seed0`` on): per session the
    call rate, the share and level of faint calls, the click rate and level and, in some sessions,
    calls loud enough to clip are drawn from the seed; scored per channel by
-   :func:`~usvflow.usv.score.evaluate_simulated` (recall over calls >= 3x the channel's noise).
+   :func:`~usvflow.usv.score.evaluate_simulated` (recall over calls >= 3x the channel's noise) on the
+   24 high-passed channels and, on a few channels, through the workflow's own HPSS + FIR chain.
 3. **Pure noise**: sessions without calls (tones on some channels, clicks) - false detections per
    channel-minute, on the high-passed channels and, on a few channels, through the workflow's own
    HPSS + FIR chain.
@@ -176,19 +177,15 @@ def _detect_hpss(y: np.ndarray, fs: float, params) -> list:
 def score_hpss_channels(folder: Path, truth: dict, chans: list[int], params=None) -> dict:
     """Detection through the workflow's HPSS + FIR chain on channels ``chans`` of device m, scored
     per channel as :func:`~usvflow.usv.score.evaluate_simulated` scores its high-passed channels."""
-    from .score import match_intervals, simulated_channel_truth
+    from .score import match_channel, simulated_channel_truth
 
     y, fs = _hpss_chain(folder, truth, chans)
     n_det = tp = fp = nd = 0
     for c, ss in zip(chans, _detect_hpss(y, fs, params)):
         det = np.asarray(ss, dtype=np.float64).reshape(-1, 2)
         tr = simulated_channel_truth(truth, "m", c)
-        pairs = match_intervals(det, tr["detectable"])
-        matched = {i for i, _ in pairs}
-        rest = [i for i in range(len(det)) if i not in matched]
-        weak = tr["all"][~tr["detectable_mask"]]
-        pw = match_intervals(det[rest], weak) if rest else []
-        fp += len(rest) - len(pw)
+        pairs, _, fp_idx = match_channel(det, tr)
+        fp += len(fp_idx)
         n_det, tp, nd = n_det + len(det), tp + len(pairs), nd + len(tr["detectable"])
     return {"channels": len(chans), "n_detectable": nd, "n_detections": n_det, "tp": tp, "fp": fp,
             "precision": (n_det - fp) / n_det if n_det else 1.0, "recall": tp / nd if nd else 1.0}  # fmt: skip

@@ -43,6 +43,7 @@ __all__ = [
     "compare_tools",
     "comparison_markdown",
     "simulated_channel_truth",
+    "match_channel",
     "evaluate_simulated",
 ]
 
@@ -477,6 +478,20 @@ def simulated_channel_truth(truth: dict, device: str, channel: int, snr_factor: 
             "clicks": np.asarray(clicks, dtype=np.float64).reshape(-1, 2), "sigma": sigma}  # fmt: skip
 
 
+def match_channel(det: np.ndarray, tr: dict) -> tuple[list, list, list]:
+    """One simulated channel's detections ``det`` ``(n, 2)`` against its truth ``tr``
+    (:func:`simulated_channel_truth`): the pairs matched to detectable calls, the pairs of the
+    remaining detections matched to calls below the detectability level (neither hits nor false
+    positives), and the indices of the false positives."""
+    pairs_d = match_intervals(det, tr["detectable"])
+    matched_det = {i for i, _ in pairs_d}
+    rest = [i for i in range(len(det)) if i not in matched_det]
+    weak = tr["all"][~tr["detectable_mask"]]
+    pairs_w = match_intervals(det[rest], weak) if rest else []
+    fp_idx = [rest[i] for i in range(len(rest)) if i not in {a for a, _ in pairs_w}]
+    return pairs_d, pairs_w, fp_idx
+
+
 def evaluate_simulated(session_dir: str | os.PathLike, truth: dict, params=None, devices=("m", "s"),
                        highpass_hz: float = 30e3, snr_factor: float = 3.0):  # fmt: skip
     """Run the built-in detector on every channel of a simulated session and score it per channel.
@@ -514,13 +529,7 @@ def evaluate_simulated(session_dir: str | os.PathLike, truth: dict, params=None,
         for c, ss in enumerate(segs):
             det = np.asarray(ss, dtype=np.float64).reshape(-1, 2)
             tr = simulated_channel_truth(truth, dev, c, snr_factor=snr_factor, f_lo_hz=highpass_hz)
-            pairs_d = match_intervals(det, tr["detectable"])
-            matched_det = {i for i, _ in pairs_d}
-            # remaining detections may match calls below the detectability level
-            rest = [i for i in range(len(det)) if i not in matched_det]
-            weak = tr["all"][~tr["detectable_mask"]]
-            pairs_w = match_intervals(det[rest], weak) if rest else []
-            fp_idx = [rest[i] for i in range(len(rest)) if i not in {a for a, _ in pairs_w}]
+            pairs_d, pairs_w, fp_idx = match_channel(det, tr)
             fp_clicks = sum(1 for i in fp_idx if len(tr["clicks"]) and np.any(
                 (tr["clicks"][:, 0] < det[i, 1]) & (tr["clicks"][:, 1] > det[i, 0])))  # fmt: skip
             if pairs_d:
