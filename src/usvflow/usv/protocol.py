@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .score import match_intervals, pool_scores, read_intervals, score_intervals
+from .score import match_intervals, pairs_iou, pool_scores, read_intervals, score_intervals
 
 __all__ = [
     "find_labelled",
@@ -64,12 +64,7 @@ def find_labelled(roots) -> list[tuple[str, Path, Path]]:
 def iou_of_pairs(det, lab) -> np.ndarray:
     """IoU of every any-overlap matched (detection, label) pair."""
     det, lab = np.asarray(det, float).reshape(-1, 2), np.asarray(lab, float).reshape(-1, 2)
-    out = []
-    for i, j in match_intervals(det, lab):
-        inter = min(det[i, 1], lab[j, 1]) - max(det[i, 0], lab[j, 0])
-        union = max(det[i, 1], lab[j, 1]) - min(det[i, 0], lab[j, 0])
-        out.append(inter / union if union > 0 else 0.0)
-    return np.asarray(out)
+    return pairs_iou(det, lab, match_intervals(det, lab))
 
 
 def _detect(wav: Path, point: tuple[float, float], params: dict | None) -> np.ndarray:

@@ -44,6 +44,7 @@ __all__ = [
     "comparison_markdown",
     "simulated_channel_truth",
     "match_channel",
+    "pairs_iou",
     "evaluate_simulated",
 ]
 
@@ -478,6 +479,18 @@ def simulated_channel_truth(truth: dict, device: str, channel: int, snr_factor: 
             "clicks": np.asarray(clicks, dtype=np.float64).reshape(-1, 2), "sigma": sigma}  # fmt: skip
 
 
+def pairs_iou(det, lab, pairs) -> np.ndarray:
+    """IoU of the given (i_det, j_lab) pairs of two interval sets (0 for an empty union)."""
+    if not len(pairs):
+        return np.zeros(0)
+    det, lab = np.asarray(det, float).reshape(-1, 2), np.asarray(lab, float).reshape(-1, 2)
+    i, j = np.asarray(pairs).T
+    d, la = det[i], lab[j]
+    inter = np.minimum(d[:, 1], la[:, 1]) - np.maximum(d[:, 0], la[:, 0])
+    union = np.maximum(d[:, 1], la[:, 1]) - np.minimum(d[:, 0], la[:, 0])
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
 def match_channel(det: np.ndarray, tr: dict) -> tuple[list, list, list]:
     """One simulated channel's detections ``det`` ``(n, 2)`` against its truth ``tr``
     (:func:`simulated_channel_truth`): the pairs matched to detectable calls, the pairs of the
@@ -534,12 +547,9 @@ def evaluate_simulated(session_dir: str | os.PathLike, truth: dict, params=None,
                 (tr["clicks"][:, 0] < det[i, 1]) & (tr["clicks"][:, 1] > det[i, 0])))  # fmt: skip
             if pairs_d:
                 i, jx = np.asarray(pairs_d).T
-                lab = tr["detectable"][jx]
-                ons.append(det[i, 0] - lab[:, 0])
-                offs.append(det[i, 1] - lab[:, 1])
-                inter = np.minimum(det[i, 1], lab[:, 1]) - np.maximum(det[i, 0], lab[:, 0])
-                union = np.maximum(det[i, 1], lab[:, 1]) - np.minimum(det[i, 0], lab[:, 0])
-                ious.append(inter / np.maximum(union, 1e-12))
+                ons.append(det[i, 0] - tr["detectable"][jx, 0])
+                offs.append(det[i, 1] - tr["detectable"][jx, 1])
+                ious.append(pairs_iou(det, tr["detectable"], pairs_d))
             rows.append({"device": dev, "channel": c + 1, "n_detectable": len(tr["detectable"]),
                          "n_heard": len(tr["all"]), "n_detections": len(det), "tp": len(pairs_d),
                          "tp_weak": len(pairs_w), "fp": len(fp_idx), "fp_clicks": fp_clicks,
