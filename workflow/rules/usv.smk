@@ -1,12 +1,16 @@
-# USV detection on every filtered channel (docs/original-pipeline.md step 12). The built-in detector
-# needs no model or GPU; DAS (usv_detection.method: das) is the cluster alternative. Both write
-# audio/das_annotations/<stem>_annotations.csv in DAS's CSV format.
+# USV detection on every channel (docs/original-pipeline.md step 12). The built-in detector needs no
+# model or GPU and reads the cropped channel; DAS (usv_detection.method: das), the cluster
+# alternative, reads the HPSS'd, high-passed one its models are trained on. Both write
+# audio/das_annotations/<stem>_cropped_to_video_hpss_filtered_annotations.csv in DAS's CSV format.
 
 if config["usv_detection"]["method"] == "builtin":
 
+    # the built-in detector reads the cropped channel itself: it rejects clicks and whitens tones on
+    # its own, and HPSS's soft mask leaves real background noise as sparse spikes over digital
+    # silence, which no noise floor can be estimated from (docs/detector.md, "Which audio")
     rule detect_usvs:
         input:
-            "{sroot}/audio/hpss_filtered/{name}_cropped_to_video_hpss_filtered.wav",
+            "{sroot}/audio/cropped_to_video/{name}_cropped_to_video.wav",
         output:
             "{sroot}/audio/das_annotations/{name}_cropped_to_video_hpss_filtered_annotations.csv",
         log:

@@ -1,4 +1,4 @@
-"""Adapter: one filtered channel -> das_annotations/<stem>_annotations.csv with the built-in detector."""
+"""Adapter: one cropped channel -> das_annotations/<stem>_annotations.csv with the built-in detector."""
 
 from usvflow.workflow import setup
 
