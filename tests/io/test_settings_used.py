@@ -199,6 +199,7 @@ NOT_SETTINGS = {
     "src/usvflow/sync/plot.py:get:devices": "the devices of an A/V result, not audio.devices",
     "src/usvflow/usv/score.py:evaluate_simulated:devices": "the simulator's devices (scoring)",
     "src/usvflow/usv/score.py:simulated_channel_truth:f_lo_hz": "the band of simulated truth (scoring)",
+    "src/usvflow/usv/score.py:evaluate_simulated:f_lo_hz": "the band of simulated truth (scoring)",
 }
 
 

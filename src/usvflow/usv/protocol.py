@@ -13,10 +13,10 @@ Three parts, reported separately (docs/detector.md, "Evaluation protocol"):
    call rate, the share and level of faint calls, the click rate and level and, in some sessions,
    calls loud enough to clip are drawn from the seed; scored per channel by
    :func:`~usvflow.usv.score.evaluate_simulated` (recall over calls >= 3x the channel's noise) on the
-   24 high-passed channels and, on a few channels, through the workflow's own HPSS + FIR chain.
+   24 channels as recorded (what the workflow's ``detect_usvs`` reads) and, on a few channels,
+   through the workflow's HPSS + FIR chain (the input of DAS; a robustness check).
 3. **Pure noise**: sessions without calls (tones on some channels, clicks) - false detections per
-   channel-minute, on the high-passed channels and, on a few channels, through the workflow's own
-   HPSS + FIR chain.
+   channel-minute, on the channels as recorded and, on a few channels, through HPSS + FIR.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def _detect_hpss(y: np.ndarray, fs: float, params) -> list:
 
 def score_hpss_channels(folder: Path, truth: dict, chans: list[int], params=None) -> dict:
     """Detection through the workflow's HPSS + FIR chain on channels ``chans`` of device m, scored
-    per channel as :func:`~usvflow.usv.score.evaluate_simulated` scores its high-passed channels."""
+    per channel as :func:`~usvflow.usv.score.evaluate_simulated` scores the channels as recorded."""
     from .score import match_channel, simulated_channel_truth
 
     y, fs = _hpss_chain(folder, truth, chans)
@@ -213,7 +213,7 @@ def simulated_family(n: int = 3, seconds: float = 2.0, seed0: int = 9001, params
 
 def noise_rate(n: int = 2, seconds: float = 10.0, seed0: int = 9101, hpss_channels: int = 4, params=None,
                workdir=None) -> dict:  # fmt: skip
-    """False detections per channel-minute in sessions without calls (high-passed channels, all 24;
+    """False detections per channel-minute in sessions without calls (the 24 channels as recorded;
     and through HPSS + FIR on ``hpss_channels`` channels of device m per session, tone channels first)."""
     from .score import evaluate_simulated
 
@@ -304,7 +304,7 @@ def protocol_report(real_roots=None, n_sim: int = 3, sim_seconds: float = 2.0, n
     if n_sim > 0:
         fam = simulated_family(n_sim, sim_seconds, params=params, hpss_channels=hpss_channels)
         hp = hpss_channels > 0
-        lines += ["", f"SIMULATED FAMILY ({n_sim} sessions x {sim_seconds:g} s, 24 channels high-passed"
+        lines += ["", f"SIMULATED FAMILY ({n_sim} sessions x {sim_seconds:g} s, 24 channels as recorded"
                   + (f", {hpss_channels} of them also through HPSS + FIR" if hp else "")
                   + ", fresh seeds; recall over calls >= 3x the channel noise)",
                   f"{'seed':>6s} {'calls/min':>9s} {'clicks/min':>10s} {'clip':>5s} {'detectable':>10s} {'P':>6s} "
@@ -339,7 +339,7 @@ def protocol_report(real_roots=None, n_sim: int = 3, sim_seconds: float = 2.0, n
     if n_noise > 0:
         nr = noise_rate(n_noise, noise_seconds, hpss_channels=hpss_channels, params=params)
         lines += ["", f"PURE NOISE ({n_noise} sessions x {noise_seconds:g} s without calls; tones, clicks)",
-                  f"false detections per channel-minute: {nr['per_channel_minute']:.3f} high-passed "
+                  f"false detections per channel-minute: {nr['per_channel_minute']:.3f} as recorded "
                   f"({nr['channel_minutes']:.1f} channel-min), {nr['per_channel_minute_hpss']:.3f} through HPSS + FIR "
                   f"({nr['channel_minutes_hpss']:.1f} channel-min, tone channels first)"]  # fmt: skip
         res["noise"] = nr

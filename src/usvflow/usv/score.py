@@ -506,12 +506,14 @@ def match_channel(det: np.ndarray, tr: dict) -> tuple[list, list, list]:
 
 
 def evaluate_simulated(session_dir: str | os.PathLike, truth: dict, params=None, devices=("m", "s"),
-                       highpass_hz: float = 30e3, snr_factor: float = 3.0):  # fmt: skip
+                       highpass_hz: float | None = None, snr_factor: float = 3.0, f_lo_hz: float = 30e3):  # fmt: skip
     """Run the built-in detector on every channel of a simulated session and score it per channel.
 
-    Each device's files (``audio/original_mc``) are joined, high-passed (4th-order Butterworth at
-    ``highpass_hz``, zero phase) and detected channel by channel. Scoring per channel: recall over
-    the *detectable* USVs (:func:`simulated_channel_truth`); a detection is a true positive when it
+    Each device's files (``audio/original_mc``) are joined, optionally high-passed (4th-order
+    Butterworth at ``highpass_hz``, zero phase; None, the default: unfiltered, as the workflow's
+    ``detect_usvs`` reads its cropped channels) and detected channel by channel. Scoring per channel:
+    recall over the *detectable* USVs (:func:`simulated_channel_truth`, noise measured above
+    ``f_lo_hz``); a detection is a true positive when it
     matches (any overlap, greedy one-to-one) any USV heard on that channel - a detection of a call
     below the detectability level is neither rewarded nor penalised - and a false positive otherwise;
     ``fp_clicks`` counts false positives that overlap a click. Onset/offset errors are those of the
@@ -534,14 +536,15 @@ def evaluate_simulated(session_dir: str | os.PathLike, truth: dict, params=None,
         x = np.concatenate([sf.read(session_dir / "audio" / "original_mc" / nm, dtype="float32", always_2d=True)[0]
                             for nm in names])  # fmt: skip
         fs = truth["devices"][dev]["nominal_rate_hz"]
-        sos = butter(4, highpass_hz, btype="highpass", fs=fs, output="sos")
-        for c in range(x.shape[1]):
-            x[:, c] = sosfiltfilt(sos, x[:, c]).astype(np.float32)
+        if highpass_hz:
+            sos = butter(4, highpass_hz, btype="highpass", fs=fs, output="sos")
+            for c in range(x.shape[1]):
+                x[:, c] = sosfiltfilt(sos, x[:, c]).astype(np.float32)
         segs = detect_array(x * 32768.0, fs, params)
         del x
         for c, ss in enumerate(segs):
             det = np.asarray(ss, dtype=np.float64).reshape(-1, 2)
-            tr = simulated_channel_truth(truth, dev, c, snr_factor=snr_factor, f_lo_hz=highpass_hz)
+            tr = simulated_channel_truth(truth, dev, c, snr_factor=snr_factor, f_lo_hz=f_lo_hz)
             pairs_d, pairs_w, fp_idx = match_channel(det, tr)
             fp_clicks = sum(1 for i in fp_idx if len(tr["clicks"]) and np.any(
                 (tr["clicks"][:, 0] < det[i, 1]) & (tr["clicks"][:, 1] > det[i, 0])))  # fmt: skip
