@@ -78,3 +78,29 @@ def test_deermouse_pup_cries_and_usv():
     for a, b in [(0.29, 0.41), (0.50, 0.62), (0.72, 0.84)]:
         assert np.any((segs[:, 0] < b) & (segs[:, 1] > a))
     assert len(segs) <= 12
+
+
+def test_hpss_output_is_flagged_and_recordings_are_not(tmp_path, caplog):
+    """The workflow's HPSS leaves a real recording's noise as spikes over digital silence, where the
+    detector's floor rests on its lower bound and calls merge (amvoc rec_1: 16 labelled calls, 5
+    detections of up to 1.2 s; docs/detector.md, "Which audio"): detect_file warns on such a channel, not on the
+    recording as made."""
+    import logging
+
+    import soundfile as sf
+
+    from usvflow.audio.hpss import hpss_chunked
+
+    wav = AMVOC / "1" / "rec_1.wav"
+    x, fs = sf.read(wav, dtype="int16")
+    hp = tmp_path / "rec_1_hpss.wav"
+    sf.write(hp, hpss_chunked(x), fs, subtype="PCM_16")
+    with caplog.at_level(logging.WARNING, logger="usvflow.usv.detect"):
+        raw = detect_file(wav)
+        assert not caplog.records
+        masked = detect_file(hp)
+    (rec,) = caplog.records
+    assert "rec_1_hpss.wav channel 1" in rec.getMessage() and "digital silence" in rec.getMessage()
+    # as recorded: the 16 calls; masked: a few detections of up to a second, calls merged
+    assert len(raw) == 16 and len(masked) < 8
+    assert (masked.stop_seconds - masked.start_seconds).max() > 0.5

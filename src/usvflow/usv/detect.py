@@ -46,6 +46,7 @@ Public API: :class:`DetectParams`, :func:`detect`, :func:`detect_file`, :func:`w
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections import deque
@@ -62,6 +63,8 @@ from scipy.ndimage import median_filter
 from ..io.atomic import InputError, atomic_path
 from ..io.config import defaults_from_schema
 from ..io.progress import progress
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DetectParams",
@@ -240,6 +243,10 @@ class _Engine:
         self.next_frame = 0  # global index of the next frame to compute
         # spectra of computed blocks awaiting their floor: deque of (first_frame, P, clipped, pct)
         self.blocks: deque = deque()
+        # per channel: the band's bins whose floor was under its lower bound, summed over blocks
+        # (digital silence: HPSS or other masking output, which the thresholds do not assume)
+        self.silent_bins = np.zeros(n_ch)
+        self.band_bins = 0
         self.past_pct: deque = deque(maxlen=self.ctx)
         self.prev_tail: np.ndarray | None = (
             None  # last smooth//2 whitened rows of the previous block
@@ -337,6 +344,8 @@ class _Engine:
             # stationary lines from the floor before its lower bound (after HPSS a weak tone can
             # stand above digital silence and still below the bound)
             self._line = self._line_bins(floor)
+            self.silent_bins += (floor[:, self.g : self.g + self.nb] < self.floor_min).sum(axis=1)
+            self.band_bins += self.nb
             np.maximum(floor, self.floor_min, out=floor)  # digital silence
             f0, P, clipped, pct = self.blocks[0]
             nxt = self.blocks[1][1] if len(self.blocks) > 1 else None
@@ -551,6 +560,11 @@ class _Engine:
                 self._emit(ch, self.run_start[ch], self.frames_done)
 
     # -- output ----------------------------------------------------------------------------------
+    def silent_share(self) -> np.ndarray:
+        """Per channel: the share of band bins (over all finalised blocks) whose noise floor lay
+        under its lower bound, i.e. digital silence."""
+        return self.silent_bins / max(self.band_bins, 1)
+
     def finish(self) -> list[list[tuple[float, float, float]]]:
         """Per channel: ``(start_s, stop_s, confidence)`` of every call, sorted."""
         self._compute_blocks(final=True)
@@ -725,6 +739,14 @@ def detect_file(wav: str | os.PathLike, params: DetectParams | dict | None = Non
                 eng.feed(x[:, chans] if channel is not None else x)
                 bar.update(x.shape[0])
         segs = eng.finish()
+    for c, share in zip(chans, eng.silent_share()):
+        if share > 0.5:
+            log.warning(
+                "%s channel %d: the noise floor of %.0f %% of the band is digital silence (HPSS or "
+                "other masked output?); the detector expects audio as recorded, with noise in every "
+                "bin, and on masked audio can merge calls (docs/detector.md, 'Which audio')",
+                wav, c + 1, 100 * share,
+            )  # fmt: skip
     rows = [(c, p.name, a, b, q) for c, ss in zip(chans, segs) for a, b, q in ss]
     return pd.DataFrame(rows, columns=["channel", *DAS_COLUMNS, "confidence"]).astype(
         {
