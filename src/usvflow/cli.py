@@ -598,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_memmap)
 
     s = sub.add_parser(
-        "detect-usvs", help="built-in USV detector on any WAV >= 192 kHz (DAS CSV format)"
+        "detect-usvs",
+        help="built-in USV detector on any WAV >= 192 kHz as recorded, not HPSS'd (DAS CSV format)",
     )
     from .usv.detect import add_cli_arguments
 
