@@ -104,3 +104,26 @@ def test_hpss_output_is_flagged_and_recordings_are_not(tmp_path, caplog):
     # as recorded: the 16 calls; masked: a few detections of up to a second, calls merged
     assert len(raw) == 16 and len(masked) < 8
     assert (masked.stop_seconds - masked.start_seconds).max() > 0.5
+
+
+@pytest.mark.parametrize("up,down", [(96, 125), (6, 5), (192, 125)])
+def test_amvoc_resampled_to_other_rates(up, down):
+    """amvoc 1-3 resampled to 192, 300 and 384 kHz (Avisoft and other rigs' rates): the window,
+    band and minimum length follow the rate, and the labelled calls are still found (measured: F1
+    1.000 at every rate; IoU>0.5 F1 1.000, and 0.938 on file 1 at 384 kHz)."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from usvflow.usv.detect import detect
+    from usvflow.usv.score import pool_scores
+
+    items = []
+    for k in ("1", "2", "3"):
+        x, fs = sf.read(AMVOC / k / f"rec_{k}.wav", dtype="int16")
+        y = np.clip(np.round(resample_poly(x.astype(float), up, down)), -32768, 32767)
+        det = detect(y, fs * up / down, {"clip_level": 32767.0, "min_noise_rms": 4.0})
+        items.append(
+            (np.asarray(det, float).reshape(-1, 2), read_intervals(AMVOC / k / f"gt_{k}.csv"))
+        )
+    s = pool_scores(items)
+    assert s.f1 >= 0.98 and s.f1_iou >= 0.95, s
