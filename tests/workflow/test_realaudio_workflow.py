@@ -5,24 +5,15 @@ the labelled calls: measured 44 of 44 in the 6-s session, F1 and IoU>0.5 F1 1.00
 onset/offset error +0.4 / +0.4 ms. With detection on the HPSS'd channels, as before, the same session
 gave one 5.8-s "USV" (F1 0.04): HPSS leaves real background noise as spikes over digital silence."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 import yaml
 
+from ..usv.test_realdata import AMVOC
 from .conftest import snakemake
 
 pytestmark = pytest.mark.slow
-
-AMVOC = (
-    Path(__file__).resolve().parents[1]
-    / "data"
-    / "usv-audio"
-    / "amvoc"
-    / "vocalizations_evaluation"
-)
 
 
 def test_real_recording_through_the_workflow(tmp_path):
