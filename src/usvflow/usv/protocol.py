@@ -47,6 +47,9 @@ GRID_DB = (10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0)
 # gap filling (s): DAS's 15 ms and longer, for labels that count calls split by short gaps as one
 GRID_FILLGAP = (0.015, 0.025, 0.035)
 DEFAULT_REAL = Path(__file__).resolve().parents[3] / "tests" / "data" / "usv-audio"
+# detection on int16 values held in memory (what detect_file sets for a 16-bit file: full scale is
+# clipping, the floor's lower bound is 4 LSB rms of white noise)
+_INT16 = {"clip_level": 32767.0, "min_noise_rms": 4.0}
 
 
 def find_labelled(roots) -> list[tuple[str, Path, Path]]:
@@ -168,7 +171,7 @@ def _hpss_chain(folder: Path, truth: dict, chans: list[int]) -> tuple[np.ndarray
 def _detect_hpss(y: np.ndarray, fs: float, params) -> list:
     from .detect import detect_array
 
-    return detect_array(y, fs, {"clip_level": 32767.0, "min_noise_rms": 4.0, **(params or {})})
+    return detect_array(y, fs, {**_INT16, **(params or {})})
 
 
 def score_hpss_channels(folder: Path, truth: dict, chans: list[int], params=None) -> dict:
@@ -251,7 +254,6 @@ def _inject_round(x, fs, lab, free, sigma, rng, level_range, margin_s, params) -
     (:func:`inject_into_real`)."""
     from ..simulate.calls import draw_call, waveform
     from .detect import detect
-    from .score import match_intervals, pairs_iou
 
     m = int(margin_s * fs)
     y, inj = x.copy(), []
@@ -271,8 +273,7 @@ def _inject_round(x, fs, lab, free, sigma, rng, level_range, margin_s, params) -
         t0 += call.duration_s
     inj = np.asarray(inj, float).reshape(-1, 3)
     y = np.clip(np.round(y), -32768, 32767)
-    det = np.asarray(detect(y, fs, {"clip_level": 32767.0, "min_noise_rms": 4.0, **(params or {})}),
-                     float).reshape(-1, 2)  # fmt: skip
+    det = np.asarray(detect(y, fs, {**_INT16, **(params or {})}), float).reshape(-1, 2)
     pairs = match_intervals(det, inj[:, :2])
     matched = {i for i, _ in pairs}
     detectable = inj[:, 2] >= 3.0
@@ -305,8 +306,6 @@ def inject_into_real(recordings, rounds: int = 10, seed: int = 9201, level_range
     """
     import soundfile as sf
     from scipy.signal import butter, sosfiltfilt
-
-    from .score import read_intervals
 
     keys = ("n_injected", "n_scored", "n_detectable", "tp", "fp")
     rng = np.random.default_rng(seed)
@@ -395,12 +394,10 @@ def protocol_report(real_roots=None, n_sim: int = 3, sim_seconds: float = 2.0, n
         lines += ["", "REAL NOISE, SIMULATED CALLS (calls of every simulated type added to the label-free stretches "
                   "of each recording, 10 copies, 1-10x its noise rms above 30 kHz; recall over calls >= 3x)",
                   f"{'':34s} {'noise rms':>9s} {'added':>6s} {'>=3x':>5s} {'P':>6s} {'R':>6s} {'FP':>4s}"]  # fmt: skip
-        for row in [
-            *inj["recordings"],
-            {"recording": "pooled", **inj["pooled"]},
-        ]:
-            lines.append(f"{row['recording'][:34]:34s} {format(row.get('noise_rms_lsb', ''), '9.1f') if 'noise_rms_lsb' in row else '':>9s} {row['n_injected']:6d} "
-                         f"{row['n_detectable']:5d} {row['precision']:6.3f} {row['recall']:6.3f} {row['fp']:4d}")  # fmt: skip
+        for row in [*inj["recordings"], {"recording": "pooled", **inj["pooled"]}]:
+            rms = f"{row['noise_rms_lsb']:.1f}" if "noise_rms_lsb" in row else ""
+            lines.append(f"{row['recording'][:34]:34s} {rms:>9s} {row['n_injected']:6d} {row['n_detectable']:5d} "
+                         f"{row['precision']:6.3f} {row['recall']:6.3f} {row['fp']:4d}")  # fmt: skip
         lines.append(_iou_line(inj["iou"]) + " (added calls >= 3x)")
         res["real_noise"] = {
             "recordings": inj["recordings"],
