@@ -9,14 +9,16 @@ Three parts, reported separately (docs/detector.md, "Evaluation protocol"):
    held-out one is scored with it; the held-out rows are pooled. The defaults, fixed in advance,
    are scored on every recording too. Scores: any-overlap and IoU > 0.5 precision / recall / F1
    (``usvflow.usv.score``) and the distribution of the IoU of the matched pairs.
+   In the same recordings, **real noise with simulated calls** (:func:`inject_into_real`): calls of
+   the simulator's model added to the label-free stretches at known times and levels; and **real
+   calls in more real noise** (:func:`degrade_real`): the recordings' own background added, noise
+   rms x2-x4, scored against their labels.
 2. **A simulated family** drawn from seeds the design never used (``seed0`` on): per session the
    call rate, the share and level of faint calls, the click rate and level and, in some sessions,
    calls loud enough to clip are drawn from the seed; scored per channel by
    :func:`~usvflow.usv.score.evaluate_simulated` (recall over calls >= 3x the channel's noise) on the
    24 channels as recorded (what the workflow's ``detect_usvs`` reads) and, on a few channels,
    through the workflow's HPSS + FIR chain (the input of DAS; a robustness check).
-   In the same recordings, **real noise with simulated calls** (:func:`inject_into_real`): calls of
-   the simulator's model added to the label-free stretches at known times and levels.
 3. **Pure noise**: sessions without calls (tones on some channels, clicks) - false detections per
    channel-minute, on the channels as recorded and, on a few channels, through HPSS + FIR.
 """
@@ -40,6 +42,8 @@ __all__ = [
     "loro_real",
     "simulated_family",
     "noise_rate",
+    "inject_into_real",
+    "degrade_real",
     "protocol_report",
 ]
 
@@ -314,10 +318,7 @@ def inject_into_real(recordings, rounds: int = 10, seed: int = 9201, level_range
         x, fs = sf.read(wav, dtype="int16", always_2d=True)
         x = x[:, 0].astype(np.float64)
         lab = read_intervals(lab_path)
-        t = np.arange(x.size) / fs
-        free = np.ones(x.size, bool)
-        for a, b in lab:
-            free &= ~((t > a - margin_s) & (t < b + margin_s))
+        free = _free_mask(x.size, fs, lab, margin_s)
         hp = sosfiltfilt(butter(4, 30e3, btype="highpass", fs=fs, output="sos"), x)
         sigma = float(np.sqrt(np.mean(hp[free] ** 2)))
         row = {"recording": key, "noise_rms_lsb": sigma, **dict.fromkeys(keys, 0)}
@@ -333,6 +334,76 @@ def inject_into_real(recordings, rounds: int = 10, seed: int = 9201, level_range
         "pooled": pooled,
         "iou": np.concatenate(ious) if ious else np.zeros(0),
     }
+
+
+def _free_mask(n: int, fs: float, lab: np.ndarray, margin_s: float) -> np.ndarray:
+    """Samples at least ``margin_s`` from every labelled call."""
+    t = np.arange(n) / fs
+    free = np.ones(n, bool)
+    for a, b in lab:
+        free &= ~((t > a - margin_s) & (t < b + margin_s))
+    return free
+
+
+def _noise_from(pool: list[np.ndarray], n: int, ramp: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of noise: stretches drawn from ``pool``, joined with ``ramp``-sample
+    sin-squared cross-fades (complementary, so the level does not dip at the joints)."""
+    out = np.zeros(n)
+    w = np.sin(np.linspace(0.0, np.pi / 2, ramp)) ** 2
+    pos = 0
+    while True:
+        s = pool[int(rng.integers(len(pool)))].copy()
+        s[:ramp] *= w
+        s[-ramp:] *= w[::-1]
+        m = min(s.size, n - pos)
+        out[pos : pos + m] += s[:m]
+        if m < s.size:
+            return out
+        pos += m - ramp
+
+
+def degrade_real(recordings, factors=(2.0, 3.0, 4.0), copies: int = 3, seed: int = 9301,
+                 margin_s: float = 0.040, params=None) -> dict:  # fmt: skip
+    """Real calls in more real noise: each labelled recording plus the recordings' own background
+    (their label-free stretches, at least ``margin_s`` from any labelled call and at least 20 ms
+    long, drawn at random and cross-faded over 2 ms), scaled so that the noise rms becomes
+    ``factor`` times the recording's own (SNR lower by 20 log10 factor dB); ``copies`` draws per
+    factor. Scored against the human labels, which were made on the recording as it was: as the
+    noise rises, faint calls fall under it (recall cannot stay 1) and faint onsets and ends are
+    hidden, so the labels' extent is what a labeller of the quieter recording saw.
+
+    Returns per factor: the pooled :class:`~usvflow.usv.score.Score` as a dict, ``iou`` (quantiles
+    of the matched pairs' IoU) and ``n`` (recording copies scored)."""
+    import soundfile as sf
+
+    from .detect import detect
+
+    data, pool = [], []
+    for _, wav, lab_path in recordings:
+        x, fs = sf.read(wav, dtype="int16", always_2d=True)
+        x = x[:, 0].astype(np.float64)
+        lab = read_intervals(lab_path)
+        free = _free_mask(x.size, fs, lab, margin_s)
+        d = np.diff(np.concatenate([[0], free.view(np.int8), [0]]))
+        for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+            if b - a > 0.020 * fs:
+                pool.append(x[a:b] - x[a:b].mean())
+        data.append((x, fs, lab, free))
+    out = {}
+    for fac in factors:
+        rng = np.random.default_rng([seed, int(round(100 * fac))])
+        items, ious = [], []
+        for _ in range(copies):
+            for x, fs, lab, free in data:
+                nz = _noise_from(pool, x.size, int(0.002 * fs), rng)
+                g = math.sqrt(fac**2 - 1.0) * float(np.std(x[free])) / float(np.std(nz))
+                y = np.clip(np.round(x + g * nz), -32768, 32767)
+                det = np.asarray(detect(y, fs, {**_INT16, **(params or {})}), float).reshape(-1, 2)
+                items.append((det, lab))
+                ious.append(iou_of_pairs(det, lab))
+        out[float(fac)] = {"score": pool_scores(items).as_dict(), "iou": _iou_summary(np.concatenate(ious)),
+                           "n": len(items)}  # fmt: skip
+    return out
 
 
 def _iou_summary(iou: np.ndarray) -> dict:
@@ -404,6 +475,18 @@ def protocol_report(real_roots=None, n_sim: int = 3, sim_seconds: float = 2.0, n
             "pooled": inj["pooled"],
             "iou": _iou_summary(inj["iou"]),
         }
+        deg = degrade_real(recs, params=params)
+        lines += ["", "REAL CALLS IN MORE REAL NOISE (each recording plus its own background from label-free "
+                  "stretches, noise rms x2-x4, 3 draws each; scored against the labels of the recording as it was)",
+                  f"{'noise':>6s} {'SNR':>7s} {'labs':>5s} {'dets':>5s} {'P':>6s} {'R':>6s} {'F1':>6s} {'F1@.5':>6s} "
+                  f"{'IoU med':>7s} {'IoU 10%':>7s} {'onset':>6s} {'offset':>6s}"]  # fmt: skip
+        for fac, d in deg.items():
+            sc, iq = d["score"], d["iou"]
+            lines.append(f"{'x' + format(fac, 'g'):>6s} {-20 * math.log10(fac):+5.1f}dB {sc['n_labels']:5d} "
+                         f"{sc['n_detections']:5d} {sc['precision']:6.3f} {sc['recall']:6.3f} {sc['f1']:6.3f} "
+                         f"{sc['f1_iou']:6.3f} {iq.get('median', math.nan):7.2f} {iq.get('p10', math.nan):7.2f} "
+                         f"{1e3 * sc['median_onset_error_s']:+5.1f}ms {1e3 * sc['median_offset_error_s']:+5.1f}ms")  # fmt: skip
+        res["real_more_noise"] = {format(k, "g"): v for k, v in deg.items()}
     else:
         lines.append("REAL RECORDINGS: none found (" + ", ".join(map(str, roots)) + ")")
     if n_sim > 0:
