@@ -288,7 +288,7 @@ class _Engine:
         # frame ranges [a, b) with peak score, ridge bins of the first and last frame, bridge flag,
         # the range after edge trimming and the frames each end extends along the contour (the end's
         # None while the frames after it are still to come)
-        self.segments: list[list[tuple]] = [[] for _ in range(n_ch)]
+        self.segments: list[list[list]] = [[] for _ in range(n_ch)]
         self.frames_done = 0  # frames whose flags were consumed
 
     # -- input ---------------------------------------------------------------------------------
@@ -502,15 +502,6 @@ class _Engine:
         ref = np.maximum(np.median(rows, axis=1), _PATH_REF_MIN)
         v = float(np.mean(rows[np.arange(n), path] / ref))
         return v >= _PATH_NOISE_MEAN + self.p.bridge_z * _PATH_NOISE_STD / math.sqrt(n)
-
-    def _band_row(self, ch: int, g: int) -> np.ndarray | None:
-        """Whitened band of global frame ``g`` (this block or the previous blocks' last
-        ``edge_frames + 1`` frames; None elsewhere)."""
-        i = g - self._S_f0
-        if 0 <= i < self._S.shape[1]:
-            return self._S[ch, i]
-        j = i + self.shist.shape[1]
-        return self.shist[ch, j] if i < 0 and j >= 0 else None
 
     def _edge_rows(self, ch: int, g: int, step: int, final: bool) -> np.ndarray | None:
         """Whitened band of the frames outside a call's edge, outwards: from frame ``g`` (the first
