@@ -497,6 +497,21 @@ def test_edges_follow_the_call_not_the_smoothing():
     assert max(map(abs, on + off)) <= 0.0025
 
 
+def _per_block(eng, x, grab):
+    """Run ``eng`` on ``x`` and return ``grab()`` after each block's features are computed."""
+    out = []
+    orig = eng._features
+
+    def spy(f0, P, clipped, floor, nxt):
+        orig(f0, P, clipped, floor, nxt)
+        out.append(grab())
+
+    eng._features = spy
+    eng.feed(x)
+    eng.finish()
+    return out
+
+
 def _fading(amp, d, plateau, db_per_ms):
     """``_ramped`` whose level falls by ``db_per_ms`` after ``plateau`` seconds."""
     return lambda t: _ramped(amp, d)(t) * 10 ** (
@@ -534,16 +549,7 @@ def test_edge_walk_on_white_noise():
     rng = np.random.default_rng(4)
     x = rng.standard_normal(12 * FS).astype(np.float32) * 20
     eng = _Engine(FS, 1, DetectParams())
-    blocks = []
-    orig = eng._features
-
-    def spy(f0, P, clipped, floor, nxt):
-        orig(f0, P, clipped, floor, nxt)
-        blocks.append(eng._S[0].copy())
-
-    eng._features = spy
-    eng.feed(x)
-    eng.finish()
+    blocks = _per_block(eng, x, lambda: eng._S[0].copy())
     S = np.concatenate(blocks[3:-3])  # two-sided noise floor
     n = eng.edge_frames
     ks = []
@@ -580,16 +586,7 @@ def test_path_noise_statistics_of_the_bridge():
     rng = np.random.default_rng(3)
     x = rng.standard_normal(20 * FS).astype(np.float32) * 20
     eng = _Engine(FS, 1, DetectParams())
-    ratios = []
-    orig = eng._features
-
-    def spy(f0, P, clipped, floor, nxt):
-        orig(f0, P, clipped, floor, nxt)
-        ratios.append(eng._T[0] / np.median(eng._T[0], axis=1, keepdims=True))
-
-    eng._features = spy
-    eng.feed(x)
-    eng.finish()
+    ratios = _per_block(eng, x, lambda: eng._T[0] / np.median(eng._T[0], axis=1, keepdims=True))
     c = np.concatenate(ratios[3:-3])  # blocks with a two-sided noise floor
     assert abs(c.mean() - _PATH_NOISE_MEAN) < 0.02
     n = 16

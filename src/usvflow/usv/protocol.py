@@ -308,17 +308,13 @@ def inject_into_real(recordings, rounds: int = 10, seed: int = 9201, level_range
     ``fp``, ``n_scored`` (detections of injected calls plus false ones), ``precision``, ``recall``;
     and ``iou``, the IoU of every matched detectable call.
     """
-    import soundfile as sf
     from scipy.signal import butter, sosfiltfilt
 
     keys = ("n_injected", "n_scored", "n_detectable", "tp", "fp")
     rng = np.random.default_rng(seed)
     rows, ious = [], []
     for key, wav, lab_path in recordings:
-        x, fs = sf.read(wav, dtype="int16", always_2d=True)
-        x = x[:, 0].astype(np.float64)
-        lab = read_intervals(lab_path)
-        free = _free_mask(x.size, fs, lab, margin_s)
+        x, fs, lab, free = _read_labelled(wav, lab_path, margin_s)
         hp = sosfiltfilt(butter(4, 30e3, btype="highpass", fs=fs, output="sos"), x)
         sigma = float(np.sqrt(np.mean(hp[free] ** 2)))
         row = {"recording": key, "noise_rms_lsb": sigma, **dict.fromkeys(keys, 0)}
@@ -343,6 +339,17 @@ def _free_mask(n: int, fs: float, lab: np.ndarray, margin_s: float) -> np.ndarra
     for a, b in lab:
         free &= ~((t > a - margin_s) & (t < b + margin_s))
     return free
+
+
+def _read_labelled(wav, lab_path, margin_s: float):
+    """A labelled recording's first channel (int16 values as float), sample rate, labels and
+    :func:`_free_mask`."""
+    import soundfile as sf
+
+    x, fs = sf.read(wav, dtype="int16", always_2d=True)
+    x = x[:, 0].astype(np.float64)
+    lab = read_intervals(lab_path)
+    return x, fs, lab, _free_mask(x.size, fs, lab, margin_s)
 
 
 def _noise_from(pool: list[np.ndarray], n: int, ramp: int, rng: np.random.Generator) -> np.ndarray:
@@ -370,20 +377,15 @@ def degrade_real(recordings, factors=(2.0, 3.0, 4.0), copies: int = 3, seed: int
     ``factor`` times the recording's own (SNR lower by 20 log10 factor dB); ``copies`` draws per
     factor. Scored against the human labels, which were made on the recording as it was: as the
     noise rises, faint calls fall under it (recall cannot stay 1) and faint onsets and ends are
-    hidden, so the labels' extent is what a labeller of the quieter recording saw.
+    hidden: the labels reach further than a labeller of the noisier copy would have seen.
 
     Returns per factor: the pooled :class:`~usvflow.usv.score.Score` as a dict, ``iou`` (quantiles
     of the matched pairs' IoU) and ``n`` (recording copies scored)."""
-    import soundfile as sf
-
     from .detect import detect
 
     data, pool = [], []
     for _, wav, lab_path in recordings:
-        x, fs = sf.read(wav, dtype="int16", always_2d=True)
-        x = x[:, 0].astype(np.float64)
-        lab = read_intervals(lab_path)
-        free = _free_mask(x.size, fs, lab, margin_s)
+        x, fs, lab, free = _read_labelled(wav, lab_path, margin_s)
         d = np.diff(np.concatenate([[0], free.view(np.int8), [0]]))
         for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
             if b - a > 0.020 * fs:
