@@ -127,3 +127,25 @@ def test_amvoc_resampled_to_other_rates(up, down):
         )
     s = pool_scores(items)
     assert s.f1 >= 0.98 and s.f1_iou >= 0.95, s
+
+
+def test_very_quiet_recording(tmp_path):
+    """amvoc 1-3 scaled to 1/200 (noise above 30 kHz ~0.7 LSB rms, rounded to 16 bit): the floor's
+    4-LSB lower bound costs recall (docs: R 0.875) and the channel is flagged; with floor_lsb 1 every
+    labelled call is found and nothing else (F1 1.000)."""
+    import soundfile as sf
+
+    from usvflow.usv.score import pool_scores
+
+    default, low = [], []
+    for k in ("1", "2", "3"):
+        x, fs = sf.read(AMVOC / k / f"rec_{k}.wav", dtype="int16")
+        quiet = tmp_path / f"quiet_{k}.wav"
+        sf.write(quiet, np.round(x / 200.0).astype(np.int16), fs, subtype="PCM_16")
+        lab = read_intervals(AMVOC / k / f"gt_{k}.csv")
+        for out, p in ((default, None), (low, {"floor_lsb": 1.0})):
+            df = detect_file(quiet, p)
+            out.append((df[["start_seconds", "stop_seconds"]].to_numpy(), lab))
+    assert pool_scores(default).recall < 0.95
+    s = pool_scores(low)
+    assert s.f1 == 1.0 and s.f1_iou == 1.0, s

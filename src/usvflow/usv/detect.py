@@ -838,8 +838,10 @@ def detect_file(wav: str | os.PathLike, params: DetectParams | dict | None = Non
             log.warning(
                 "%s channel %d: the noise floor of %.0f %% of the band is digital silence (HPSS or "
                 "other masked output?); the detector expects audio as recorded, with noise in every "
-                "bin, and on masked audio can merge calls (docs/detector.md, 'Which audio')",
-                wav, c + 1, 100 * share,
+                "bin, and on masked audio can merge calls (docs/detector.md, 'Which audio'). If this "
+                "is a very quiet recording (noise under floor_lsb = %g LSB rms), a lower floor_lsb "
+                "keeps faint calls ('Very quiet 16-bit recordings')",
+                wav, c + 1, 100 * share, p.floor_lsb,
             )  # fmt: skip
     rows = [(c, p.name, a, b, q) for c, ss in zip(chans, segs) for a, b, q in ss]
     return pd.DataFrame(rows, columns=["channel", *DAS_COLUMNS, "confidence"]).astype(
