@@ -151,7 +151,7 @@ class DetectParams:
     clip_level: float | None = None  # |x| at or above this is clipped; None: not checked
     # lowest noise rms (input units) the per-bin floor may assume; integer PCM files: floor_lsb LSB
     min_noise_rms: float | None = None
-    floor_lsb: float = 4.0
+    floor_lsb: float
     name: str = "USV"
 
     def updated(self, **kw) -> DetectParams:
