@@ -10,6 +10,7 @@ import pytest
 from usvflow.audio.memmap import memmap_name, sidecar_path
 from usvflow.io.atomic import InputError
 from usvflow.usv.curate import (
+    CONFIDENCE_COLUMN,
     FEATURE_COLUMNS,
     SUMMARY_COLUMNS,
     CurateParams,
@@ -174,7 +175,7 @@ def test_session_summary_keeps_calls_and_rejects_broadband_noise(tmp_path):
     out = tmp_path / "S_usv_summary.csv"
     svg = tmp_path / "S_usv_signal_correlation_histogram.svg"
     df, stats = curate_session(csvs, mm, out, svg)
-    assert list(df.columns) == SUMMARY_COLUMNS + FEATURE_COLUMNS
+    assert list(df.columns) == SUMMARY_COLUMNS + FEATURE_COLUMNS + [CONFIDENCE_COLUMN]
     assert stats["n_merged"] == 6 and stats["n_kept"] == 4
     assert stats["rejected"]["correlation"] == 1 and stats["rejected"]["variance"] == 1
     back = read_summary(out)
@@ -208,7 +209,9 @@ def test_zero_and_one_usv(tmp_path):
     out = tmp_path / "a.csv"
     df, stats = curate_session(csvs, mm, out, tmp_path / "a.svg")
     assert len(df) == 0 and stats["n_merged"] == 0
-    assert out.read_text().splitlines() == [",".join(SUMMARY_COLUMNS + FEATURE_COLUMNS)]
+    assert out.read_text().splitlines() == [
+        ",".join(SUMMARY_COLUMNS + FEATURE_COLUMNS + [CONFIDENCE_COLUMN])
+    ]
     assert (tmp_path / "a.svg").exists()
     one = tmp_path / "one"
     one.mkdir()
@@ -243,6 +246,34 @@ def test_bad_inputs_name_the_file(tmp_path):
     assert not (tmp_path / "s.csv").exists()
     with pytest.raises(ValueError, match="unknown"):
         CurateParams.from_mapping({"peak_minimum": 3})
+
+
+def test_detection_confidence_reaches_the_summary(tmp_path):
+    """A USV's detection_confidence is the highest confidence of the detections that make it (the
+    built-in detector's CSV column); DAS's files have none, so it is empty there."""
+    names = [
+        f"m_250430145009_ch{c:02d}_cropped_to_video_hpss_filtered_annotations.csv"
+        for c in (1, 2, 3)
+    ]
+    frames = [
+        pd.DataFrame(
+            {"start_seconds": [1.0, 2.0], "stop_seconds": [1.05, 2.03], "confidence": [0.7, 0.55]}
+        ),
+        pd.DataFrame({"start_seconds": [1.001], "stop_seconds": [1.049], "confidence": [0.93]}),
+        pd.DataFrame({"start_seconds": [2.001], "stop_seconds": [2.031], "confidence": [0.61]}),
+    ]
+    paths = [write_das_csv(f, tmp_path / n) for f, n in zip(frames, names)]
+    det = load_detections(paths, CHANNELS)
+    assert det["confidence"].tolist() == [0.7, 0.93, 0.55, 0.61]
+    out = watershed_merge(det)
+    assert [u[CONFIDENCE_COLUMN] for u in out] == [0.93, 0.61]
+    das = [
+        write_das_csv([(a, b) for a, b in f[["start_seconds", "stop_seconds"]].to_numpy()], p)
+        for f, p in zip(frames, paths)
+    ]
+    det = load_detections(das, CHANNELS)
+    assert det["confidence"].isna().all()
+    assert all(math.isnan(u[CONFIDENCE_COLUMN]) for u in watershed_merge(det))
 
 
 def test_annotation_channel_mapping():

@@ -96,13 +96,20 @@ def test_detections_find_the_simulated_calls(audio_run):
 
 
 def test_usv_summary_matches_the_truth(audio_run):
-    from usvflow.usv.curate import FEATURE_COLUMNS, SUMMARY_COLUMNS, read_summary
+    from usvflow.usv.curate import (
+        CONFIDENCE_COLUMN,
+        FEATURE_COLUMNS,
+        SUMMARY_COLUMNS,
+        read_summary,
+    )
     from usvflow.usv.score import score_intervals
 
     out, sid, truth = audio_run
     audio = out / "Data" / sid / "audio"
     summ = read_summary(audio / f"{sid}_usv_summary.csv")
-    assert list(summ.columns) == SUMMARY_COLUMNS + FEATURE_COLUMNS
+    assert list(summ.columns) == SUMMARY_COLUMNS + FEATURE_COLUMNS + [CONFIDENCE_COLUMN]
+    # the built-in detector's confidence, carried to the summary: at least its operating point's 0.5
+    assert summ[CONFIDENCE_COLUMN].between(0.5, 1.0).all()
     calls = [u for u in truth["audio"]["usvs"] if not u["outside_video"]]
     assert len(calls) >= 5
     lab = np.array([[u["t_start_video_s"], u["t_stop_video_s"]] for u in calls])

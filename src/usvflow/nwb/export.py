@@ -191,6 +191,8 @@ _USV_DESCRIPTIONS = {
     "snr_db": "signal-to-noise ratio against the 50 ms on either side (dB)",
     "signal_correlation": "mean correlation of the detecting channels' band-limited spectrograms",
     "signal_variance": "variance of the normalised power (single-channel USVs)",
+    "detection_confidence": "highest detection confidence among the channels' detections of the USV "
+    "(built-in detector; empty for DAS)",
     "call_type": "call type from the classifier",
     "call_type_prob": "classifier probability of call_type",
     "source_x_m": "estimated sound source x in the arena frame (m)",

@@ -48,6 +48,7 @@ __all__ = [
     "CurateParams",
     "SUMMARY_COLUMNS",
     "FEATURE_COLUMNS",
+    "CONFIDENCE_COLUMN",
     "annotation_channel",
     "load_detections",
     "watershed_merge",
@@ -60,6 +61,8 @@ __all__ = [
 
 SUMMARY_COLUMNS = ["usv_id", "start", "stop", "duration", "peak_amp_ch", "mean_amp_ch", "chs_count",
                    "chs_detected", "emitter"]  # fmt: skip
+# the highest detection confidence among the channels' detections that make a USV (built-in detector)
+CONFIDENCE_COLUMN = "detection_confidence"
 FEATURE_COLUMNS = ["peak_freq_hz", "mean_freq_hz", "min_freq_hz", "max_freq_hz", "max_amplitude", "snr_db",
                    "signal_correlation", "signal_variance"]  # fmt: skip
 
@@ -107,7 +110,8 @@ def annotation_channel(path: str | os.PathLike, channels: list[str]) -> int | No
 
 
 def load_detections(paths, channels: list[str]) -> pd.DataFrame:
-    """All detections of a session: DataFrame ``start, stop, ch`` sorted by start.
+    """All detections of a session: DataFrame ``start, stop, ch, confidence`` sorted by start
+    (``confidence``: the built-in detector's column; NaN for files without it, such as DAS's).
 
     ``paths``: DAS-format annotation CSVs (rows named ``noise`` and empty rows dropped). A file whose
     name maps to no memmap column raises :class:`InputError` (the original skipped it silently).
@@ -121,14 +125,21 @@ def load_detections(paths, channels: list[str]) -> pd.DataFrame:
             raise InputError(
                 p, f"name does not map to a channel of the memmap ({', '.join(channels)})"
             )
-        iv = read_intervals(p)
+        iv = read_intervals(p, column="confidence")
         rows.append(
             pd.DataFrame(
-                {"start": iv[:, 0], "stop": iv[:, 1], "ch": np.full(len(iv), ch, np.int64)}
+                {
+                    "start": iv[:, 0],
+                    "stop": iv[:, 1],
+                    "ch": np.full(len(iv), ch, np.int64),
+                    "confidence": iv[:, 2],
+                }
             )
         )
     if not rows:
-        return pd.DataFrame({"start": [], "stop": [], "ch": []}).astype({"ch": "int64"})
+        return pd.DataFrame({"start": [], "stop": [], "ch": [], "confidence": []}).astype(
+            {"ch": "int64"}
+        )
     df = pd.concat(rows, ignore_index=True)
     return df.sort_values(["start", "stop", "ch"], kind="stable").reset_index(drop=True)
 
@@ -161,16 +172,20 @@ def _split_points(cov: np.ndarray, peak_min: float, valley_frac: float) -> list[
 def watershed_merge(det: pd.DataFrame, params: CurateParams | None = None) -> list[dict]:
     """Merge start-sorted per-channel detections (``start, stop, ch``) into USVs.
 
-    Returns ``[{"start", "stop", "chs": sorted list}]`` sorted by start (see the module docstring).
+    Returns ``[{"start", "stop", "chs": sorted list, "detection_confidence"}]`` sorted by start
+    (see the module docstring); ``detection_confidence`` is the highest ``confidence`` of the
+    detections that make the USV (NaN when ``det`` has none).
     """
     p = params or CurateParams()
     dt = p.coverage_bin_ms / 1000.0
     start = det["start"].to_numpy(np.float64)
     stop = det["stop"].to_numpy(np.float64)
     ch = det["ch"].to_numpy(np.int64)
+    conf = (det["confidence"].to_numpy(np.float64) if "confidence" in det.columns
+            else np.full(start.size, np.nan))  # fmt: skip
     out = []
     for a, b in _regions(start, stop, dt):
-        s, e, c = start[a:b], stop[a:b], ch[a:b]
+        s, e, c, q = start[a:b], stop[a:b], ch[a:b], conf[a:b]
         off = int(np.floor(s.min() / dt))
         i0 = np.floor(s / dt).astype(np.int64) - off
         i1 = np.maximum(np.ceil(e / dt).astype(np.int64) - off, i0 + 1)
@@ -196,7 +211,9 @@ def watershed_merge(det: pd.DataFrame, params: CurateParams | None = None) -> li
             t_hi = min(t_hi, float(e[member].max()))
             if t_hi <= t_lo:
                 t_lo, t_hi = (off + left) * dt, (off + right + 1) * dt
-            out.append({"start": t_lo, "stop": t_hi, "chs": [int(x) for x in chans[used]]})
+            qm = q[member & ~np.isnan(q)]
+            out.append({"start": t_lo, "stop": t_hi, "chs": [int(x) for x in chans[used]],
+                        CONFIDENCE_COLUMN: float(qm.max()) if qm.size else math.nan})  # fmt: skip
     out.sort(key=lambda r: (r["start"], r["stop"]))
     return out
 
@@ -400,6 +417,7 @@ def curate(det: pd.DataFrame, mm: np.ndarray, sr: float, params: CurateParams | 
         "emitter": pd.array([None] * len(kept), dtype="object"),
         **{c: pd.array([r[c] for r in kept], dtype="int64" if c == "max_amplitude" else "float64")
            for c in FEATURE_COLUMNS},
+        CONFIDENCE_COLUMN: pd.array([r[CONFIDENCE_COLUMN] for r in kept], dtype="float64"),
     })  # fmt: skip
     stats = {"n_detections": len(det), "n_merged": len(rows), "n_kept": len(kept), "filtered": filtering,
              "corr_cut": corr_cut, "var_cut": var_cut, "correlations": corrs, "variances": vars_,

@@ -71,8 +71,10 @@ def _num(field: str) -> float:
         raise
 
 
-def read_intervals(path: str | os.PathLike) -> np.ndarray:
-    """Read a label or detection file as a sorted ``(n, 2)`` float array of (start, stop) seconds.
+def read_intervals(path: str | os.PathLike, column: str | None = None) -> np.ndarray:
+    """Read a label or detection file as a sorted ``(n, 2)`` float array of (start, stop) seconds;
+    with ``column`` (a header name, e.g. the built-in detector's ``confidence``) ``(n, 3)``, its
+    values third (NaN where the file has no such column).
 
     Raises :class:`~usvflow.io.atomic.InputError` naming the file when it cannot be parsed or has
     an interval with stop < start.
@@ -82,9 +84,10 @@ def read_intervals(path: str | os.PathLike) -> np.ndarray:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
+    width = 2 if column is None else 3
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
-        return np.zeros((0, 2))
+        return np.zeros((0, width))
     first = lines[0]
     delim = ","
     if "\t" in first:
@@ -98,7 +101,7 @@ def read_intervals(path: str | os.PathLike) -> np.ndarray:
         has_header = False
     except ValueError:
         has_header = True
-    out: list[tuple[float, float]] = []
+    out: list[tuple[float, ...]] = []
     try:
         if has_header:
             i0 = next((head.index(n) for n in _START_NAMES if n in head), None)
@@ -106,21 +109,23 @@ def read_intervals(path: str | os.PathLike) -> np.ndarray:
             if i0 is None or i1 is None:
                 raise InputError(path, f"header {rows[0]} has no start/stop columns")
             i_name = head.index("name") if "name" in head else None
+            i_col = head.index(column.lower()) if column and column.lower() in head else None
             for r in rows[1:]:
                 if i_name is not None and i_name < len(r) and r[i_name].strip() == "noise":
                     continue
                 a, b = _num(r[i0]), _num(r[i1])
                 if math.isnan(a) or math.isnan(b):
                     continue  # DAS writes an empty class as a row with NaN start
-                out.append((a, b))
+                c = _num(r[i_col]) if i_col is not None and i_col < len(r) else math.nan
+                out.append((a, b, c)[:width])
         else:
             for r in rows:
                 if len(r) < 2:
                     raise InputError(path, f"row {r} has fewer than 2 fields")
-                out.append((_num(r[0]), _num(r[1])))
+                out.append((_num(r[0]), _num(r[1]), math.nan)[:width])
     except ValueError as exc:
         raise InputError(path, f"not a start,stop table ({exc})") from None
-    arr = np.asarray(out, dtype=np.float64).reshape(-1, 2)
+    arr = np.asarray(out, dtype=np.float64).reshape(-1, width)
     if np.any(arr[:, 1] < arr[:, 0]):
         raise InputError(path, "an interval has stop < start")
     return arr[np.argsort(arr[:, 0], kind="stable")]
