@@ -478,7 +478,7 @@ def protocol_report(real_roots=None, n_sim: int = 3, sim_seconds: float = 2.0, n
             "iou": _iou_summary(inj["iou"]),
         }
         deg = degrade_real(recs, params=params)
-        lines += ["", "REAL CALLS IN MORE REAL NOISE (each recording plus its own background from label-free "
+        lines += ["", "REAL CALLS IN MORE REAL NOISE (each recording plus background from the recordings' label-free "
                   "stretches, noise rms x2-x4, 3 draws each; scored against the labels of the recording as it was)",
                   f"{'noise':>6s} {'SNR':>7s} {'labs':>5s} {'dets':>5s} {'P':>6s} {'R':>6s} {'F1':>6s} {'F1@.5':>6s} "
                   f"{'IoU med':>7s} {'IoU 10%':>7s} {'onset':>6s} {'offset':>6s}"]  # fmt: skip
