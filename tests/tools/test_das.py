@@ -28,7 +28,7 @@ TRAIN_ARGS = ["--model-name", "tcn", "--nb-filters", "16", "--kernel-size", "16"
 TRAIN_CHANNELS = {"train": (0, 3, 6, 9, 12, 15, 18, 21), "val": (1, 13)}
 # das segment_minlen: the simulator's shortest call (the config's 15-ms default drops the shortest calls)
 MINLEN_S = 0.005
-# measured (README): precision 0.76-1.00, recall 0.875-0.92 over nine runs (DAS's training is not reproducible
+# measured (README): precision 0.76-1.00, recall 0.875-0.92 over ten runs (DAS's training is not reproducible
 # run to run: the weights differ with the same seed and data; the fifth run, 0.76, failed a 0.8 floor)
 FLOOR_PRECISION, FLOOR_RECALL = 0.7, 0.8
 
