@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .detect import DetectParams
 from .score import match_intervals, pairs_iou, pool_scores, read_intervals, score_intervals
 
 __all__ = [
@@ -52,8 +53,8 @@ GRID_DB = (10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0)
 GRID_FILLGAP = (0.015, 0.025, 0.035)
 DEFAULT_REAL = Path(__file__).resolve().parents[3] / "tests" / "data" / "usv-audio"
 # detection on int16 values held in memory (what detect_file sets for a 16-bit file: full scale is
-# clipping, the floor's lower bound is 4 LSB rms of white noise)
-_INT16 = {"clip_level": 32767.0, "min_noise_rms": 4.0}
+# clipping, the floor's lower bound is floor_lsb LSB rms of white noise, its setting's default)
+_INT16 = {"clip_level": 32767.0, "min_noise_rms": DetectParams().floor_lsb}  # 1 LSB = 1
 
 
 def find_labelled(roots) -> list[tuple[str, Path, Path]]:
@@ -91,8 +92,6 @@ def loro_real(recordings, grid_db=GRID_DB, default_db: float = 12.0, params: dic
     The operating point of each held-out recording is a pair (``thr_high_db``, ``segment_fillgap``)
     from the grids, the one with the best pooled any-overlap F1 on the other recordings (ties: the
     default gap filling first, then the threshold nearest the default)."""
-    from .detect import DetectParams
-
     if default_fillgap is None:
         default_fillgap = DetectParams().updated(**(params or {})).segment_fillgap
     default = (float(default_db), float(default_fillgap))
