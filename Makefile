@@ -23,8 +23,9 @@ demo: install
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	@echo "[1/4] simulating a 4 s session with calibration in $(DEMO)/ (ground truth in $(DEMO)/truth/)"
 	@$(BIN)/usvflow simulate $(DEMO) --sessions 1 --seconds 4 --seed 0 --no-progress > $(DEMO)/simulate.log
-	@echo "[2/4] simulating labelled calls to train the call-type classifier on"
+	@echo "[2/4] simulating labelled calls (and no-call windows: class none) to train the call-type classifier on"
 	@$(BIN)/usvflow export-spectrograms --simulate 120 --seed 1 --dataset-dir $(DEMO)/calltype_training \
+		--classes flat up_ramp down_ramp step trill complex none \
 		> $(DEMO)/calltype_training.log
 	@echo "[3/4] running every stage (Snakemake's output: $(DEMO)/snakemake.log; each step's: <session>/logs/)"
 	@$(BIN)/snakemake --cores $(CORES) --configfile $(DEMO)/config.yaml config/demo.yaml > $(DEMO)/snakemake.log 2>&1 \

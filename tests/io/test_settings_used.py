@@ -191,7 +191,8 @@ def duplicated_defaults(schema, files=None) -> dict[str, str]:
 # Defaults found by name that are not settings: the name of a setting, used for something else.
 NOT_SETTINGS = {
     "src/usvflow/cli.py:cli:seed": "usvflow simulate --seed: the simulated cohort's seed",
-    "src/usvflow/usv/calltypes_cli.py:cli:seed": "export-spectrograms --seed: the simulated calls' seed",
+    "src/usvflow/usv/calltypes_cli.py:cli:seed": "export-spectrograms --seed: the simulated calls' (and background windows') seed",
+    "src/usvflow/usv/calltypes.py:background_spectrograms:seed": "the seed of the background windows' draw",
     "src/usvflow/pose/calibrate.py:calibrate:seed": "the seed of the calibration's frame sampling",
     "src/usvflow/usv/calltypes.py:classify_summary:seed": "the seed of inference (torch)",
     "src/usvflow/usv/calltypes.py:predict_proba:seed": "the seed of inference (torch)",

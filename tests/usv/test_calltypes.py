@@ -11,11 +11,13 @@ import pytest
 from usvflow.io.atomic import InputError
 from usvflow.simulate.calltypes import (
     SIM_SUMMARY_COLUMNS,
+    as_processed,
+    render_background,
     render_clip,
     simulate_labelled_spectrograms,
 )
 from usvflow.usv import calltypes as ct
-from usvflow.usv.spectrogram import SpecParams, save_spectrograms
+from usvflow.usv.spectrogram import SpecParams, call_spectrogram, save_spectrograms
 
 FS = 250_000
 P = SpecParams(n_fft=256, n_freq=32, n_time=32)  # small images: seconds of CPU training
@@ -44,6 +46,16 @@ def model(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
     rep = ct.train(data_dir, out, ct.TrainParams(seed=1, **TP))
     return out, rep
+
+
+@pytest.fixture(scope="module")
+def none_model(tmp_path_factory):
+    """A model trained with the no-call class "none" beside the three call types."""
+    d = tmp_path_factory.mktemp("calls_none")
+    x, lab = simulate_labelled_spectrograms(80, [*CLASSES, ct.NO_TYPE], seed=3, params=P)
+    ct.write_dataset(d, x, lab, params=P)
+    out = tmp_path_factory.mktemp("model_none")
+    return out, ct.train(d, out, ct.TrainParams(seed=1, **TP))
 
 
 def test_dataset_layout_round_trip(data_dir):
@@ -142,6 +154,79 @@ def test_model_errors(model, tmp_path):
     ct.write_dataset(d, x, lab, params=P)
     with pytest.raises(InputError, match=r"\['complex'\] are not classes of the model"):
         ct.evaluate_dataset(ct.load_model(out), d)
+
+
+def test_none_class_types_no_call_windows_none(none_model, tmp_path):
+    """Trained with windows without a call (simulated noise, tones, clicks), the model answers "none"
+    for them on independent draws and still types the calls (measured against the simulator)."""
+    out, rep = none_model
+    m = ct.load_model(out)
+    assert m.classes == sorted([*CLASSES, ct.NO_TYPE])
+    x, lab = simulate_labelled_spectrograms(60, CLASSES, seed=11, params=P)
+    pred = np.asarray(m.classes)[ct.predict_proba(m, x).argmax(1)]
+    assert np.mean(pred == lab) >= 0.85 and np.mean(pred == ct.NO_TYPE) <= 0.05
+    rng = np.random.default_rng(14)
+    # (tone, click) -> the share typed "none" at least (measured 1.00, 0.95, 0.53): a tone filling the
+    # window looks much like a flat call, and is what the detector's line rule is for
+    for p_tone, p_click, need in [(0, 0, 0.95), (0, 1, 0.85), (1, 0, 0.4)]:
+        specs = []
+        for _ in range(60):
+            y, on, off = render_background(rng, FS, P, p_tone=p_tone, p_click=p_click)
+            specs.append(call_spectrogram(as_processed(y, rng, FS), FS, on, off, P))
+        pred = np.asarray(m.classes)[ct.predict_proba(m, np.stack(specs)).argmax(1)]
+        share = np.mean(pred == ct.NO_TYPE)
+        assert share >= need, (p_tone, p_click, np.unique(pred, return_counts=True))
+    # in a session's table: the rejection threshold would be ambiguous beside a "none" class
+    summary, mmap, _ = _session(tmp_path, n_calls=3)
+    npz = tmp_path / "s.npz"
+    ct.export_session_spectrograms(summary, mmap, npz, P)
+    with pytest.raises(InputError, match="class named 'none'"):
+        ct.classify_summary(summary, npz, out, tmp_path / "x.csv", min_probability=0.5)
+
+
+def test_background_windows_avoid_the_usvs(tmp_path):
+    summary, mmap, _ = _session(tmp_path, n_calls=6, seed=5)
+    df = pd.read_csv(summary)
+    specs, names = ct.background_spectrograms(summary, mmap, 20, P, seed=3)
+    assert specs.shape == (20, P.n_freq, P.n_time) and len(set(names)) == 20
+    window = P.duration_s + P.n_fft / FS
+    for name in names:
+        t = int(name.split("_t")[1].split("ms")[0]) / 1000
+        near = (df["start"] < t + window + 0.05 - 1e-3) & (df["stop"] > t - 0.05 + 1e-3)
+        assert not near.any(), (name, df[near])
+    again, names2 = ct.background_spectrograms(summary, mmap, 20, P, seed=3)
+    assert names2 == names and np.array_equal(again, specs)
+    assert ct.background_spectrograms(summary, mmap, 20, P, seed=4)[1] != names
+    # a dead channel (constant samples) is never drawn
+    mm = np.memmap(mmap, dtype="<i2", mode="r+", shape=(np.memmap(mmap, dtype="<i2").size // 4, 4))
+    mm[:, 2] = 0
+    mm.flush()
+    _, names = ct.background_spectrograms(summary, mmap, 30, P, seed=3)
+    assert not any(n.endswith("_ch02") for n in names)
+    # no room between the USVs: a clear error naming the summary
+    df["stop"] = df["start"] + 0.15
+    df.to_csv(summary, index=False)
+    with pytest.raises(InputError, match=r"found room for 0 of 5 background windows"):
+        ct.background_spectrograms(summary, mmap, 5, P)
+
+
+def test_cli_background_class(tmp_path, capsys):
+    from usvflow.cli import main
+
+    summary, mmap, _ = _session(tmp_path, n_calls=6, seed=5)
+    small = ["--n-fft", "256", "--n-freq", "32", "--n-time", "32"]
+    rc = main(["export-spectrograms", str(summary), "--memmap", str(mmap), "--background", "7",
+               "--dataset-dir", str(tmp_path / "d"), "--name-prefix", "s1_", *small])  # fmt: skip
+    assert rc == 0 and "wrote 7 background spectrograms" in capsys.readouterr().out
+    assert len(list((tmp_path / "d" / "none").glob("s1_bg0_*.npy"))) == 7
+    assert main(["export-spectrograms", "--simulate", "3", "--classes", "flat", "none", "--dataset-dir",
+                 str(tmp_path / "d"), *small]) == 0  # fmt: skip
+    x, y, classes, _ = ct.read_dataset(tmp_path / "d")
+    assert classes == ["flat", "none"] and np.bincount(y).tolist() == [3, 10]
+    assert (
+        main(["export-spectrograms", str(summary), "--memmap", str(mmap), "--background", "3"]) == 2
+    )
+    assert "--background needs --dataset-dir" in capsys.readouterr().err
 
 
 def _session(tmp_path, n_calls=9, seed=2):

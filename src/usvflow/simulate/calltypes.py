@@ -6,6 +6,9 @@
   closely), processes them as the workflow processes a channel before the memmap (int16 LSBs, 30 kHz
   high-pass, harmonic part of HPSS with the default settings; ``processed=False`` skips this), and
   returns their spectrograms with the true type as label: the training material of the classifier.
+  The class :data:`BACKGROUND` ("none") is what a detector hands over when there is no call: a
+  detection-long stretch of noise, often with a stationary tone or a broadband click
+  (:func:`render_background`); a model trained with it can answer "none of the trained types".
 * :func:`summary_from_truth` builds a session USV summary (the curated table's columns) from a
   simulated session's ground truth, with the true type in ``call_type_true``; the rule-level test and
   the demo measure the classifier of a whole session against it.
@@ -21,6 +24,7 @@ import pandas as pd
 
 from usvflow.io.atomic import InputError, read_json
 from usvflow.simulate.calls import CALL_TYPES, draw_call, waveform
+from usvflow.usv.calltypes import NO_TYPE
 from usvflow.usv.curate import FEATURE_COLUMNS, SUMMARY_COLUMNS
 from usvflow.usv.spectrogram import SpecParams, call_spectrogram
 
@@ -29,6 +33,9 @@ SIM_SUMMARY_COLUMNS = [
     *SUMMARY_COLUMNS,
     *(c for c in FEATURE_COLUMNS if not c.startswith("signal_")),
 ]
+
+
+BACKGROUND = NO_TYPE  # the class of detection-like windows without a call
 
 
 def render_clip(rng: np.random.Generator, call_type: str, sample_rate: float = 250000.0,
@@ -73,6 +80,34 @@ def render_clip(rng: np.random.Generator, call_type: str, sample_rate: float = 2
     return x, onset, stop, {"amp_to_noise": amp, "duration_s": call.duration_s}
 
 
+def render_background(rng: np.random.Generator, sample_rate: float = 250000.0,
+                      params: SpecParams | None = None, p_tone: float = 0.5, p_click: float = 0.5,
+                      tone_amp: tuple[float, float] = (0.3, 3.0)) -> tuple[np.ndarray, float, float]:  # fmt: skip
+    """A clip of what a detector may report with no call in it: ``(x, onset_s, stop_s)``.
+
+    White noise (rms 1); with probability ``p_tone`` a stationary tone (equipment whine: the
+    simulator's 31.25/40/62.5-kHz lines or any frequency of 25–115 kHz; amplitude log-uniform in
+    ``tone_amp``: 0.3 is ~9 dB over the noise in a Hann-windowed 512-sample FFT bin); with probability
+    ``p_click`` a broadband click of 0.1–1 ms near the onset. The reported window is 4–40 ms long,
+    as short false detections are.
+    """
+    p = params or SpecParams()
+    pre = 0.02
+    n = int(math.ceil((pre + p.duration_s + 0.02) * sample_rate)) + p.n_fft
+    t = np.arange(n) / sample_rate
+    x = rng.standard_normal(n)
+    if rng.random() < p_tone:
+        f = rng.choice([31.25e3, 40e3, 62.5e3]) if rng.random() < 0.5 else rng.uniform(25e3, 115e3)
+        amp = math.exp(rng.uniform(*np.log(tone_amp)))
+        x += amp * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+    if rng.random() < p_click:
+        k = int(rng.uniform(pre - 0.005, pre + 0.01) * sample_rate)
+        m = int(rng.uniform(1e-4, 1e-3) * sample_rate)
+        x[k : k + m] += rng.uniform(5, 50) * rng.standard_normal(m) * np.hanning(m)
+    stop = pre + math.exp(rng.uniform(math.log(0.004), math.log(0.04)))
+    return x, pre, stop
+
+
 def as_processed(
     x: np.ndarray,
     rng: np.random.Generator,
@@ -94,19 +129,25 @@ def simulate_labelled_spectrograms(n_per_class: int, classes=CALL_TYPES, seed: i
                                    params: SpecParams | None = None, sample_rate: float = 250000.0,
                                    processed: bool = True, **clip_kwargs) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(spectrograms (n, n_freq, n_time) float32, labels (n,) str)``, ``n_per_class`` of each class,
-    deterministic in ``seed``; ``processed``: through :func:`as_processed` (as the workflow's memmap)."""
+    deterministic in ``seed``; ``processed``: through :func:`as_processed` (as the workflow's memmap).
+    ``classes`` are call types of the simulator and, optionally, :data:`BACKGROUND` (windows without
+    a call, :func:`render_background`)."""
     p = params or SpecParams()
     classes = list(classes)
-    unknown = [c for c in classes if c not in CALL_TYPES]
+    unknown = [c for c in classes if c not in (*CALL_TYPES, BACKGROUND)]
     if unknown:
-        raise ValueError(f"unknown call type(s) {unknown}; the simulator has {list(CALL_TYPES)}")
+        raise ValueError(f"unknown call type(s) {unknown}; the simulator has {list(CALL_TYPES)} "
+                         f"and {BACKGROUND!r} (no call)")  # fmt: skip
     rng = np.random.default_rng(seed)
     specs = np.zeros((n_per_class * len(classes), p.n_freq, p.n_time), np.float32)
     labels = []
     i = 0
     for _ in range(n_per_class):
         for c in classes:
-            x, on, off, _ = render_clip(rng, c, sample_rate, p, **clip_kwargs)
+            if c == BACKGROUND:
+                x, on, off = render_background(rng, sample_rate, p)
+            else:
+                x, on, off, _ = render_clip(rng, c, sample_rate, p, **clip_kwargs)
             if processed:
                 x = as_processed(x, rng, sample_rate)
             specs[i] = call_spectrogram(x, sample_rate, on, off, p)

@@ -6,6 +6,10 @@ images)::
     DATA_DIR/dataset.json          spectrogram parameters (SpecParams) the arrays were made with
     DATA_DIR/<class>/<name>.npy    one (n_freq, n_time) float32 spectrogram per call
 
+A class folder named ``none`` (:data:`NO_TYPE`) holds windows without a call (noise, equipment tones,
+clicks: :func:`background_spectrograms` draws them from a session's stretches between USVs); a
+model trained with it types what it takes for such a window ``none`` instead of forcing a call type.
+
 Training (:func:`train`) splits every class into train / validation / test parts (stratified, seeded),
 trains :class:`CallTypeCNN` on the train part with augmentation (time and frequency shifts, contrast,
 additive noise) and class-weighted cross-entropy, stops early on the validation loss (the best epoch's
@@ -49,6 +53,8 @@ log = logging.getLogger(__name__)
 
 MODEL_FORMAT = 1
 DATASET_JSON = "dataset.json"
+# call_type of a USV that none of the trained types explains, and the class of no-call windows
+NO_TYPE = "none"
 
 
 # ---------------------------------------------------------------- dataset folders
@@ -641,7 +647,69 @@ def export_session_spectrograms(summary_csv, memmap, out_npz, params: SpecParams
     return len(df)
 
 
-NO_TYPE = "none"  # call_type of a USV that none of the trained types explains well enough
+def background_spectrograms(summary_csv, memmap, n: int, params: SpecParams | None = None, seed: int = 0,
+                            margin_s: float = 0.05) -> tuple[np.ndarray, list[str]]:  # fmt: skip
+    """``n`` spectrograms of windows with no USV near them, for the ``none`` class of a training set.
+
+    A window starts at a random time (seeded) on a random channel of the session memmap, lasts as long
+    as a random USV of the summary (4–40 ms, log-uniform, if it lists none) and lies at least
+    ``margin_s`` (with its whole spectrogram window) from every USV of the summary on any channel; windows of constant (dead or masked)
+    audio are skipped. What a session's background holds between calls (its noise, equipment tones,
+    clicks, cage sounds) is what a model with a ``none`` class learns to tell from calls. Returns
+    ``(spectrograms (n, n_freq, n_time) float32, names)``; names are ``bg<seed>_<index>_t<onset>ms_ch<channel>``.
+    InputError when the session has too little room between its USVs.
+    """
+    import pandas as pd
+
+    from usvflow.audio.memmap import open_memmap_reader, parse_memmap_name
+
+    from .spectrogram import spectrograms_from_memmap
+
+    p = params or SpecParams()
+    if n < 1:
+        raise InputError(None, f"background: n = {n}, need at least 1")
+    df = read_summary_text(summary_csv)
+    mm = open_memmap_reader(memmap)
+    sr = parse_memmap_name(memmap)["sample_rate"]
+    n_samples, n_ch = mm.shape
+    starts = pd.to_numeric(df["start"]).to_numpy()
+    stops = pd.to_numeric(df["stop"]).to_numpy()
+    order = np.argsort(starts)
+    starts, stops = starts[order], np.maximum.accumulate(stops[order]) if len(stops) else stops
+    durations = np.clip(stops - starts, 0.002, p.duration_s) if len(starts) else None
+    window_s = p.duration_s + p.n_fft / sr
+    span = n_samples / sr - window_s
+    rng = np.random.default_rng(seed)
+    on, off, ch = [], [], []
+    tries = 0
+    while len(on) < n and tries < 100 * n and span > 0:
+        tries += 1
+        t0 = float(rng.uniform(0.0, span))
+        dur = float(rng.choice(durations)) if durations is not None else float(
+            np.exp(rng.uniform(np.log(0.004), np.log(0.04))))  # fmt: skip
+        k = int(rng.integers(n_ch))
+        # USVs starting before the window's end (its whole spectrogram, also what the mask hides)
+        i = np.searchsorted(starts, t0 + window_s + margin_s)
+        if i > 0 and stops[i - 1] > t0 - margin_s:  # the latest-ending of them ends after its start
+            continue
+        a = int(t0 * sr)
+        seg = np.asarray(mm[a : a + int(window_s * sr), k])
+        if seg.size == 0 or np.all(seg == seg[0]):
+            continue
+        on.append(t0)
+        off.append(t0 + dur)
+        ch.append(k)
+    if len(on) < n:
+        raise InputError(summary_csv, f"found room for {len(on)} of {n} background windows of "
+                                      f"{p.duration_s:g} s at >= {margin_s:g} s from every USV in "
+                                      f"{memmap} (too short, too dense or silent); ask for fewer")  # fmt: skip
+    specs = spectrograms_from_memmap(
+        mm, sr, np.asarray(on), np.asarray(off), np.asarray(ch), p, memmap
+    )
+    names = [
+        f"bg{seed}_{i:06d}_t{round(t * 1000)}ms_ch{k:02d}" for i, (t, k) in enumerate(zip(on, ch))
+    ]
+    return specs, names
 
 
 def classify_summary(summary_csv, spectrograms_npz, model_dir, out_csv, device: str = "cpu",

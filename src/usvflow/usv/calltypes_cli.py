@@ -62,6 +62,13 @@ def add_export_arguments(s) -> None:
         "--name-prefix", default="", help="prefix of the training-set file names (e.g. session id)"
     )
     s.add_argument(
+        "--background",
+        type=int,
+        metavar="N",
+        help="also write N spectrograms of the session's stretches between USVs to DATASET_DIR/none "
+        "(the no-call class: a model trained with it types noise, tones and clicks 'none')",
+    )
+    s.add_argument(
         "--simulate",
         type=int,
         metavar="N_PER_CLASS",
@@ -70,14 +77,22 @@ def add_export_arguments(s) -> None:
     s.add_argument(
         "--classes", nargs="+", help="simulated call types (default: all the simulator's)"
     )
-    s.add_argument("--seed", type=int, default=0, help="seed of --simulate (default 0)")
+    s.add_argument(
+        "--seed", type=int, default=0, help="seed of --simulate and --background (default 0)"
+    )
     _add_spec_arguments(s)
 
 
 def run_export(a) -> None:
     import numpy as np
 
-    from .calltypes import export_session_spectrograms, read_summary_text, write_dataset
+    from .calltypes import (
+        NO_TYPE,
+        background_spectrograms,
+        export_session_spectrograms,
+        read_summary_text,
+        write_dataset,
+    )
     from .spectrogram import load_spectrograms
 
     p = _spec_params(a)
@@ -102,11 +117,21 @@ def run_export(a) -> None:
             f"wrote {len(labels)} simulated spectrograms of {len(set(labels))} classes to {a.dataset_dir}"
         )
         return
-    if not (a.summary and a.memmap and a.output):
-        raise InputError(None, "give SUMMARY, --memmap and -o (or --simulate N --dataset-dir DIR)")
+    if not (a.summary and a.memmap and (a.output or a.background is not None)):
+        raise InputError(None, "give SUMMARY, --memmap and -o and/or --background N "
+                               "(or --simulate N --dataset-dir DIR)")  # fmt: skip
+    if a.background is not None:
+        if not a.dataset_dir:
+            raise InputError(None, "--background needs --dataset-dir")
+        specs, names = background_spectrograms(a.summary, a.memmap, a.background, p, a.seed)
+        names = [f"{a.name_prefix}{x}" for x in names]
+        write_dataset(a.dataset_dir, specs, [NO_TYPE] * len(names), names, p)
+        print(f"wrote {len(names)} background spectrograms to {Path(a.dataset_dir) / NO_TYPE}")
+    if not a.output:
+        return
     n = export_session_spectrograms(a.summary, a.memmap, a.output, p, a.png_dir)
     print(f"wrote {n} spectrograms to {a.output}")
-    if a.label_column or a.dataset_dir:
+    if a.label_column or (a.dataset_dir and a.background is None):
         if not (a.label_column and a.dataset_dir):
             raise InputError(None, "a training set needs both --label-column and --dataset-dir")
         df = read_summary_text(a.summary)
