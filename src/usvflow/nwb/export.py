@@ -193,7 +193,7 @@ _USV_DESCRIPTIONS = {
     "signal_variance": "variance of the normalised power (single-channel USVs)",
     "detection_confidence": "highest detection confidence among the channels' detections of the USV "
     "(built-in detector; empty for DAS)",
-    "call_type": "call type from the classifier",
+    "call_type": 'call type from the classifier ("none": none of the trained types)',
     "call_type_prob": "classifier probability of call_type",
     "source_x_m": "estimated sound source x in the arena frame (m)",
     "source_y_m": "estimated sound source y in the arena frame (m)",
