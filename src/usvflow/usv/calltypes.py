@@ -651,13 +651,17 @@ def background_spectrograms(summary_csv, memmap, n: int, params: SpecParams | No
                             margin_s: float = 0.05) -> tuple[np.ndarray, list[str]]:  # fmt: skip
     """``n`` spectrograms of windows with no USV near them, for the ``none`` class of a training set.
 
-    A window starts at a random time (seeded) on a random channel of the session memmap, lasts as long
-    as a random USV of the summary (4–40 ms, log-uniform, if it lists none) and lies at least
-    ``margin_s`` (with its whole spectrogram window) from every USV of the summary on any channel; windows of constant (dead or masked)
-    audio are skipped. What a session's background holds between calls (its noise, equipment tones,
-    clicks, cage sounds) is what a model with a ``none`` class learns to tell from calls. Returns
-    ``(spectrograms (n, n_freq, n_time) float32, names)``; names are ``bg<seed>_<index>_t<onset>ms_ch<channel>``.
-    InputError when the session has too little room between its USVs.
+    A window starts at a random time (seeded) on a random channel of the session memmap and lasts as
+    long as a random USV of the summary (4–40 ms, log-uniform, if it lists none). It and its whole
+    spectrogram window lie at least ``margin_s`` from every USV of the summary on any channel;
+    windows of constant (dead or masked) audio are skipped. What a session's background holds
+    between calls (its noise, equipment tones, clicks, cage sounds) is what a model with a ``none``
+    class learns to tell from calls. A call the summary lacks (too faint for the detector) can fall
+    in a window: use a session whose table is complete, or look at the windows first.
+
+    Returns ``(spectrograms (n, n_freq, n_time) float32, names)``, names
+    ``bg<seed>_<index>_t<onset>ms_ch<channel>``. InputError when the session has too little room
+    between its USVs.
     """
     import pandas as pd
 
