@@ -197,6 +197,13 @@ def test_background_windows_avoid_the_usvs(tmp_path):
     again, names2 = ct.background_spectrograms(summary, mmap, 20, P, seed=3)
     assert names2 == names and np.array_equal(again, specs)
     assert ct.background_spectrograms(summary, mmap, 20, P, seed=4)[1] != names
+    # each window is as long as a USV of the summary: what follows its stop is masked
+    one = df.copy()
+    one["stop"] = one["start"] + 0.01
+    one.to_csv(tmp_path / "short.csv", index=False)
+    short, _ = ct.background_spectrograms(tmp_path / "short.csv", mmap, 10, P, seed=3)
+    after = P.times_s() > 0.01 + P.stop_margin_s
+    assert after.any() and not short[:, :, after].any() and short[:, :, ~after].any()
     # a dead channel (constant samples) is never drawn
     mm = np.memmap(mmap, dtype="<i2", mode="r+", shape=(np.memmap(mmap, dtype="<i2").size // 4, 4))
     mm[:, 2] = 0
