@@ -6,7 +6,7 @@
   closely), processes them as the workflow processes a channel before the memmap (int16 LSBs, 30 kHz
   high-pass, harmonic part of HPSS with the default settings; ``processed=False`` skips this), and
   returns their spectrograms with the true type as label: the training material of the classifier.
-  The class :data:`BACKGROUND` ("none") is what a detector hands over when there is no call: a
+  The class ``"none"`` (:data:`~usvflow.usv.calltypes.NO_TYPE`) is what a detector hands over when there is no call: a
   detection-long stretch of noise, often with a stationary tone or a broadband click
   (:func:`render_background`); a model trained with it can answer "none of the trained types".
 * :func:`summary_from_truth` builds a session USV summary (the curated table's columns) from a
@@ -35,7 +35,15 @@ SIM_SUMMARY_COLUMNS = [
 ]
 
 
-BACKGROUND = NO_TYPE  # the class of detection-like windows without a call
+def _add_click(rng: np.random.Generator, x: np.ndarray, k: int, sample_rate: float) -> None:
+    """Add a broadband click of 0.1–1 ms (Hann-shaped noise burst, 5–50 x the noise) at sample ``k``."""
+    m = min(int(rng.uniform(1e-4, 1e-3) * sample_rate), x.size - k)
+    x[k : k + m] += rng.uniform(5, 50) * rng.standard_normal(m) * np.hanning(m)
+
+
+def _add_tone(rng: np.random.Generator, x: np.ndarray, t: np.ndarray, f: float, amp: float) -> None:
+    """Add a stationary tone of ``f`` Hz and amplitude ``amp`` at a random phase."""
+    x += amp * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
 
 
 def render_clip(rng: np.random.Generator, call_type: str, sample_rate: float = 250000.0,
@@ -61,15 +69,10 @@ def render_clip(rng: np.random.Generator, call_type: str, sample_rate: float = 2
         t_next = pre + call.duration_s + rng.uniform(0.02, 0.06)
         x += math.exp(rng.uniform(*np.log(amp_to_noise))) * waveform(nxt, t - t_next)
     if rng.random() < p_click:
-        tc = rng.uniform(0.0, pre + p.duration_s)
-        k = int(tc * sample_rate)
-        m = int(rng.uniform(1e-4, 1e-3) * sample_rate)
-        x[k : k + m] += (
-            rng.uniform(5, 50) * rng.standard_normal(min(m, n - k)) * np.hanning(min(m, n - k))
-        )
+        _add_click(rng, x, int(rng.uniform(0.0, pre + p.duration_s) * sample_rate), sample_rate)
     if rng.random() < p_tone:
         f = rng.choice([20e3, 31.25e3, 40e3, 62.5e3])
-        x += rng.uniform(0.1, 0.5) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        _add_tone(rng, x, t, f, rng.uniform(0.1, 0.5))
     onset = pre + float(np.clip(rng.normal(0.0, onset_sd_s), -3 * onset_sd_s, 3 * onset_sd_s))
     stop = (
         pre
@@ -98,12 +101,9 @@ def render_background(rng: np.random.Generator, sample_rate: float = 250000.0,
     x = rng.standard_normal(n)
     if rng.random() < p_tone:
         f = rng.choice([31.25e3, 40e3, 62.5e3]) if rng.random() < 0.5 else rng.uniform(25e3, 115e3)
-        amp = math.exp(rng.uniform(*np.log(tone_amp)))
-        x += amp * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        _add_tone(rng, x, t, f, math.exp(rng.uniform(*np.log(tone_amp))))
     if rng.random() < p_click:
-        k = int(rng.uniform(pre - 0.005, pre + 0.01) * sample_rate)
-        m = int(rng.uniform(1e-4, 1e-3) * sample_rate)
-        x[k : k + m] += rng.uniform(5, 50) * rng.standard_normal(m) * np.hanning(m)
+        _add_click(rng, x, int(rng.uniform(pre - 0.005, pre + 0.01) * sample_rate), sample_rate)
     stop = pre + math.exp(rng.uniform(math.log(0.004), math.log(0.04)))
     return x, pre, stop
 
@@ -130,21 +130,21 @@ def simulate_labelled_spectrograms(n_per_class: int, classes=CALL_TYPES, seed: i
                                    processed: bool = True, **clip_kwargs) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(spectrograms (n, n_freq, n_time) float32, labels (n,) str)``, ``n_per_class`` of each class,
     deterministic in ``seed``; ``processed``: through :func:`as_processed` (as the workflow's memmap).
-    ``classes`` are call types of the simulator and, optionally, :data:`BACKGROUND` (windows without
-    a call, :func:`render_background`)."""
+    ``classes`` are call types of the simulator and, optionally, ``"none"`` (windows without a call,
+    :func:`render_background`)."""
     p = params or SpecParams()
     classes = list(classes)
-    unknown = [c for c in classes if c not in (*CALL_TYPES, BACKGROUND)]
+    unknown = [c for c in classes if c not in (*CALL_TYPES, NO_TYPE)]
     if unknown:
         raise ValueError(f"unknown call type(s) {unknown}; the simulator has {list(CALL_TYPES)} "
-                         f"and {BACKGROUND!r} (no call)")  # fmt: skip
+                         f"and {NO_TYPE!r} (no call)")  # fmt: skip
     rng = np.random.default_rng(seed)
     specs = np.zeros((n_per_class * len(classes), p.n_freq, p.n_time), np.float32)
     labels = []
     i = 0
     for _ in range(n_per_class):
         for c in classes:
-            if c == BACKGROUND:
+            if c == NO_TYPE:
                 x, on, off = render_background(rng, sample_rate, p)
             else:
                 x, on, off, _ = render_clip(rng, c, sample_rate, p, **clip_kwargs)

@@ -680,7 +680,7 @@ def background_spectrograms(summary_csv, memmap, n: int, params: SpecParams | No
     stops = pd.to_numeric(df["stop"]).to_numpy()
     durations = np.clip(stops - starts, 0.002, p.duration_s) if len(starts) else None
     order = np.argsort(starts)  # sorted by start, each stop the latest of the USVs so far
-    starts, stops = starts[order], np.maximum.accumulate(stops[order]) if len(stops) else stops
+    starts, stops = starts[order], np.maximum.accumulate(stops[order])
     window_s = p.duration_s + p.n_fft / sr
     span = n_samples / sr - window_s
     rng = np.random.default_rng(seed)
